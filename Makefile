@@ -1,0 +1,52 @@
+# The two commands of the README: `make run` and `make test`.
+# .python-version says 3.12; pyenv's python3 resolves it in this folder.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint typecheck pytest browser-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the requirements change.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# A demo password made once per checkout (never committed), so logins stay the same.
+.demo-password:
+	@$(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))" > $@
+
+run: install .demo-password
+	$(BIN)/python manage.py migrate --no-input
+	DEMO_PASSWORD="$$(cat .demo-password)" $(BIN)/python manage.py seed_demo --if-empty
+	@echo ""
+	@echo "Relocation is at http://$(HOST):$(PORT)/  (log in with a demo login above)"
+	@echo ""
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .demo-password staticfiles

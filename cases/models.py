@@ -1,0 +1,363 @@
+"""Sites, persons, cases, interviews and incidents: the roster side of the domain."""
+
+import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
+from simple_history.models import HistoricalRecords
+
+
+class CaseStatus(models.TextChoices):
+    REGISTERED = "registered", _("Registered")
+    INTERVIEW_SCHEDULED = "interview_scheduled", _("Interview scheduled")
+    INTERVIEWED = "interviewed", _("Interviewed")
+    ELIGIBLE = "eligible", _("Eligible")
+    NOT_ELIGIBLE = "not_eligible", _("Not eligible")
+    NOMINATED = "nominated", _("Nominated")
+    ACCEPTED = "accepted", _("Accepted")
+    DEPARTURE_SCHEDULED = "departure_scheduled", _("Departure scheduled")
+    DECLINED_PARTICIPATION = "declined_participation", _("Declined participation")
+    ON_HOLD = "on_hold", _("On hold")
+    RELOCATED = "relocated", _("Relocated")
+    CLOSED = "closed", _("Closed")
+
+
+class Determination(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    CONFIRMED = "confirmed", _("Confirmed")
+    NOT_CONFIRMED = "not_confirmed", _("Not confirmed")
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", _("Female")
+    MALE = "M", _("Male")
+    OTHER = "X", _("Other / unspecified")
+
+
+class Relationship(models.TextChoices):
+    PRINCIPAL_APPLICANT = "PA", _("Principal applicant")
+    SPOUSE = "spouse", _("Spouse")
+    CHILD = "child", _("Child")
+    PARENT = "parent", _("Parent")
+    SIBLING = "sibling", _("Sibling")
+    OTHER_RELATIVE = "other_relative", _("Other relative")
+    OTHER = "other", _("Other")
+
+
+class ResidenceStatus(models.TextChoices):
+    PRESENT = "present", _("Present")
+    RELOCATED = "relocated", _("Relocated")
+    DECEASED = "deceased", _("Deceased")
+    MISSING = "missing", _("Missing")
+    LEFT = "left", _("Left (other means)")
+
+
+class Site(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    code = models.SlugField(_("code"), max_length=30, unique=True)
+    location = models.CharField(_("location"), max_length=200, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SpecificNeed(models.Model):
+    """A vulnerability code (medical condition, disability, ...). Sensitive."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    label = models.CharField(_("label"), max_length=120)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("specific need")
+        verbose_name_plural = _("specific needs")
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Case(models.Model):
+    case_no = models.CharField(_("case number"), max_length=40, unique=True)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="cases", verbose_name=_("site"))
+    # Written only by cases.services.case_transition (see cases/workflow.py).
+    status = models.CharField(_("status"), max_length=30, choices=CaseStatus.choices, default=CaseStatus.REGISTERED)
+    status_changed_at = models.DateTimeField(_("in status since"), default=timezone.now)
+    # The status a case was put on hold from: the only one it may return to.
+    status_before_hold = models.CharField(max_length=30, choices=CaseStatus.choices, blank=True)
+    determination = models.CharField(
+        _("determination"), max_length=20, choices=Determination.choices, default=Determination.PENDING
+    )
+    assigned_officer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_cases",
+        verbose_name=_("assigned officer"),
+    )
+    needs_review = models.BooleanField(
+        _("needs review"), default=False, help_text=_("Set when an incident affected a member.")
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["case_no"]
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        indexes = [
+            models.Index(fields=["status", "status_changed_at"]),
+            models.Index(fields=["site", "status"]),
+        ]
+        permissions = [
+            ("transition_case", _("Can move a case through the workflow")),
+            ("reopen_case", _("Can reopen a closed case")),
+        ]
+
+    def __str__(self) -> str:
+        return self.case_no
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:cases_case_change", args=[self.pk])
+
+    @property
+    def principal_applicant(self) -> "Person | None":
+        for member in self.members.all():
+            if member.relationship == Relationship.PRINCIPAL_APPLICANT:
+                return member
+        return None
+
+
+class Person(models.Model):
+    registration_no = models.CharField(_("registration number"), max_length=40, unique=True)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="members", verbose_name=_("case"))
+    relationship = models.CharField(_("relationship to PA"), max_length=20, choices=Relationship.choices)
+    family_name = models.CharField(_("family name"), max_length=100)
+    given_name = models.CharField(_("given name"), max_length=100)
+    native_name = models.CharField(_("name in native script"), max_length=200, blank=True)
+    sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
+    # A birth date is either a full date or a year alone; the year is always known.
+    # year-only births keep birth_date empty rather than inventing 1 January.
+    birth_year = models.PositiveSmallIntegerField(_("year of birth"))
+    birth_date = models.DateField(_("date of birth"), null=True, blank=True)
+    nationality = CountryField(_("nationality"))
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="persons", verbose_name=_("site"))
+    residence_status = models.CharField(
+        _("residence status"),
+        max_length=20,
+        choices=ResidenceStatus.choices,
+        default=ResidenceStatus.PRESENT,
+    )
+    specific_needs = models.ManyToManyField(
+        SpecificNeed, blank=True, related_name="persons", verbose_name=_("specific needs")
+    )
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"], m2m_fields=[specific_needs])
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+        verbose_name = _("person")
+        verbose_name_plural = _("persons")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(relationship="PA"),
+                name="one_principal_applicant_per_case",
+                violation_error_message=_("A case has exactly one principal applicant."),
+            ),
+            models.CheckConstraint(
+                condition=Q(birth_year__gte=1900, birth_year__lte=2200),
+                name="person_birth_year_plausible",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["family_name", "given_name"]),
+            models.Index(fields=["site", "residence_status"]),
+            models.Index(fields=["birth_year"]),
+            models.Index(fields=["nationality"]),
+        ]
+        permissions = [
+            ("view_specific_needs", _("Can see persons' specific needs")),
+            ("import_person", _("Can import rosters")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.registration_no})"
+
+    def clean(self) -> None:
+        if self.birth_date and self.birth_year and self.birth_date.year != self.birth_year:
+            raise ValidationError({"birth_date": _("The date of birth must fall in the year of birth.")})
+        if self.birth_date and self.birth_date > timezone.localdate():
+            raise ValidationError({"birth_date": _("The date of birth cannot be in the future.")})
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.family_name.upper()}, {self.given_name}"
+
+    @property
+    def date_of_birth_display(self) -> str:
+        if self.birth_date:
+            return self.birth_date.isoformat()
+        return str(self.birth_year)
+
+    def age_on(self, day: datetime.date) -> int:
+        """Age in whole years; a year-only birth counts as mid-year (1 July)."""
+        born = self.birth_date or datetime.date(self.birth_year, 7, 1)
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+    @property
+    def age(self) -> int:
+        return self.age_on(timezone.localdate())
+
+
+class CaseStatusChange(models.Model):
+    """One row per status change: who, when, from, to and why. Never edited."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(_("from"), max_length=30, choices=CaseStatus.choices)
+    to_status = models.CharField(_("to"), max_length=30, choices=CaseStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    reason = models.TextField(_("reason"))
+    changed_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-pk"]
+        verbose_name = _("case status change")
+        verbose_name_plural = _("case status changes")
+        indexes = [models.Index(fields=["case", "-changed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.case}: {self.from_status} → {self.to_status}"
+
+
+class InterviewKind(models.TextChoices):
+    PROTECTION = "protection", _("Protection needs")
+    RESETTLEMENT = "resettlement", _("Resettlement")
+    FOLLOW_UP = "follow_up", _("Follow-up")
+
+
+class InterviewOutcome(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    ATTENDED = "attended", _("Attended")
+    NO_SHOW = "no_show", _("No-show")
+    REFUSED = "refused", _("Refused")
+    RESCHEDULED = "rescheduled", _("Rescheduled")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Interview(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="interviews", verbose_name=_("case"))
+    kind = models.CharField(_("kind"), max_length=20, choices=InterviewKind.choices, default=InterviewKind.PROTECTION)
+    scheduled_at = models.DateTimeField(_("scheduled for"))
+    place = models.CharField(_("place"), max_length=120)
+    interviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="interviews",
+        verbose_name=_("interviewer"),
+    )
+    outcome = models.CharField(
+        _("outcome"), max_length=20, choices=InterviewOutcome.choices, default=InterviewOutcome.PENDING
+    )
+    outcome_recorded_at = models.DateTimeField(_("outcome recorded"), null=True, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-scheduled_at"]
+        verbose_name = _("interview")
+        verbose_name_plural = _("interviews")
+        indexes = [models.Index(fields=["outcome", "scheduled_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.case} — {self.get_kind_display()} {self.scheduled_at:%Y-%m-%d %H:%M}"
+
+
+class IncidentKind(models.TextChoices):
+    ATTACK = "attack", _("Attack")
+    MEDICAL = "medical", _("Medical emergency")
+    FIRE = "fire", _("Fire")
+    PROTEST = "protest", _("Protest or unrest")
+    OTHER = "other", _("Other")
+
+
+class IncidentEffect(models.TextChoices):
+    AFFECTED = "affected", _("Affected")
+    INJURED = "injured", _("Injured")
+    KILLED = "killed", _("Killed")
+    MISSING = "missing", _("Missing")
+
+
+class Incident(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="incidents", verbose_name=_("site"))
+    kind = models.CharField(_("kind"), max_length=20, choices=IncidentKind.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    summary = models.CharField(_("summary"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("reported by"),
+    )
+    persons = models.ManyToManyField(
+        Person, through="IncidentPerson", related_name="incidents", verbose_name=_("persons affected")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d} {self.get_kind_display()}: {self.summary}"
+
+
+class IncidentPerson(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="affected")
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="+", verbose_name=_("person"))
+    effect = models.CharField(_("effect"), max_length=20, choices=IncidentEffect.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("person affected")
+        verbose_name_plural = _("persons affected")
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "person"], name="incident_person_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} — {self.get_effect_display()}"

@@ -1,0 +1,260 @@
+"""Nominations and departures: they drive the case through the workflow service."""
+
+import datetime
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history
+
+from cases.models import Case, CaseStatus, Person, ResidenceStatus
+from cases.services import User, case_status_changed, case_transition
+from offers.models import (
+    LIVE_NOMINATION_STATUSES,
+    Consent,
+    CountryDecision,
+    Departure,
+    DeparturePerson,
+    DepartureStatus,
+    Nomination,
+    NominationStatus,
+    Offer,
+    OfferStatus,
+)
+
+
+class OfferError(Exception):
+    """An offers action that cannot be done; the message says why."""
+
+
+def _require(actor: User, permission: str) -> None:
+    if not (actor.is_active and actor.has_perm(permission)):
+        raise OfferError(_("You are not allowed to do this."))
+
+
+def _travelling_members(case: Case) -> list[Person]:
+    # The deceased, missing and those who left do not take a place or travel.
+    return list(case.members.filter(residence_status=ResidenceStatus.PRESENT).order_by("pk"))
+
+
+def offer_places_taken(offer: Offer) -> int:
+    """Persons held by the offer's live nominations."""
+    taken = offer.nominations.filter(status__in=LIVE_NOMINATION_STATUSES).aggregate(n=Sum("persons"))
+    return taken["n"] or 0
+
+
+def offer_nominate(offer: Offer, case: Case, *, actor: User, reason: str = "") -> Nomination:
+    """Put an eligible case forward to an offer, within the offer's places.
+
+    The offer row is locked first: two nominations to the same offer at the same
+    moment run one after the other, and the second sees the first's persons.
+    """
+    _require(actor, "offers.add_nomination")
+    with transaction.atomic():
+        locked_offer = Offer.objects.select_for_update().get(pk=offer.pk)
+        locked_case = Case.objects.select_for_update().get(pk=case.pk)
+        if locked_offer.status != OfferStatus.OPEN:
+            raise OfferError(_("This offer is not open for nominations."))
+        if locked_case.nominations.filter(status__in=LIVE_NOMINATION_STATUSES).exists():
+            raise OfferError(_("Case %(case)s already has a live nomination.") % {"case": locked_case})
+        if locked_case.status != CaseStatus.ELIGIBLE:
+            raise OfferError(
+                _("Case %(case)s is %(status)s; only eligible cases can be nominated.")
+                % {"case": locked_case, "status": locked_case.get_status_display()}
+            )
+        persons = len(_travelling_members(locked_case))
+        if persons == 0:
+            raise OfferError(_("Case %(case)s has no member present to travel.") % {"case": locked_case})
+        left = locked_offer.places - offer_places_taken(locked_offer)
+        if persons > left:
+            raise OfferError(
+                _("Case %(case)s has %(persons)d persons but the offer has only %(left)d places left.")
+                % {"case": locked_case, "persons": persons, "left": left}
+            )
+        nomination = Nomination.objects.create(
+            offer=locked_offer, case=locked_case, persons=persons, nominated_by=actor
+        )
+        case_transition(
+            locked_case,
+            to=CaseStatus.NOMINATED,
+            actor=actor,
+            reason=reason or _("Nominated to offer %(offer)s.") % {"offer": locked_offer.reference},
+            by_nomination=True,
+        )
+    case.status = locked_case.status
+    return nomination
+
+
+def _close_nomination(nomination: Nomination, *, status: str, actor: User, reason: str) -> None:
+    nomination.status = status
+    nomination._change_reason = reason  # type: ignore[attr-defined]
+    nomination.save()
+    if nomination.case.status in (CaseStatus.NOMINATED, CaseStatus.ACCEPTED):
+        case_transition(nomination.case, to=CaseStatus.ELIGIBLE, actor=actor, reason=reason, by_nomination=True)
+
+
+def _locked_nomination(nomination: Nomination) -> Nomination:
+    locked = Nomination.objects.select_for_update().select_related("case", "offer").get(pk=nomination.pk)
+    if locked.status not in (NominationStatus.NOMINATED, NominationStatus.ACCEPTED):
+        raise OfferError(
+            _("This nomination is %(status)s and can no longer be decided.") % {"status": locked.get_status_display()}
+        )
+    return locked
+
+
+def _accept_when_agreed(nomination: Nomination, *, actor: User, reason: str) -> None:
+    if (
+        nomination.country_decision == CountryDecision.ACCEPTED
+        and nomination.consent == Consent.CONSENTED
+        and nomination.status == NominationStatus.NOMINATED
+    ):
+        nomination.status = NominationStatus.ACCEPTED
+        nomination.save()
+        case_transition(nomination.case, to=CaseStatus.ACCEPTED, actor=actor, reason=reason, by_nomination=True)
+
+
+def nomination_record_decision(
+    nomination: Nomination,
+    *,
+    actor: User,
+    accepted: bool,
+    reason: str = "",
+    decided_on: datetime.date | None = None,
+) -> Nomination:
+    """The country's decision. A rejection sends the case back to the pool."""
+    _require(actor, "offers.change_nomination")
+    with transaction.atomic():
+        locked = _locked_nomination(nomination)
+        if locked.country_decision != CountryDecision.PENDING:
+            raise OfferError(_("The country's decision is already recorded."))
+        locked.country_decision = CountryDecision.ACCEPTED if accepted else CountryDecision.REJECTED
+        locked.decision_date = decided_on or timezone.localdate()
+        locked.decision_reason = reason
+        if accepted:
+            locked.save()
+            _accept_when_agreed(locked, actor=actor, reason=reason or _("Accepted by the country; the case consents."))
+        else:
+            _close_nomination(
+                locked,
+                status=NominationStatus.REJECTED,
+                actor=actor,
+                reason=reason or _("Rejected by the country."),
+            )
+    return locked
+
+
+def nomination_record_consent(nomination: Nomination, *, actor: User, consents: bool, reason: str = "") -> Nomination:
+    """The case's answer. A decline sends the case back to the pool."""
+    _require(actor, "offers.change_nomination")
+    with transaction.atomic():
+        locked = _locked_nomination(nomination)
+        if locked.consent != Consent.PENDING:
+            raise OfferError(_("The case's answer is already recorded."))
+        locked.consent = Consent.CONSENTED if consents else Consent.DECLINED
+        if consents:
+            locked.save()
+            _accept_when_agreed(locked, actor=actor, reason=reason or _("The case consents; accepted by the country."))
+        else:
+            _close_nomination(
+                locked,
+                status=NominationStatus.DECLINED,
+                actor=actor,
+                reason=reason or _("Declined by the case."),
+            )
+    return locked
+
+
+def nomination_withdraw(nomination: Nomination, *, actor: User, reason: str) -> Nomination:
+    """Take a case off an offer before departure; it goes back to the pool."""
+    _require(actor, "offers.change_nomination")
+    if not reason.strip():
+        raise OfferError(_("Give a reason for the withdrawal."))
+    with transaction.atomic():
+        locked = _locked_nomination(nomination)
+        _close_nomination(locked, status=NominationStatus.WITHDRAWN, actor=actor, reason=reason)
+    return locked
+
+
+def departure_plan(
+    offer: Offer,
+    *,
+    actor: User,
+    planned_date: datetime.date,
+    route: str,
+    nominations: Iterable[Nomination],
+) -> Departure:
+    """Plan a departure for accepted cases; their present members form the manifest."""
+    _require(actor, "offers.add_departure")
+    with transaction.atomic():
+        departure = Departure.objects.create(offer=offer, planned_date=planned_date, route=route)
+        ids = [n.pk for n in nominations]
+        locked = list(Nomination.objects.select_for_update().select_related("case").filter(pk__in=ids).order_by("pk"))
+        if not locked:
+            raise OfferError(_("Choose at least one accepted case."))
+        for nomination in locked:
+            if nomination.offer_id != offer.pk or nomination.status != NominationStatus.ACCEPTED:
+                raise OfferError(_("Case %(case)s is not accepted on this offer.") % {"case": nomination.case})
+            nomination.status = NominationStatus.DEPARTURE_SCHEDULED
+            nomination.departure = departure
+            nomination.save()
+            bulk_create_with_history(
+                [DeparturePerson(departure=departure, person=p) for p in _travelling_members(nomination.case)],
+                DeparturePerson,
+                default_user=actor,
+            )
+            case_transition(
+                nomination.case,
+                to=CaseStatus.DEPARTURE_SCHEDULED,
+                actor=actor,
+                reason=_("Departure planned for %(date)s.") % {"date": planned_date.isoformat()},
+                by_nomination=True,
+            )
+    return departure
+
+
+def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
+    """Relocate the departure's cases and persons, all or nothing."""
+    _require(actor, "offers.change_departure")
+    with transaction.atomic():
+        locked = Departure.objects.select_for_update().get(pk=departure.pk)
+        if locked.status != DepartureStatus.PLANNED:
+            raise OfferError(_("Only a planned departure can be marked departed."))
+        manifest = list(locked.manifest.select_related("person"))
+        not_ready = [entry.person for entry in manifest if not entry.is_ready]
+        if not_ready:
+            raise OfferError(
+                _("The readiness checklist is incomplete for: %(names)s.")
+                % {"names": ", ".join(str(p) for p in not_ready)}
+            )
+        reason = _("Departed on %(route)s.") % {"route": locked.route or locked.planned_date.isoformat()}
+        for nomination in locked.nominations.select_related("case").filter(status=NominationStatus.DEPARTURE_SCHEDULED):
+            nomination.status = NominationStatus.RELOCATED
+            nomination.save()
+            case_transition(nomination.case, to=CaseStatus.RELOCATED, actor=actor, reason=reason, by_nomination=True)
+        for entry in manifest:
+            entry.person.residence_status = ResidenceStatus.RELOCATED
+            entry.person._change_reason = reason  # type: ignore[attr-defined]
+            entry.person.save(update_fields=["residence_status", "updated_at"])
+        locked.status = DepartureStatus.DEPARTED
+        locked.departed_at = timezone.now()
+        locked.save()
+    return locked
+
+
+@receiver(case_status_changed)
+def _withdraw_nomination_of_closed_case(
+    sender: Any, case: Case, change: Any, by_nomination: bool, **kwargs: Any
+) -> None:
+    """A case closed by hand gives its places back to the offer."""
+    if change.to_status != CaseStatus.CLOSED:
+        return
+    for nomination in Nomination.objects.filter(case=case, status__in=LIVE_NOMINATION_STATUSES).exclude(
+        status=NominationStatus.RELOCATED
+    ):
+        nomination.status = NominationStatus.WITHDRAWN
+        nomination._change_reason = change.reason  # type: ignore[attr-defined]
+        nomination.save()
