@@ -46,7 +46,15 @@ typecheck: install-dev
 pytest: install-dev
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# Debian's Chromium for the browser tests (Playwright cannot download its own here).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: install Debian's chromium package to run the browser tests."; fi; \
+	fi
+
+test: lint typecheck browser-deps pytest
 
 clean:
 	rm -rf $(VENV) .demo-password staticfiles
