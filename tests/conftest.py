@@ -19,7 +19,7 @@ def _fast_password_hashing(settings):
 def roles(db):
     """The role groups. Data migrations made them, but a transactional test's flush
     removes them for the tests after it, so put them back when they are gone."""
-    if not Group.objects.filter(name__in=[STAFF, SUPERVISOR, ADMINISTRATOR]).count() == 3:
+    if Group.objects.filter(name__in=[STAFF, SUPERVISOR, ADMINISTRATOR]).count() != 3:
         sync_roles(django_apps)
 
 

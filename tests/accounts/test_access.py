@@ -66,7 +66,7 @@ def test_admin_pages_follow_each_roles_permissions(client_for, user_for, role, r
     client = client_for(role)
     user = user_for(role)
     assert client.get(reverse("admin:index")).status_code == (302 if user is None else 200)
-    for name, model, model_admin, kind in _admin_pages():
+    for name, _model, model_admin, kind in _admin_pages():
         response = client.get(reverse(name))
         if user is None:
             assert response.status_code == 302, name

@@ -7,7 +7,9 @@ from offers.models import Departure, DepartureStatus, Nomination, Offer
 
 
 def counts():
-    return [m.objects.count() for m in (Person, Case, CaseStatusChange, Interview, Incident, Offer, Nomination, Departure)]
+    return [
+        m.objects.count() for m in (Person, Case, CaseStatusChange, Interview, Incident, Offer, Nomination, Departure)
+    ]
 
 
 @pytest.fixture
@@ -50,10 +52,19 @@ def test_it_is_the_same_roster_for_the_same_seed(db, monkeypatch):
     from django.db import connection
 
     with connection.cursor() as cursor:  # start again from an empty roster
-        for table in ("offers_departureperson", "offers_departure", "offers_offer", "cases_incidentperson",
-                      "cases_incident", "cases_interview", "cases_casestatuschange", "cases_person_specific_needs",
-                      "cases_person", "cases_case"):
-            cursor.execute(f"DELETE FROM {table}")  # noqa: S608
+        for table in (
+            "offers_departureperson",
+            "offers_departure",
+            "offers_offer",
+            "cases_incidentperson",
+            "cases_incident",
+            "cases_interview",
+            "cases_casestatuschange",
+            "cases_person_specific_needs",
+            "cases_person",
+            "cases_case",
+        ):
+            cursor.execute(f"DELETE FROM {table}")
     call_command("seed_demo", persons=300, seed=5)
     again = list(Person.objects.order_by("registration_no").values_list("registration_no", "given_name", "birth_year"))
     assert again == first

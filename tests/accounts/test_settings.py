@@ -6,12 +6,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PRINT_ENGINE = (
+    "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+)
 
 
 def _start(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"],
+        [
+            sys.executable,
+            "-c",
+            PRINT_ENGINE,
+        ],
         cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "relocation.settings", **env},
         capture_output=True,

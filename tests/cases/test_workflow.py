@@ -26,7 +26,7 @@ DESIGN_TABLE = {
 }
 
 ALLOWED = [(a, b) for a, targets in DESIGN_TABLE.items() for b in sorted(targets)]
-REFUSED = [(a, b) for a in DESIGN_TABLE for b in S.values if b not in DESIGN_TABLE[a] and not (a == "on_hold")]
+REFUSED = [(a, b) for a in DESIGN_TABLE for b in S.values if b not in DESIGN_TABLE[a] and a != "on_hold"]
 
 
 def case_in(status: str, **kwargs) -> Case:

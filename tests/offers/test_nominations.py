@@ -177,7 +177,11 @@ def test_planning_a_departure_schedules_the_case_with_its_persons(departure, acc
 def test_only_accepted_cases_can_go_on_a_departure(nominated, supervisor):
     with pytest.raises(OfferError, match="not accepted"):
         departure_plan(
-            nominated.offer, actor=supervisor, planned_date=datetime.date(2026, 12, 1), route="", nominations=[nominated]
+            nominated.offer,
+            actor=supervisor,
+            planned_date=datetime.date(2026, 12, 1),
+            route="",
+            nominations=[nominated],
         )
 
 
