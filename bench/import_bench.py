@@ -1,0 +1,293 @@
+"""Roster import benchmark on PostgreSQL: this project's import against the physical limit.
+
+    .venv/bin/python bench/import_bench.py [--rows 100000] [--ie-rows 10000] [--seed 1]
+        [--database-url postgres://postgres@127.0.0.1:5433/relocation_import_bench]
+
+Makes a fresh database (dropped and created again: never point it at real data),
+writes a demo roster of N rows (cases/demo.py) as CSV and XLSX, then measures, each
+step in a fresh process so that its peak memory is its own:
+
+- fresh import of the CSV (validated, with history), then an unchanged re-import;
+- fresh import of the XLSX;
+- the plain django-import-export ModelResource import of the same CSV (on the first
+  --ie-rows rows: it is slow), with cases made beforehand;
+- PostgreSQL COPY of the same rows into a bare table, as the physical limit.
+
+Prints JSON: seconds, rows/s and peak RSS (MB) of each step, and the ratios.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5433/relocation_import_bench"
+SITE = "Bench Camp"
+TODAY = datetime.date(2026, 1, 1)
+TABLES = [
+    "cases_historicalperson_specific_needs",
+    "cases_person_specific_needs",
+    "cases_historicalperson",
+    "cases_person",
+    "cases_historicalcase",
+    "cases_case",
+    "cases_rosterimport",
+]
+
+
+def _setup(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relocation.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _fresh_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    _setup(url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from cases.models import Site
+
+    Site.objects.create(name=SITE, code="bench")
+
+
+def _write_files(rows: int, seed: int, folder: Path) -> tuple[Path, Path]:
+    import openpyxl
+
+    from cases.demo import roster
+    from cases.importing import COLUMNS
+
+    people = roster(rows, seed, TODAY)
+    values = [
+        [
+            p.registration_no,
+            p.case_no,
+            p.relationship,
+            p.family_name,
+            p.given_name,
+            p.native_name,
+            p.sex,
+            p.date_of_birth,
+            p.nationality,
+            SITE,
+            ";".join(p.needs),
+            p.phone,
+            "",
+        ]
+        for p in people
+    ]
+    csv_path = folder / "roster.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS)
+        writer.writerows(values)
+    xlsx_path = folder / "roster.xlsx"
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Roster")
+    sheet.append(list(COLUMNS))
+    for row in values:
+        sheet.append(row)
+    workbook.save(xlsx_path)
+    return csv_path, xlsx_path
+
+
+def _truncate() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+
+
+def _step_import(path: Path, truncate: bool) -> dict[str, Any]:
+    from cases.importing import roster_import
+
+    if truncate:
+        _truncate()
+    started = time.perf_counter()
+    with path.open("rb") as file:
+        result = roster_import(file, actor=None, filename=path.name, dry_run=False)
+    seconds = time.perf_counter() - started
+    if not result.ok:
+        raise SystemExit("\n".join(result.report_lines()[:20]))
+    return {
+        "rows": result.rows,
+        "new": result.new,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "probable_duplicates": len(result.duplicates),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(result.rows / seconds),
+    }
+
+
+def _step_import_export(path: Path, limit: int) -> dict[str, Any]:
+    """django-import-export's ModelResource, row by row as its admin does it."""
+    import tablib
+    from import_export import fields, resources, widgets
+
+    from cases.models import Case, Person, Site
+
+    _truncate()
+    site = Site.objects.get(name=SITE)
+    with path.open(encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        lines = [row for _, row in zip(range(limit), reader, strict=False)]
+    # It cannot make the cases itself: they are made beforehand, outside the timing.
+    Case.objects.bulk_create([Case(case_no=no, site=site) for no in sorted({row["case_no"] for row in lines})])
+    for row in lines:
+        born = row.pop("date_of_birth")
+        row["birth_year"] = born[:4]
+        row["birth_date"] = born if len(born) == 10 else ""
+        del row["specific_needs"]
+    dataset = tablib.Dataset(headers=list(lines[0]))
+    for row in lines:
+        dataset.append(list(row.values()))
+
+    class PersonResource(resources.ModelResource):
+        case = fields.Field(attribute="case", column_name="case_no", widget=widgets.ForeignKeyWidget(Case, "case_no"))
+        site = fields.Field(attribute="site", column_name="site", widget=widgets.ForeignKeyWidget(Site, "name"))
+
+        class Meta:
+            model = Person
+            import_id_fields = ["registration_no"]
+            fields = [
+                "registration_no",
+                "case",
+                "relationship",
+                "family_name",
+                "given_name",
+                "native_name",
+                "sex",
+                "birth_year",
+                "birth_date",
+                "nationality",
+                "site",
+                "phone",
+                "notes",
+            ]
+
+    started = time.perf_counter()
+    result = PersonResource().import_data(dataset, dry_run=False, raise_errors=True)
+    seconds = time.perf_counter() - started
+    return {
+        "rows": len(lines),
+        "new": result.totals.get("new", 0),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(len(lines) / seconds),
+    }
+
+
+def _step_copy(path: Path) -> dict[str, Any]:
+    from django.db import connection
+
+    with path.open(encoding="utf-8") as file:
+        reader = csv.reader(file)
+        next(reader)
+        lines = list(reader)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_copy")
+        cursor.execute(
+            "CREATE TABLE bench_copy (registration_no text, case_no text, relationship text, family_name text,"
+            " given_name text, native_name text, sex text, date_of_birth text, nationality text, site text,"
+            " specific_needs text, phone text, notes text)"
+        )
+        started = time.perf_counter()
+        with cursor.copy("COPY bench_copy FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for line in lines:
+                copy.write_row(line)
+        seconds = time.perf_counter() - started
+    return {"rows": len(lines), "seconds": round(seconds, 3), "rows_per_second": round(len(lines) / seconds)}
+
+
+def _child(step: str, url: str, path: str, extra: str) -> None:
+    _setup(url)
+    if step == "csv_fresh" or step == "xlsx_fresh":
+        figures = _step_import(Path(path), truncate=True)
+    elif step == "csv_unchanged":
+        figures = _step_import(Path(path), truncate=False)
+    elif step == "import_export":
+        figures = _step_import_export(Path(path), int(extra))
+    else:
+        figures = _step_copy(Path(path))
+    figures["peak_rss_mb"] = _peak_mb()
+    print(json.dumps(figures))
+
+
+def _run(step: str, url: str, path: Path, extra: str = "") -> dict[str, Any]:
+    output = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        [sys.executable, __file__, "--step", step, "--database-url", url, "--path", str(path), "--extra", extra],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--ie-rows", type=int, default=10_000, help="rows for the django-import-export step")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--extra", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        _child(args.step, args.database_url, args.path, args.extra)
+        return
+
+    _fresh_database(args.database_url)
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        csv_path, xlsx_path = _write_files(args.rows, args.seed, Path(folder))
+        figures: dict[str, Any] = {
+            "rows": args.rows,
+            "database": "postgresql",
+            "files": {
+                "csv_mb": round(csv_path.stat().st_size / 1_048_576, 1),
+                "xlsx_mb": round(xlsx_path.stat().st_size / 1_048_576, 1),
+                "seconds_to_write": round(time.perf_counter() - started, 1),
+            },
+        }
+        figures["csv_fresh"] = _run("csv_fresh", args.database_url, csv_path)
+        figures["csv_unchanged"] = _run("csv_unchanged", args.database_url, csv_path)
+        figures["xlsx_fresh"] = _run("xlsx_fresh", args.database_url, xlsx_path)
+        figures["import_export"] = _run("import_export", args.database_url, csv_path, str(args.ie_rows))
+        figures["copy"] = _run("copy", args.database_url, csv_path)
+    fresh = figures["csv_fresh"]["rows_per_second"]
+    figures["ratios"] = {
+        "copy_over_csv_fresh": round(figures["copy"]["rows_per_second"] / fresh, 1),
+        "csv_fresh_over_import_export": round(fresh / figures["import_export"]["rows_per_second"], 1),
+        "xlsx_seconds_over_csv_seconds": round(figures["xlsx_fresh"]["seconds"] / figures["csv_fresh"]["seconds"], 2),
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,781 @@
+"""The roster import service: every rule of the roster format, all or nothing."""
+
+import datetime
+import io
+import time
+import zipfile
+
+import openpyxl
+import pytest
+from django.utils import timezone
+
+from cases.importing import COLUMNS, roster_import
+from cases.models import Case, CaseStatus, Person, RosterImport, RosterImportOutcome, SpecificNeed
+from cases.names import latin_key, native_key
+from tests.factories import CaseFactory, PersonFactory, SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def site(db):
+    return SiteFactory(name="Camp Liberty", code="liberty")
+
+
+@pytest.fixture(autouse=True)
+def needs(db):
+    for code in ("medical_condition", "disability"):
+        SpecificNeed.objects.get_or_create(code=code, defaults={"label": code})
+
+
+def person_row(**values: str) -> dict[str, str]:
+    row = {
+        "registration_no": "R-1",
+        "case_no": "C-1",
+        "relationship": "PA",
+        "family_name": "Hosseini",
+        "given_name": "Mohammad",
+        "native_name": "محمد حسینی",
+        "sex": "M",
+        "date_of_birth": "1985-03-21",
+        "nationality": "IR",
+        "site": "Camp Liberty",
+        "specific_needs": "",
+        "phone": "",
+        "notes": "",
+    }
+    row.update(values)
+    return row
+
+
+def family() -> list[dict[str, str]]:
+    return [
+        person_row(),
+        person_row(
+            registration_no="R-2",
+            relationship="spouse",
+            given_name="Zahra",
+            native_name="زهرا حسینی",
+            sex="F",
+            date_of_birth="1988",
+            specific_needs="medical_condition",
+        ),
+        person_row(
+            registration_no="R-3",
+            relationship="child",
+            given_name="Ali",
+            native_name="علی حسینی",
+            date_of_birth="2015-06-01",
+        ),
+    ]
+
+
+def csv_bytes(rows: list[dict[str, str]], columns=COLUMNS, header=None, bom=False) -> bytes:
+    lines = [",".join(header or columns)]
+    for row in rows:
+        lines.append(",".join(_quoted(row.get(column, "")) for column in columns))
+    text = "\r\n".join(lines) + "\r\n"
+    return (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+
+
+def _quoted(value: str) -> str:
+    if any(char in value for char in ',"\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def xlsx_bytes(rows: list[list[object]], text_cells: tuple[str, ...] = ()) -> bytes:
+    """An XLSX of `rows`; cells named in text_cells are text even when they start with "="."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    for coordinate in text_cells:
+        sheet[coordinate].data_type = "s"
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def run(content: bytes, *, dry_run=False, actor=None, filename="roster.csv"):
+    return roster_import(content, actor=actor, filename=filename, dry_run=dry_run)
+
+
+def errors_of(result) -> set[tuple[int | None, str]]:
+    return {(error.line, error.column) for error in result.errors}
+
+
+def test_a_valid_file_creates_its_cases_and_persons():
+    result = run(csv_bytes(family()))
+
+    assert result.ok, result.report_lines()
+    assert (result.rows, result.new, result.updated, result.unchanged, result.cases_new) == (3, 3, 0, 0, 1)
+    case = Case.objects.get(case_no="C-1")
+    assert case.status == CaseStatus.REGISTERED
+    assert case.site.name == "Camp Liberty"
+    assert sorted(case.members.values_list("registration_no", flat=True)) == ["R-1", "R-2", "R-3"]
+    spouse = Person.objects.get(registration_no="R-2")
+    assert [need.code for need in spouse.specific_needs.all()] == ["medical_condition"]
+    assert spouse.native_name == "زهرا حسینی"
+
+
+def test_a_year_alone_is_kept_as_a_year_without_a_made_up_date():
+    run(csv_bytes(family()))
+
+    spouse = Person.objects.get(registration_no="R-2")
+    assert (spouse.birth_year, spouse.birth_date) == (1988, None)
+    child = Person.objects.get(registration_no="R-3")
+    assert (child.birth_year, child.birth_date) == (2015, datetime.date(2015, 6, 1))
+
+
+def test_new_persons_and_cases_have_history_by_the_importing_user(administrator):
+    run(csv_bytes(family()), actor=administrator)
+
+    spouse = Person.objects.get(registration_no="R-2")
+    record = spouse.history.get()
+    assert record.history_type == "+"
+    assert record.history_user == administrator
+    assert "roster.csv" in record.history_change_reason
+    assert [need.specificneed.code for need in record.specific_needs.all()] == ["medical_condition"]
+    assert Case.objects.get(case_no="C-1").history.get().history_user == administrator
+
+
+def test_every_import_is_recorded_with_who_when_file_and_counts(administrator):
+    run(csv_bytes(family()), actor=administrator, filename="march.csv")
+
+    record = RosterImport.objects.get()
+    assert (record.actor, record.filename, record.outcome, record.dry_run) == (
+        administrator,
+        "march.csv",
+        RosterImportOutcome.IMPORTED,
+        False,
+    )
+    assert (record.rows, record.new, record.updated, record.unchanged, record.cases_new) == (3, 3, 0, 0, 1)
+    assert record.created_at <= timezone.now()
+
+
+def test_headers_are_matched_whatever_their_case_and_spacing():
+    header = [
+        column.replace("_", " ").upper() if index % 2 else f"  {column.title()} "
+        for index, column in enumerate(COLUMNS)
+    ]
+
+    result = run(csv_bytes(family(), header=header))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.count() == 3
+
+
+def test_columns_may_come_in_any_order_and_optional_ones_may_be_left_out():
+    columns = [
+        "site",
+        "date_of_birth",
+        "sex",
+        "given_name",
+        "family_name",
+        "relationship",
+        "case_no",
+        "nationality",
+        "registration_no",
+    ]
+
+    result = run(csv_bytes(family(), columns=columns))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-1").native_name == ""
+
+
+def test_a_missing_required_column_is_one_clear_error_naming_it():
+    columns = [column for column in COLUMNS if column not in ("sex", "site")]
+
+    result = run(csv_bytes(family(), columns=columns))
+
+    assert len(result.errors) == 1
+    assert "sex, site" in str(result.errors[0])
+    assert Person.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "registration_no",
+        "case_no",
+        "relationship",
+        "family_name",
+        "given_name",
+        "sex",
+        "date_of_birth",
+        "nationality",
+        "site",
+    ],
+)
+def test_a_required_value_left_empty_is_refused(column):
+    rows = family()
+    rows[1][column] = "  "
+
+    result = run(csv_bytes(rows))
+
+    assert (3, column) in errors_of(result)
+    assert Person.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "value", ["1980-02-31", "1980-13-01", "31/01/1980", "1980-1", "around 1980", "80", "1899", "1899-12-31"]
+)
+def test_impossible_or_malformed_dates_are_refused(value):
+    result = run(csv_bytes([person_row(date_of_birth=value)]))
+
+    assert errors_of(result) == {(2, "date_of_birth")}
+    assert value in result.errors[0].message
+
+
+def test_future_dates_and_years_are_refused():
+    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+    rows = [
+        person_row(date_of_birth=tomorrow.isoformat()),
+        person_row(registration_no="R-2", case_no="C-2", date_of_birth=str(tomorrow.year + 1)),
+    ]
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(2, "date_of_birth"), (3, "date_of_birth")}
+
+
+@pytest.mark.parametrize(("value", "stored"), [("F", "F"), ("m", "M"), (" X ", "X")])
+def test_sex_codes_f_m_x_are_accepted(value, stored):
+    assert run(csv_bytes([person_row(sex=value)])).ok
+    assert Person.objects.get().sex == stored
+
+
+@pytest.mark.parametrize("value", ["Male", "W", "0"])
+def test_other_sex_codes_are_refused(value):
+    assert errors_of(run(csv_bytes([person_row(sex=value)]))) == {(2, "sex")}
+
+
+@pytest.mark.parametrize("value", ["IR", "ir", "IRN", "Iran", "iran"])
+def test_nationality_codes_and_english_names_are_normalised_to_one_code(value):
+    assert run(csv_bytes([person_row(nationality=value)])).ok
+    assert Person.objects.get().nationality.code == "IR"
+
+
+@pytest.mark.parametrize("value", ["Narnia", "XX", "XYZ", "364"])
+def test_unknown_nationalities_are_refused(value):
+    assert errors_of(run(csv_bytes([person_row(nationality=value)]))) == {(2, "nationality")}
+
+
+def test_relationships_must_be_one_of_the_roster_codes():
+    rows = family()
+    rows[2]["relationship"] = "cousin"
+    rows[1]["relationship"] = "Other relative"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(4, "relationship")}
+
+
+def test_an_unknown_site_is_refused_and_not_created():
+    result = run(csv_bytes([person_row(site="Camp Nowhere")]))
+
+    assert errors_of(result) == {(2, "site")}
+    assert "Camp Nowhere" in result.errors[0].message
+    assert not Case.objects.exists()
+
+
+def test_sites_are_matched_by_name_whatever_the_case():
+    assert run(csv_bytes([person_row(site="camp liberty")])).ok
+
+
+def test_unknown_specific_needs_codes_are_refused():
+    result = run(csv_bytes([person_row(specific_needs="disability; flying")]))
+
+    assert errors_of(result) == {(2, "specific_needs")}
+    assert "flying" in result.errors[0].message
+
+
+def test_a_registration_number_twice_in_the_file_is_refused_on_its_second_line():
+    rows = family()
+    rows[2]["registration_no"] = "R-1"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(4, "registration_no")}
+    assert "line 2" in result.errors[0].message
+
+
+def test_a_case_without_a_principal_applicant_is_refused():
+    rows = family()[1:]
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(2, "relationship")}
+
+
+def test_a_case_with_two_principal_applicants_is_refused():
+    rows = family()
+    rows[1]["relationship"] = "PA"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(3, "relationship")}
+
+
+def test_members_of_one_case_at_different_sites_are_refused():
+    SiteFactory(name="Camp Hope", code="hope")
+    rows = family()
+    rows[2]["site"] = "Camp Hope"
+
+    assert errors_of(run(csv_bytes(rows))) == {(4, "site")}
+
+
+def test_a_case_on_record_at_another_site_is_refused():
+    other = SiteFactory(name="Camp Hope", code="hope")
+    CaseFactory(case_no="C-1", site=other)
+
+    result = run(csv_bytes(family()))
+
+    assert errors_of(result) == {(2, "site"), (3, "site"), (4, "site")}
+    assert "Camp Hope" in result.errors[0].message
+
+
+def test_a_person_on_record_in_another_case_is_refused():
+    case = CaseFactory(case_no="C-9", site__name="Camp Liberty", site__code="liberty")
+    PersonFactory(registration_no="R-3", case=case)
+
+    result = run(csv_bytes(family()))
+
+    assert errors_of(result) == {(4, "case_no")}
+    assert "C-9" in result.errors[0].message
+
+
+def test_a_second_principal_applicant_for_a_case_on_record_is_refused(site):
+    case = CaseFactory(case_no="C-1", site=site)
+    PersonFactory(registration_no="R-OLD", case=case, relationship="PA")
+
+    result = run(csv_bytes(family()))
+
+    assert errors_of(result) == {(2, "relationship")}
+    assert "R-OLD" in result.errors[0].message
+
+
+def test_a_new_member_may_join_a_case_whose_principal_applicant_is_on_record(site):
+    case = CaseFactory(case_no="C-1", site=site)
+    PersonFactory(registration_no="R-OLD", case=case, relationship="PA")
+
+    result = run(csv_bytes([person_row(registration_no="R-NEW", relationship="child", date_of_birth="2020")]))
+
+    assert result.ok, result.report_lines()
+    assert (result.new, result.cases_new) == (1, 0)
+    assert case.members.count() == 2
+
+
+def test_a_refused_file_writes_nothing_and_names_every_bad_row_and_column():
+    rows = family() + [
+        person_row(registration_no="R-4", case_no="C-2", sex="Q"),
+        person_row(registration_no="R-5", case_no="C-3", date_of_birth="1980-02-31", nationality="Narnia"),
+        person_row(registration_no="R-6", case_no="C-4"),
+    ]
+
+    result = run(csv_bytes(rows))
+
+    assert not result.ok
+    assert errors_of(result) == {(5, "sex"), (6, "date_of_birth"), (6, "nationality")}
+    assert not Person.objects.exists()
+    assert not Case.objects.exists()
+    report = "\n".join(result.report_lines())
+    assert "Line 5, sex" in report
+    assert "Line 6, date_of_birth" in report
+    assert RosterImport.objects.get().outcome == RosterImportOutcome.REFUSED
+
+
+def test_line_numbers_count_physical_lines_of_quoted_multiline_cells():
+    rows = [person_row(notes="first line\nsecond line"), person_row(registration_no="R-2", case_no="C-2", sex="?")]
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(4, "sex")}
+
+
+def test_a_re_import_updates_by_registration_number_and_never_duplicates():
+    run(csv_bytes(family()))
+    rows = family()
+    rows[2]["given_name"] = "Ali Reza"
+    rows.append(
+        person_row(registration_no="R-4", relationship="child", given_name="Sara", sex="F", date_of_birth="2018")
+    )
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
+    assert (result.new, result.updated, result.unchanged, result.cases_new) == (1, 1, 2, 0)
+    assert Person.objects.count() == 4
+    child = Person.objects.get(registration_no="R-3")
+    assert child.given_name == "Ali Reza"
+    assert [record.history_type for record in child.history.all()] == ["~", "+"]
+
+
+def test_an_unchanged_re_import_writes_nothing_and_adds_no_history():
+    run(csv_bytes(family()))
+    history_rows = Person.history.count()
+    stamps = list(Person.objects.order_by("pk").values_list("updated_at", flat=True))
+
+    result = run(csv_bytes(family()))
+
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 3)
+    assert Person.history.count() == history_rows
+    assert list(Person.objects.order_by("pk").values_list("updated_at", flat=True)) == stamps
+
+
+def test_changed_specific_needs_are_updated_with_history():
+    run(csv_bytes(family()))
+    rows = family()
+    rows[1]["specific_needs"] = "disability;medical_condition"
+
+    result = run(csv_bytes(rows))
+
+    assert (result.updated, result.unchanged) == (1, 2)
+    spouse = Person.objects.get(registration_no="R-2")
+    assert sorted(spouse.specific_needs.values_list("code", flat=True)) == ["disability", "medical_condition"]
+    latest = spouse.history.first()
+    assert sorted(need.specificneed.code for need in latest.specific_needs.all()) == ["disability", "medical_condition"]
+
+
+def test_an_optional_column_left_out_of_a_re_import_keeps_what_is_on_record():
+    run(csv_bytes(family()))
+    columns = [column for column in COLUMNS if column not in ("native_name", "specific_needs")]
+
+    result = run(csv_bytes(family(), columns=columns))
+
+    assert result.unchanged == 3
+    spouse = Person.objects.get(registration_no="R-2")
+    assert spouse.native_name == "زهرا حسینی"
+    assert spouse.specific_needs.count() == 1
+
+
+def test_a_dry_run_counts_but_writes_nothing(administrator):
+    run(csv_bytes(family()))
+    rows = family()
+    rows[0]["phone"] = "+964 750 000 0000"
+    rows.append(person_row(registration_no="R-9", case_no="C-9"))
+
+    result = run(csv_bytes(rows), dry_run=True, actor=administrator)
+
+    assert result.ok
+    assert (result.new, result.updated, result.unchanged, result.cases_new) == (1, 1, 2, 1)
+    assert Person.objects.count() == 3
+    assert Person.objects.get(registration_no="R-1").phone == ""
+    record = RosterImport.objects.latest("pk")
+    assert (record.dry_run, record.outcome) == (True, RosterImportOutcome.CHECKED)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("  =1+1", "'=1+1"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3+cmd", "'-2+3+cmd"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'=1"),
+        ("+964 750 123 4567", "+964 750 123 4567"),
+        ("-", "-"),
+        ("Plain notes", "Plain notes"),
+    ],
+)
+def test_values_that_look_like_formulas_are_stored_as_plain_text(value, stored):
+    result = run(csv_bytes([person_row(notes=value, phone="+964 750 123 4567")]))
+
+    assert result.ok, result.report_lines()
+    person = Person.objects.get()
+    assert person.notes == stored
+    assert person.phone == "+964 750 123 4567"
+
+
+def test_formula_text_in_names_is_stored_as_plain_text():
+    result = run(csv_bytes([person_row(family_name="=cmd()", given_name="@x")]))
+
+    assert result.ok
+    assert Person.objects.values_list("family_name", "given_name").get() == ("'=cmd()", "'@x")
+
+
+def test_csv_with_a_byte_order_mark_and_semicolons_is_read():
+    content = csv_bytes(family(), bom=True).decode("utf-8-sig").replace(",", ";").encode("utf-8-sig")
+
+    result = run(content)
+
+    assert result.ok, result.report_lines()
+    assert result.new == 3
+
+
+def test_a_csv_that_is_not_utf8_is_refused_with_a_clear_message():
+    content = csv_bytes([person_row(family_name="Müller", native_name="")]).decode().encode("latin-1")
+
+    result = run(content)
+
+    assert len(result.errors) == 1
+    assert "UTF-8" in result.errors[0].message
+
+
+def test_an_empty_file_is_refused():
+    assert not run(b"").ok
+    assert not run(",".join(COLUMNS).encode()).ok
+
+
+def test_an_xlsx_file_is_read_like_a_csv_with_dates_and_numbers_as_cells():
+    rows = [list(COLUMNS)]
+    for row in family():
+        values = [row[column] for column in COLUMNS]
+        if len(row["date_of_birth"]) == 10:
+            values[COLUMNS.index("date_of_birth")] = datetime.datetime.fromisoformat(row["date_of_birth"])
+        elif row["date_of_birth"]:
+            values[COLUMNS.index("date_of_birth")] = int(row["date_of_birth"])
+        rows.append(values)
+    rows.append([None] * len(COLUMNS))
+    rows.append([1234, "C-2", "PA", "Rezaei", "Reza", None, "M", 1970, "IRN", "Camp Liberty", None, None, "=1+1"])
+
+    result = run(xlsx_bytes(rows), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert result.new == 4
+    assert Person.objects.get(registration_no="R-2").birth_date is None
+    assert Person.objects.get(registration_no="R-3").birth_date == datetime.date(2015, 6, 1)
+    assert Person.objects.get(registration_no="1234").birth_year == 1970
+
+
+def test_xlsx_text_that_looks_like_a_formula_is_stored_as_plain_text_and_formulas_are_not_stored():
+    rows = [list(COLUMNS), [person_row()[column] for column in COLUMNS]]
+    rows[1][COLUMNS.index("notes")] = '=HYPERLINK("http://x","y")'
+    rows[1][COLUMNS.index("phone")] = "=1+1"
+
+    result = run(xlsx_bytes(rows, text_cells=("M2",)), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    person = Person.objects.get()
+    assert person.notes == '\'=HYPERLINK("http://x","y")'
+    # A real formula cell gives the value last computed (none here), never the formula.
+    assert not person.phone.startswith("=")
+
+
+def test_xlsx_errors_name_the_sheet_row():
+    rows = [list(COLUMNS), [], [person_row()[column] for column in COLUMNS]]
+    rows[2][COLUMNS.index("sex")] = "?"
+
+    result = run(xlsx_bytes(rows), filename="roster.xlsx")
+
+    assert errors_of(result) == {(3, "sex")}
+
+
+def _bomb() -> bytes:
+    entities = '<!ENTITY a0 "lollollollollollollollollollol">' + "".join(
+        f'<!ENTITY a{n} "{("&a" + str(n - 1) + ";") * 10}">' for n in range(1, 10)
+    )
+    sheet = (
+        f'<?xml version="1.0"?><!DOCTYPE worksheet [{entities}]>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>&a9;</t></is></c></row></sheetData></worksheet>'
+    )
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS)])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = sheet.encode() if info.filename == "xl/worksheets/sheet1.xml" else source.read(info)
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_an_xml_bomb_is_refused_quickly():
+    started = time.monotonic()
+
+    result = run(_bomb(), filename="bomb.xlsx")
+
+    assert time.monotonic() - started < 2
+    assert len(result.errors) == 1
+    assert "XLSX" in result.errors[0].message
+
+
+def test_a_file_that_is_not_a_workbook_is_refused():
+    result = run(b"PK\x03\x04 not really a zip", filename="roster.xlsx")
+
+    assert "XLSX" in result.errors[0].message
+
+
+def test_old_excel_files_are_refused_with_a_clear_message():
+    result = run(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, filename="roster.xls")
+
+    assert "CSV" in result.errors[0].message
+
+
+def test_a_file_over_the_row_limit_is_refused_with_a_clear_message(settings):
+    settings.ROSTER_IMPORT_MAX_ROWS = 2
+
+    result = run(csv_bytes(family()))
+
+    assert len(result.errors) == 1
+    assert "more than 2 rows" in result.errors[0].message
+    assert not Person.objects.exists()
+
+
+def test_a_file_over_the_byte_limit_is_refused_with_a_clear_message(settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 100
+
+    result = run(io.BytesIO(csv_bytes(family())))
+
+    assert len(result.errors) == 1
+    assert "limit" in result.errors[0].message
+    assert not Person.objects.exists()
+
+
+# Probable duplicates
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Mohammad", "Mohammed"),
+        ("Mohammad", "Muhammad"),
+        ("Hossein", "Hussein"),
+        ("Hosseini", "Husseini"),
+        ("Ghasemi", "Qasemi"),
+        ("Fatemeh", "Fatima"),
+        ("Esfahani", "Isfahani"),
+        ("Mousavi", "Musavi"),
+        ("Zeinab", "Zainab"),
+    ],
+)
+def test_transliteration_variants_share_a_name_key(a, b):
+    assert latin_key(a) == latin_key(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("Ahmad", "Hamed"), ("Ali", "Leila"), ("Reza", "Zahra")])
+def test_different_names_keep_different_keys(a, b):
+    assert latin_key(a) != latin_key(b)
+
+
+def test_arabic_and_persian_letter_forms_share_a_native_key():
+    assert native_key("علي") == native_key("علی")
+    assert native_key("محمّد  حسيني") == native_key("محمد حسینی")
+
+
+def test_transliteration_variants_with_the_same_birth_date_are_flagged_within_the_file():
+    rows = family() + [
+        person_row(registration_no="R-7", case_no="C-7", family_name="Husseini", given_name="Muhammad", native_name=""),
+    ]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert result.ok
+    assert [(d.line, d.other_line, d.other_registration_no) for d in result.duplicates] == [(5, 2, "R-1")]
+
+
+def test_the_same_native_name_and_birth_year_is_flagged_even_when_latin_names_differ():
+    rows = family() + [
+        person_row(registration_no="R-7", case_no="C-7", family_name="Alavi", given_name="Mamad", date_of_birth="1985"),
+    ]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert [(d.line, d.other_registration_no) for d in result.duplicates] == [(5, "R-1")]
+    assert "native" in result.duplicates[0].reason
+
+
+def test_probable_duplicates_of_persons_on_record_are_flagged_but_not_merged(site):
+    PersonFactory(
+        registration_no="R-OLD",
+        case=CaseFactory(case_no="C-OLD", site=site),
+        family_name="Hosseyni",
+        given_name="Mohamad",
+        native_name="",
+        birth_year=1985,
+        birth_date=datetime.date(1985, 3, 21),
+    )
+
+    result = run(csv_bytes(family()))
+
+    assert result.ok
+    assert [(d.line, d.other_line, d.other_registration_no) for d in result.duplicates] == [(2, None, "R-OLD")]
+    assert Person.objects.count() == 4
+
+
+def test_the_same_name_born_on_another_day_is_not_a_duplicate():
+    rows = family() + [
+        person_row(
+            registration_no="R-7", case_no="C-7", given_name="Muhammad", native_name="", date_of_birth="1985-03-22"
+        ),
+    ]
+
+    assert run(csv_bytes(rows), dry_run=True).duplicates == []
+
+
+def test_re_importing_a_person_does_not_flag_them_as_their_own_duplicate():
+    run(csv_bytes(family()))
+
+    assert run(csv_bytes(family())).duplicates == []
+
+
+def test_a_re_imported_pair_of_look_alikes_is_flagged_once():
+    rows = family() + [person_row(registration_no="R-7", case_no="C-7", given_name="Muhammad", native_name="")]
+    run(csv_bytes(rows))
+
+    result = run(csv_bytes(rows))
+
+    assert [(d.line, d.other_line) for d in result.duplicates] == [(5, 2)]
+
+
+def test_an_update_bumps_the_version_so_an_edit_opened_before_it_is_refused():
+    run(csv_bytes(family()))
+    before = Person.objects.get(registration_no="R-3").version
+    rows = family()
+    rows[2]["given_name"] = "Ali Reza"
+
+    run(csv_bytes(rows))
+
+    assert Person.objects.get(registration_no="R-3").version == before + 1
+    assert Person.objects.get(registration_no="R-1").version == before
+
+
+def test_a_clash_with_a_change_made_during_the_import_refuses_the_whole_file(monkeypatch, site):
+    # Another import adds R-2 between this import's checks and its writes.
+    PersonFactory(registration_no="R-2", case=CaseFactory(case_no="C-OTHER", site=site))
+    monkeypatch.setattr("cases.importing._persons_on_record", lambda registration_nos: {})
+
+    result = run(csv_bytes(family()))
+
+    assert not result.ok
+    assert "changed" in result.errors[0].message
+    assert not Case.objects.filter(case_no="C-1").exists()
+    assert Person.objects.count() == 1
+    assert RosterImport.objects.get().outcome == RosterImportOutcome.REFUSED
+
+
+def test_imported_and_updated_persons_get_the_search_key_of_their_names():
+    run(csv_bytes(family()))
+    assert f" {latin_key('Mohammad')} " in Person.objects.get(registration_no="R-1").name_key
+    rows = family()
+    rows[0]["given_name"] = "Reza"
+    rows[0]["native_name"] = "رضا حسینی"
+
+    run(csv_bytes(rows))
+
+    key = Person.objects.get(registration_no="R-1").name_key
+    assert f" {latin_key('Reza')} " in key
+    assert f" {latin_key('Mohammad')} " not in key
+
+
+def test_openpyxl_parses_workbooks_through_defusedxml():
+    # The template writer and django-import-export use openpyxl; with defusedxml
+    # installed, its XML parsing refuses entity declarations too.
+    assert openpyxl.DEFUSEDXML is True
+
+
+def test_an_xlsx_that_unpacks_to_far_more_than_the_byte_limit_is_refused_unread(settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 100_000
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS)])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+        target.writestr("xl/padding.xml", b" " * 2_000_000)
+
+    result = run(out.getvalue(), filename="roster.xlsx")
+
+    assert len(out.getvalue()) < 100_000
+    assert "unpacks" in result.errors[0].message
