@@ -11,6 +11,8 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from cases import workflow
+from cases.admin_import import RosterImportAdminMixin
+from cases.admin_records import RecordAdmin
 from cases.models import (
     Case,
     CaseStatus,
@@ -189,7 +191,7 @@ class CaseAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Person)
-class PersonAdmin(SimpleHistoryAdmin):
+class PersonAdmin(RosterImportAdminMixin, SimpleHistoryAdmin):
     list_display = [
         "registration_no",
         "family_name",
@@ -243,23 +245,12 @@ class PersonAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(CaseStatusChange)
-class CaseStatusChangeAdmin(admin.ModelAdmin):
+class CaseStatusChangeAdmin(RecordAdmin):
     list_display = ["changed_at", "case", "from_status", "to_status", "actor", "reason"]
     list_filter = ["to_status", "from_status"]
     search_fields = ["case__case_no", "reason", "actor__username"]
     list_select_related = ["case", "actor"]
     date_hierarchy = "changed_at"
-    show_full_result_count = False
-
-    # The status timeline is a record: nobody edits or deletes it.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Interview)

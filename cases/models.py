@@ -1,6 +1,7 @@
 """Sites, persons, cases, interviews and incidents: the roster side of the domain."""
 
 import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,6 +12,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
+
+from cases import names
+from cases.storage import private_storage
 
 
 class CaseStatus(models.TextChoices):
@@ -117,6 +121,8 @@ class Case(models.Model):
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Bumped by cases.services.case_update: an edit based on an older version is refused.
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
 
     history = HistoricalRecords(excluded_fields=["updated_at"])
 
@@ -131,13 +137,16 @@ class Case(models.Model):
         permissions = [
             ("transition_case", _("Can move a case through the workflow")),
             ("reopen_case", _("Can reopen a closed case")),
+            # Moving one case to another site is an edit of its details (change_case);
+            # moving many at once (a camp's residents) takes this permission.
+            ("transfer_persons", _("Can move many cases' persons to another site at once")),
         ]
 
     def __str__(self) -> str:
         return self.case_no
 
     def get_absolute_url(self) -> str:
-        return reverse("admin:cases_case_change", args=[self.pk])
+        return reverse("cases:detail", args=[self.pk])
 
     @property
     def principal_applicant(self) -> "Person | None":
@@ -154,6 +163,9 @@ class Person(models.Model):
     family_name = models.CharField(_("family name"), max_length=100)
     given_name = models.CharField(_("given name"), max_length=100)
     native_name = models.CharField(_("name in native script"), max_length=200, blank=True)
+    # The names' spelling-blind keys (cases.names.name_key), for search. Set by save();
+    # bulk writers set it themselves.
+    name_key = models.CharField(_("name key"), max_length=names.NAME_KEY_LENGTH, blank=True, default="", editable=False)
     sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
     # A birth date is either a full date or a year alone; the year is always known.
     # year-only births keep birth_date empty rather than inventing 1 January.
@@ -174,8 +186,10 @@ class Person(models.Model):
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Bumped by cases.services.person_update: an edit based on an older version is refused.
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["updated_at"], m2m_fields=[specific_needs])
+    history = HistoricalRecords(excluded_fields=["updated_at", "name_key"], m2m_fields=[specific_needs])
 
     class Meta:
         ordering = ["family_name", "given_name"]
@@ -206,6 +220,13 @@ class Person(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.registration_no})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_key = names.name_key(self.family_name, self.given_name, self.native_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"family_name", "given_name", "native_name"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "name_key"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if self.birth_date and self.birth_year and self.birth_date.year != self.birth_year:
@@ -361,3 +382,150 @@ class IncidentPerson(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} — {self.get_effect_display()}"
+
+
+class RosterImportOutcome(models.TextChoices):
+    IMPORTED = "imported", _("Imported")
+    CHECKED = "checked", _("Checked (dry run)")
+    REFUSED = "refused", _("Refused")
+
+
+class RosterImport(models.Model):
+    """One row per roster import or dry run, written by cases.importing.roster_import."""
+
+    # Empty for imports run from the command line without --user.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+    filename = models.CharField(_("file name"), max_length=255)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=RosterImportOutcome.choices)
+    rows = models.PositiveIntegerField(_("rows"), default=0)
+    new = models.PositiveIntegerField(_("new"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
+    cases_new = models.PositiveIntegerField(_("new cases"), default=0)
+    error_count = models.PositiveIntegerField(_("errors"), default=0)
+    duplicate_count = models.PositiveIntegerField(_("probable duplicates"), default=0)
+    # The first errors, as text, so a refusal can be read later without the file.
+    errors = models.JSONField(_("first errors"), default=list, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("roster import")
+        verbose_name_plural = _("roster imports")
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.created_at:%Y-%m-%d %H:%M}, {self.get_outcome_display()})"
+
+
+class SiteTransfer(models.Model):
+    """Cases and their present persons moved from one site to another on a date.
+
+    Written by cases.services.site_transfer only; never edited.
+    """
+
+    from_site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", verbose_name=_("from site"))
+    to_site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", verbose_name=_("to site"))
+    date = models.DateField(_("date of the move"))
+    reason = models.TextField(_("reason"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("recorded"), default=timezone.now)
+    cases = models.ManyToManyField(Case, related_name="site_transfers", verbose_name=_("cases"))
+    # Counted when the transfer is made, so that lists need no aggregate.
+    case_count = models.PositiveIntegerField(_("cases moved"))
+    person_count = models.PositiveIntegerField(_("persons moved"))
+
+    class Meta:
+        ordering = ["-date", "-created_at", "-pk"]
+        verbose_name = _("site transfer")
+        verbose_name_plural = _("site transfers")
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.from_site} → {self.to_site}"
+
+
+class SiteHistory(models.Model):
+    """One person moved from one site to another by a site transfer. Never edited.
+
+    A person with no row has lived at their site since they were registered.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="site_history", verbose_name=_("person"))
+    transfer = models.ForeignKey(SiteTransfer, on_delete=models.PROTECT, related_name="moves")
+    from_site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", verbose_name=_("from site"))
+    to_site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", verbose_name=_("to site"))
+    date = models.DateField(_("date of the move"))
+
+    class Meta:
+        ordering = ["-date", "-pk"]
+        verbose_name = _("site history entry")
+        verbose_name_plural = _("site history")
+        indexes = [models.Index(fields=["person", "-date"])]
+        constraints = [models.UniqueConstraint(fields=["transfer", "person"], name="site_history_person_once")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id}: {self.from_site} → {self.to_site} ({self.date:%Y-%m-%d})"
+
+
+class DocumentKind(models.TextChoices):
+    IDENTITY = "identity", _("Identity document")
+    MEDICAL = "medical", _("Medical report")
+    CONSENT = "consent", _("Consent form")
+    OTHER = "other", _("Other")
+
+
+def case_document_path(instance: "CaseDocument", filename: str) -> str:
+    # cases.services.case_document_add names the file (random); the name the user
+    # gave is kept in original_name and never reaches the disk.
+    return f"case-{instance.case_id}/{filename}"
+
+
+class CaseDocument(models.Model):
+    """A file attached to a case, in the private storage (cases.storage).
+
+    Written by cases.services.case_document_add and case_document_delete. A deleted
+    document keeps its row (who, when, why); its file is erased.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="documents", verbose_name=_("case"))
+    kind = models.CharField(_("kind"), max_length=20, choices=DocumentKind.choices)
+    file = models.FileField(_("file"), storage=private_storage, upload_to=case_document_path, max_length=255)
+    original_name = models.CharField(_("file name"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size (bytes)"))
+    # Found from the file's first bytes, not from what the browser said.
+    content_type = models.CharField(_("content type"), max_length=100)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("uploaded by")
+    )
+    uploaded_at = models.DateTimeField(_("uploaded"), default=timezone.now)
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("deleted by"),
+    )
+    deletion_reason = models.TextField(_("reason for deleting"), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-uploaded_at", "-pk"]
+        verbose_name = _("case document")
+        verbose_name_plural = _("case documents")
+        indexes = [models.Index(fields=["case", "-uploaded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.original_name}"

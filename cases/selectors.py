@@ -1,11 +1,32 @@
 """Reads on the roster side: one query each, whatever the number of rows."""
 
-from dataclasses import dataclass
+import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case as SqlCase
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from cases.models import Case, CaseStatus, Person, Relationship, ResidenceStatus
+from cases.models import (
+    Case,
+    CaseDocument,
+    CaseStatus,
+    CaseStatusChange,
+    DocumentKind,
+    Incident,
+    IncidentPerson,
+    Interview,
+    InterviewOutcome,
+    Person,
+    Relationship,
+    ResidenceStatus,
+    Site,
+    SiteHistory,
+    SiteTransfer,
+)
 
 
 @dataclass(frozen=True)
@@ -53,3 +74,393 @@ def case_list() -> QuerySet[Case]:
         )
         .order_by("case_no")
     )
+
+
+# How many of a record's latest changes its page shows.
+HISTORY_LIMIT = 30
+# Fields the history on a page leaves out: bookkeeping, and the status, whose changes
+# the status timeline shows with their reason.
+_HISTORY_HIDDEN = frozenset({"id", "version", "created_at", "status", "status_changed_at", "status_before_hold"})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    label: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One saved version of a record: who, when, why, and which fields changed."""
+
+    record: Any  # a simple-history historical record
+    created: bool
+    changes: list[FieldChange]
+
+
+def _history_value(record: Any, field: Any) -> Any:
+    if field.is_relation:
+        # The caller select_related() every foreign key, so this costs no query.
+        return getattr(record, field.name)
+    value = getattr(record, field.attname)
+    if field.choices:
+        return dict(field.flatchoices).get(value, value)
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()  # as the pages show dates of birth
+    return value
+
+
+def _history_entries(records: list[Any], *, more: bool) -> list[HistoryEntry]:
+    """Pair each record with the one before it and keep those that changed a shown field.
+
+    `more` says the oldest record is only there as the base of the next one's diff.
+    """
+    entries = []
+    for index, record in enumerate(records):
+        older = records[index + 1] if index + 1 < len(records) else None
+        if older is None and more:
+            break
+        changes = []
+        if older is not None:
+            for field in record.tracked_fields:
+                if field.name in _HISTORY_HIDDEN:
+                    continue
+                if getattr(record, field.attname) != getattr(older, field.attname):
+                    changes.append(
+                        FieldChange(
+                            label=str(field.verbose_name),
+                            old=_history_value(older, field),
+                            new=_history_value(record, field),
+                        )
+                    )
+        created = record.history_type == "+"
+        if created or changes:
+            entries.append(HistoryEntry(record=record, created=created, changes=changes))
+    return entries
+
+
+def _latest_history(history: Any, *related: str) -> list[HistoryEntry]:
+    records = list(history.select_related("history_user", *related)[: HISTORY_LIMIT + 1])
+    return _history_entries(records, more=len(records) > HISTORY_LIMIT)
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    case: Case
+    # Incidents that affected a member: each row has .incident, .person and .effect.
+    incidents: list[IncidentPerson]
+    history: list[HistoryEntry]
+    # Newest first; deleted ones too (who deleted them and why), medical reports only
+    # for users who may see specific needs.
+    documents: list[CaseDocument] = field(default_factory=list)
+    site_transfers: list[SiteTransfer] = field(default_factory=list)
+
+
+def case_detail(pk: int, *, with_specific_needs: bool) -> CaseDetail:
+    """Everything the case page shows, in a fixed number of queries whatever the case's size.
+
+    Members (principal applicant first) are `case.members.all()`, each with their specific
+    needs when `with_specific_needs`; `case.status_changes`, `case.interviews` and
+    `case.nominations` (with their offer; the offers app owns that relation) are
+    prefetched. Raises Case.DoesNotExist.
+    """
+    members = Person.objects.order_by(
+        SqlCase(When(relationship=Relationship.PRINCIPAL_APPLICANT, then=0), default=1),
+        "birth_year",
+        "pk",
+    )
+    if with_specific_needs:
+        members = members.prefetch_related("specific_needs")
+    case = (
+        Case.objects.select_related("site", "assigned_officer")
+        .prefetch_related(
+            Prefetch("members", queryset=members),
+            Prefetch("status_changes", queryset=CaseStatusChange.objects.select_related("actor")),
+            Prefetch("interviews", queryset=Interview.objects.select_related("interviewer")),
+            "nominations__offer",
+        )
+        .get(pk=pk)
+    )
+    incidents = list(
+        IncidentPerson.objects.filter(person__case=case)
+        .select_related("incident", "person")
+        .order_by("-incident__occurred_at", "incident_id", "person_id")
+    )
+    return CaseDetail(
+        case=case,
+        incidents=incidents,
+        history=_latest_history(case.history, "site", "assigned_officer"),
+        documents=case_documents(case, with_medical=with_specific_needs),
+        site_transfers=case_site_transfers(case),
+    )
+
+
+@dataclass(frozen=True)
+class PersonDetail:
+    person: Person
+    incidents: list[IncidentPerson]
+    history: list[HistoryEntry]
+    site_history: list[SiteHistory] = field(default_factory=list)
+
+
+def person_detail(pk: int, *, with_specific_needs: bool) -> PersonDetail:
+    """Everything the person page shows, in a fixed number of queries. Raises Person.DoesNotExist."""
+    persons = Person.objects.select_related("case", "site")
+    if with_specific_needs:
+        persons = persons.prefetch_related("specific_needs")
+    person = persons.get(pk=pk)
+    incidents = list(
+        IncidentPerson.objects.filter(person=person).select_related("incident").order_by("-incident__occurred_at")
+    )
+    return PersonDetail(
+        person=person,
+        incidents=incidents,
+        history=_latest_history(person.history, "site", "case"),
+        site_history=person_site_history(person),
+    )
+
+
+def case_documents(case: Case, *, with_medical: bool) -> list[CaseDocument]:
+    """The case's documents, newest first, in one query."""
+    documents = CaseDocument.objects.filter(case=case).select_related("uploaded_by", "deleted_by")
+    if not with_medical:
+        documents = documents.exclude(kind=DocumentKind.MEDICAL)
+    return list(documents)
+
+
+def document_for_user(pk: int, *, user: Any) -> CaseDocument:
+    """A document `user` may download: the access check of case documents.
+
+    Needs cases.view_case, and for a medical report cases.view_specific_needs as well
+    (it tells what specific needs tell). Raises CaseDocument.DoesNotExist, also for a
+    deleted document, or PermissionDenied.
+    """
+    if not user.has_perm("cases.view_case"):
+        raise PermissionDenied
+    document = CaseDocument.objects.get(pk=pk, deleted_at__isnull=True)
+    if document.kind == DocumentKind.MEDICAL and not user.has_perm("cases.view_specific_needs"):
+        raise PermissionDenied
+    return document
+
+
+def case_site_transfers(case: Case) -> list[SiteTransfer]:
+    """The site transfers that moved the case, newest first, in one query."""
+    return list(SiteTransfer.objects.filter(cases=case).select_related("from_site", "to_site", "actor"))
+
+
+def person_site_history(person: Person) -> list[SiteHistory]:
+    """The person's moves between sites, newest first, with each transfer's reason, in one query."""
+    return list(SiteHistory.objects.filter(person=person).select_related("from_site", "to_site", "transfer__actor"))
+
+
+def site_transfer_list() -> QuerySet[SiteTransfer]:
+    """Site transfers, newest first, for a list (no per-row queries)."""
+    return SiteTransfer.objects.select_related("from_site", "to_site", "actor")
+
+
+@dataclass(frozen=True)
+class TransferPreview:
+    """What a bulk site transfer would move: `cases` is the selection itself."""
+
+    cases: QuerySet[Case]
+    case_count: int
+    person_count: int
+
+
+def site_transfer_preview(
+    *,
+    from_site: Site,
+    to_site: Site,
+    statuses: list[str] | None = None,
+    case_ids: list[int] | None = None,
+) -> TransferPreview:
+    """The cases of `from_site` with someone present, of `statuses` and among `case_ids` when given.
+
+    Cases where nobody is present any more (all relocated, for instance) stay where they
+    were recorded: there is nobody to move. Two count queries.
+    """
+    present = Person.objects.filter(case=OuterRef("pk"), residence_status=ResidenceStatus.PRESENT)
+    cases = Case.objects.filter(Exists(present), site=from_site)
+    if statuses:
+        cases = cases.filter(status__in=statuses)
+    if case_ids is not None:
+        cases = cases.filter(pk__in=case_ids)
+    persons = Person.objects.filter(case__in=cases, residence_status=ResidenceStatus.PRESENT).exclude(site=to_site)
+    return TransferPreview(cases=cases, case_count=cases.count(), person_count=persons.count())
+
+
+def case_present_members(case: Case) -> int:
+    """How many of the case's members are present: those a site transfer moves."""
+    return Person.objects.filter(case=case, residence_status=ResidenceStatus.PRESENT).count()
+
+
+# Worklist -----------------------------------------------------------------------------
+
+# Statuses nobody has to act on: left out of "time in current status".
+FINAL_STATUSES = (CaseStatus.RELOCATED, CaseStatus.CLOSED)
+# How long in one status before a case shows as stuck on the worklist.
+STUCK_AFTER_DAYS = 30
+# Interviews listed by name on the worklist; the counts cover them all.
+WORKLIST_INTERVIEWS = 10
+
+
+def case_no_show_to_follow_up() -> Q:
+    """Registered cases whose latest interview was a no-show: someone has to book another."""
+    later = Interview.objects.filter(case=OuterRef("case"), scheduled_at__gt=OuterRef("scheduled_at"))
+    latest_no_show = Interview.objects.filter(case=OuterRef("pk"), outcome=InterviewOutcome.NO_SHOW).exclude(
+        Exists(later)
+    )
+    return Q(status=CaseStatus.REGISTERED) & Q(Exists(latest_no_show))
+
+
+def case_stuck_since(days: int, *, now: datetime.datetime | None = None) -> Q:
+    """Open cases in their current status for more than `days` days."""
+    since = (now or timezone.now()) - datetime.timedelta(days=days)
+    return Q(status_changed_at__lt=since) & ~Q(status__in=FINAL_STATUSES)
+
+
+def interview_later_today(*, now: datetime.datetime | None = None) -> Q:
+    """Interviews from now to the end of the day (in the site's time zone)."""
+    now = now or timezone.now()
+    midnight = datetime.datetime.combine(timezone.localdate(now) + datetime.timedelta(days=1), datetime.time())
+    return Q(scheduled_at__gte=now, scheduled_at__lt=timezone.make_aware(midnight))
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One kind of work: how many cases, how many of them the user's, and the case list's filter."""
+
+    key: str
+    label: str
+    help: str
+    count: int
+    mine: int
+    query: str
+
+
+@dataclass(frozen=True)
+class Worklist:
+    items: list[WorkItem]
+    my_open_cases: int
+    # Pending interviews still to come today, and those whose time has passed.
+    today: list[Interview]
+    overdue: list[Interview]
+    today_count: int
+    overdue_count: int
+    today_mine: int
+    overdue_mine: int
+
+
+def worklist(user: Any) -> Worklist:
+    """What needs the user's action, and how much of it is theirs, in four queries whatever the data.
+
+    "Theirs" means cases whose assigned officer is the user. Counts are of cases, except
+    for interviews; each item's query is the case list's filter for the same cases.
+    """
+    now = timezone.now()
+    mine = Q(assigned_officer=user)
+    kinds = [
+        (
+            "no_show",
+            _("No-shows to follow up"),
+            _("Registered cases whose latest interview was a no-show."),
+            case_no_show_to_follow_up(),
+            "interview=no_show",
+        ),
+        (
+            "interviewed",
+            _("Waiting on an eligibility decision"),
+            _("Interviewed cases: decide eligible or not eligible."),
+            Q(status=CaseStatus.INTERVIEWED),
+            "status=interviewed",
+        ),
+        (
+            "nominated",
+            _("Waiting on a country or the family"),
+            _("Nominated cases: the country's decision or the case's consent is pending."),
+            Q(status=CaseStatus.NOMINATED),
+            "status=nominated",
+        ),
+        (
+            "stuck",
+            _("In one status for more than %(days)d days") % {"days": STUCK_AFTER_DAYS},
+            _("Open cases that have not moved for a month."),
+            case_stuck_since(STUCK_AFTER_DAYS, now=now),
+            f"in_status={STUCK_AFTER_DAYS}",
+        ),
+        (
+            "needs_review",
+            _("Needs review"),
+            _("Cases flagged after an incident affected a member."),
+            Q(needs_review=True),
+            "needs_review=true",
+        ),
+    ]
+    aggregates: dict[str, Any] = {"my_open_cases": Count("pk", filter=mine & ~Q(status__in=FINAL_STATUSES))}
+    for key, _label, _help, condition, _query in kinds:
+        # Aliases apart from field names: Django refuses an aggregate named like a field.
+        aggregates[f"all_{key}"] = Count("pk", filter=condition)
+        aggregates[f"mine_{key}"] = Count("pk", filter=condition & mine)
+    counts = Case.objects.aggregate(**aggregates)
+
+    pending = Interview.objects.filter(outcome=InterviewOutcome.PENDING)
+    later_today = interview_later_today(now=now)
+    overdue = Q(scheduled_at__lt=now)
+    interview_mine = Q(case__assigned_officer=user)
+    interview_counts = pending.aggregate(
+        today=Count("pk", filter=later_today),
+        overdue=Count("pk", filter=overdue),
+        today_mine=Count("pk", filter=later_today & interview_mine),
+        overdue_mine=Count("pk", filter=overdue & interview_mine),
+    )
+    listed = pending.select_related("case", "interviewer")
+    return Worklist(
+        items=[
+            WorkItem(
+                key=key,
+                label=label,
+                help=help_text,
+                count=counts[f"all_{key}"],
+                mine=counts[f"mine_{key}"],
+                query=query,
+            )
+            for key, label, help_text, _condition, query in kinds
+        ],
+        my_open_cases=counts["my_open_cases"],
+        today=list(listed.filter(later_today).order_by("scheduled_at", "pk")[:WORKLIST_INTERVIEWS]),
+        overdue=list(listed.filter(overdue).order_by("scheduled_at", "pk")[:WORKLIST_INTERVIEWS]),
+        today_count=interview_counts["today"],
+        overdue_count=interview_counts["overdue"],
+        today_mine=interview_counts["today_mine"],
+        overdue_mine=interview_counts["overdue_mine"],
+    )
+
+
+# Incidents ------------------------------------------------------------------------------
+
+
+def incident_list() -> QuerySet[Incident]:
+    """Incidents, latest first, with their site, reporter and number of persons affected."""
+    return (
+        Incident.objects.select_related("site", "reported_by")
+        .annotate(persons_affected=Count("affected"))
+        .order_by("-occurred_at", "-pk")
+    )
+
+
+def incident_detail(pk: int) -> Incident:
+    """An incident with the persons it affected (and their cases). Raises Incident.DoesNotExist."""
+    affected = IncidentPerson.objects.select_related("person__case").order_by("person__case__case_no", "person_id")
+    return (
+        Incident.objects.select_related("site", "reported_by")
+        .prefetch_related(Prefetch("affected", queryset=affected))
+        .get(pk=pk)
+    )
+
+
+def persons_by_registration_no(numbers: list[str]) -> dict[str, Person]:
+    """The persons with these registration numbers, by number; unknown numbers are left out."""
+    return {person.registration_no: person for person in Person.objects.filter(registration_no__in=numbers)}

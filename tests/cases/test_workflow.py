@@ -142,3 +142,12 @@ def test_the_check_uses_the_current_status_not_the_callers_copy(staff):
     # The stale copy still says registered; the service reads the locked row.
     with pytest.raises(TransitionRefused, match="Closed"):
         case_transition(stale, to=S.INTERVIEW_SCHEDULED, actor=staff, reason="Booking")
+
+
+@pytest.mark.django_db
+def test_a_long_reason_is_kept_whole_in_the_timeline_and_the_history(staff):
+    case = case_in(S.REGISTERED)
+    reason = "The family asked to pause the process while the father is in hospital. " * 8
+    case_transition(case, to=S.ON_HOLD, actor=staff, reason=reason)
+    assert case.status_changes.get().reason == reason.strip()
+    assert case.history.first().history_change_reason == reason.strip()

@@ -1,0 +1,250 @@
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+
+from cases.models import Case, Determination, Person
+from cases.services import EditConflict, case_update, person_update
+from tests.factories import CaseFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _case_form(case, **overrides):
+    data = {
+        "version": case.version,
+        "assigned_officer": case.assigned_officer_id or "",
+        "determination": case.determination,
+        "notes": case.notes,
+    }
+    if case.needs_review:
+        data["needs_review"] = "on"
+    data.update(overrides)
+    return data
+
+
+def _person_form(person, **overrides):
+    data = {
+        "version": person.version,
+        "family_name": person.family_name,
+        "given_name": person.given_name,
+        "native_name": person.native_name,
+        "sex": person.sex,
+        "birth_year": person.birth_year,
+        "birth_date": person.birth_date.isoformat() if person.birth_date else "",
+        "nationality": person.nationality.code,
+        "phone": person.phone,
+        "notes": person.notes,
+    }
+    data.update(overrides)
+    return data
+
+
+# Case details
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("anonymous", 302), ("Staff", 200), ("Supervisor", 200), ("Administrator", 200)]
+)
+def test_the_case_edit_page_answers_each_role(client_for, role, status):
+    case = CaseFactory(size=1)
+    assert client_for(role).get(reverse("cases:edit", args=[case.pk])).status_code == status
+
+
+def test_a_user_without_a_role_cannot_edit_a_case(client, nobody):
+    client.force_login(nobody)
+    case = CaseFactory(size=1)
+    assert client.post(reverse("cases:edit", args=[case.pk]), _case_form(case, notes="x")).status_code == 403
+
+
+def test_staff_assign_an_officer_and_write_notes(client_for, supervisor):
+    case = CaseFactory(size=1)
+    response = client_for("Staff").post(
+        reverse("cases:edit", args=[case.pk]),
+        _case_form(case, assigned_officer=supervisor.pk, notes="Prefers a female interviewer"),
+        follow=True,
+    )
+    case.refresh_from_db()
+    assert case.assigned_officer == supervisor
+    assert case.notes == "Prefers a female interviewer"
+    assert case.version == 1
+    assert "Saved." in response.text
+    assert "Prefers a female interviewer" in response.text
+    latest = case.history.first()
+    assert latest.history_user.username == "staff-test"
+    assert latest.history_change_reason == "Case details edited."
+
+
+def test_the_case_edit_form_has_no_status(client_for):
+    case = CaseFactory(size=1)
+    response = client_for("Staff").get(reverse("cases:edit", args=[case.pk]))
+    assert 'name="status"' not in response.text
+    assert 'name="determination"' in response.text
+
+
+def test_a_posted_status_is_ignored(client_for):
+    case = CaseFactory(size=1)
+    client_for("Staff").post(reverse("cases:edit", args=[case.pk]), _case_form(case, status="relocated", notes="n"))
+    case.refresh_from_db()
+    assert case.status == "registered"
+    assert case.notes == "n"
+
+
+def test_saving_without_a_change_writes_nothing(client_for):
+    case = CaseFactory(size=1)
+    response = client_for("Staff").post(reverse("cases:edit", args=[case.pk]), _case_form(case), follow=True)
+    case.refresh_from_db()
+    assert case.version == 0
+    assert "Nothing was changed." in response.text
+
+
+def test_a_second_save_from_an_older_version_is_refused_and_loses_nothing(client_for, staff, supervisor):
+    case = CaseFactory(size=1)
+    first, second = client_for("Staff"), client_for("Supervisor")
+    opened = _case_form(case)  # both open the form at version 0
+    first.post(reverse("cases:edit", args=[case.pk]), {**opened, "notes": "Staff's note"})
+    response = second.post(
+        reverse("cases:edit", args=[case.pk]),
+        {**opened, "notes": "Supervisor's note", "determination": Determination.CONFIRMED},
+    )
+    assert response.status_code == 409
+    case.refresh_from_db()
+    assert case.notes == "Staff's note"
+    assert case.determination == Determination.PENDING
+    assert case.version == 1
+    text = response.text
+    assert "Not saved: someone else changed this record while you were editing it" in text
+    assert "Saved by staff-test" in text
+    # What the second user typed is still in the form, and next to what is saved now.
+    assert "Supervisor&#x27;s note</textarea>" in text
+    assert '<option value="confirmed" selected>' in text
+    assert '<bdi dir="auto">Supervisor&#x27;s note</bdi>' in text
+    assert '<bdi dir="auto">Staff&#x27;s note</bdi>' in text
+    assert 'name="version" value="1"' in text
+
+
+def test_after_a_conflict_saving_again_keeps_the_second_users_values(client_for):
+    case = CaseFactory(size=1)
+    first, second = client_for("Staff"), client_for("Supervisor")
+    opened = _case_form(case)
+    first.post(reverse("cases:edit", args=[case.pk]), {**opened, "notes": "Staff's note"})
+    second.post(reverse("cases:edit", args=[case.pk]), {**opened, "notes": "Supervisor's note"})
+    # The refused page carried version 1; submitting it again is a deliberate choice.
+    second.post(reverse("cases:edit", args=[case.pk]), {**opened, "version": 1, "notes": "Supervisor's note"})
+    case.refresh_from_db()
+    assert case.notes == "Supervisor's note"
+    assert case.version == 2
+
+
+def test_a_status_change_does_not_make_an_edit_conflict(client_for, staff):
+    from cases.services import case_transition
+
+    case = CaseFactory(size=1)
+    opened = _case_form(case)
+    case_transition(case, to="on_hold", actor=staff, reason="Waiting")
+    client_for("Staff").post(reverse("cases:edit", args=[case.pk]), {**opened, "notes": "Still fine"})
+    case.refresh_from_db()
+    assert (case.notes, case.status) == ("Still fine", "on_hold")
+
+
+def test_case_update_refuses_a_stale_version(staff):
+    case = CaseFactory(size=1)
+    case_update(case, actor=staff, version=0, changes={"notes": "one"})
+    with pytest.raises(EditConflict) as refused:
+        case_update(case, actor=staff, version=0, changes={"notes": "two"})
+    assert refused.value.current.notes == "one"
+    assert Case.objects.get().notes == "one"
+
+
+def test_case_update_edits_only_case_details(staff):
+    case = CaseFactory(size=1)
+    with pytest.raises(ValueError, match="status"):
+        case_update(case, actor=staff, version=0, changes={"status": "relocated"})
+
+
+def test_case_update_needs_the_permission(roles):
+    case = CaseFactory(size=1)
+    with pytest.raises(PermissionDenied):
+        case_update(case, actor=UserFactory(), version=0, changes={"notes": "x"})
+
+
+# Person details
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("anonymous", 302), ("Staff", 200), ("Supervisor", 200), ("Administrator", 200)]
+)
+def test_the_person_edit_page_answers_each_role(client_for, role, status):
+    person = CaseFactory(size=1).members.get()
+    assert client_for(role).get(reverse("cases:person_edit", args=[person.pk])).status_code == status
+
+
+def test_staff_correct_a_name_and_a_year_only_birth(client_for):
+    person = CaseFactory(size=1).members.get()
+    response = client_for("Staff").post(
+        reverse("cases:person_edit", args=[person.pk]),
+        _person_form(person, given_name="Mohammed", birth_year=1979, birth_date="", native_name="محمد رضایی"),
+        follow=True,
+    )
+    person.refresh_from_db()
+    assert (person.given_name, person.birth_year, person.birth_date) == ("Mohammed", 1979, None)
+    assert person.native_name == "محمد رضایی"
+    assert person.version == 1
+    assert "Saved." in response.text
+    assert '<span class="old">1980-05-17</span>' in response.text  # the history shows the old date
+
+
+def test_a_date_of_birth_outside_the_year_is_refused(client_for):
+    person = CaseFactory(size=1).members.get()
+    response = client_for("Staff").post(
+        reverse("cases:person_edit", args=[person.pk]), _person_form(person, birth_year=1981)
+    )
+    assert response.status_code == 200
+    assert "The date of birth must fall in the year of birth." in response.text
+    person.refresh_from_db()
+    assert person.birth_year == 1980
+
+
+def test_a_conflicting_person_edit_is_refused_and_shows_both_values(client_for):
+    person = CaseFactory(size=1).members.get()
+    opened = _person_form(person)
+    client_for("Staff").post(reverse("cases:person_edit", args=[person.pk]), {**opened, "phone": "+98 111"})
+    response = client_for("Supervisor").post(
+        reverse("cases:person_edit", args=[person.pk]), {**opened, "phone": "+98 222"}
+    )
+    assert response.status_code == 409
+    person.refresh_from_db()
+    assert person.phone == "+98 111"
+    assert 'value="+98 222"' in response.text
+    assert '<bdi dir="auto">+98 111</bdi>' in response.text
+
+
+def test_person_update_refuses_a_stale_version(staff):
+    person = CaseFactory(size=1).members.get()
+    person_update(person, actor=staff, version=0, changes={"phone": "1"})
+    with pytest.raises(EditConflict):
+        person_update(person, actor=staff, version=0, changes={"phone": "2"})
+    assert Person.objects.get().phone == "1"
+
+
+def test_person_update_edits_no_relationship_or_residence(staff):
+    person = CaseFactory(size=1).members.get()
+    with pytest.raises(ValueError):
+        person_update(person, actor=staff, version=0, changes={"residence_status": "deceased"})
+
+
+@pytest.mark.parametrize("edits", [0, 30])
+def test_the_edit_pages_cost_a_fixed_number_of_queries(client_for, staff, django_assert_num_queries, edits):
+    case = CaseFactory(size=1)
+    person = case.members.get()
+    for version in range(edits):
+        case_update(case, actor=staff, version=version, changes={"notes": str(version)})
+        person_update(person, actor=staff, version=version, changes={"phone": str(version)})
+    client = client_for("Staff")
+    # session, user, user permissions, group permissions, the case with its site,
+    # users to assign, groups (role in the header), the access-log row
+    with django_assert_num_queries(8):
+        assert client.get(reverse("cases:edit", args=[case.pk])).status_code == 200
+    # session, user, user permissions, group permissions, the person with their case, groups,
+    # the access-log row
+    with django_assert_num_queries(7):
+        assert client.get(reverse("cases:person_edit", args=[person.pk])).status_code == 200

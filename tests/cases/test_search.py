@@ -1,0 +1,223 @@
+"""Free-text search on the case list: numbers, and names in any spelling or script."""
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps as django_apps
+from django.db import connection
+from django.urls import reverse
+
+from cases import names
+from cases.importing import roster_import
+from cases.models import Person, Relationship
+from cases.services import person_update
+from tests.factories import CaseFactory, PersonFactory, SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _found(client, q):
+    response = client.get(reverse("cases:list"), {"q": q})
+    assert response.status_code == 200
+    return sorted(case.case_no for case in response.context["page"])
+
+
+@pytest.fixture
+def staff_client(client_for):
+    return client_for("Staff")
+
+
+def _person(case_no, family, given, native="", **extra):
+    return PersonFactory(
+        case=CaseFactory(case_no=case_no), family_name=family, given_name=given, native_name=native, **extra
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("Mohammed", "Mohammad"),
+        ("Muhammad", "Mohammad"),
+        ("Hussein", "Hossein"),
+        ("Hosein", "Hossein"),
+        ("Qasemi", "Ghasemi"),
+        ("Fatima", "Fatemeh"),
+        ("Isfahani", "Esfahani"),
+        ("Musavi", "Mousavi"),
+        ("Nasser", "Naser"),
+        ("Daryoush", "Dariush"),
+        ("Zainab", "Zeinab"),
+    ],
+)
+def test_a_name_in_another_latin_spelling_finds_the_person(staff_client, typed, stored):
+    _person("C-FOUND", "Karimi", stored)
+    _person("C-OTHER", "Karimi", "Reza")
+    assert _found(staff_client, typed) == ["C-FOUND"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "family", "given"),
+    [
+        ("محمد", "Karimi", "Mohammad"),
+        ("حسین", "Karimi", "Hossein"),
+        ("تهرانی", "Tehrani", "Ali"),
+        ("موسوی", "Mousavi", "Ali"),
+        ("جواد", "Karimi", "Javad"),
+        ("فاطمه", "Karimi", "Fatemeh"),
+        ("علي", "Karimi", "Ali"),  # Arabic yeh
+    ],
+)
+def test_a_name_in_persian_or_arabic_script_finds_a_person_recorded_in_latin_letters_only(
+    staff_client, typed, family, given
+):
+    _person("C-FOUND", family, given)
+    _person("C-OTHER", "Shirazi", "Reza")
+    assert _found(staff_client, typed) == ["C-FOUND"]
+
+
+def test_a_native_script_name_finds_its_person(staff_client):
+    _person("C-FOUND", "Tehrani", "Ali", "علی تهرانی")
+    _person("C-OTHER", "Shirazi", "Reza", "رضا شیرازی")
+    assert _found(staff_client, "علی تهرانی") == ["C-FOUND"]
+    assert _found(staff_client, "تهرانی") == ["C-FOUND"]
+
+
+def test_a_latin_name_finds_a_person_by_their_native_script_name(staff_client):
+    _person("C-FOUND", "Unknown", "Unknown", "مرتضی صادقی")
+    _person("C-OTHER", "Unknown", "Unknown", "رضا شیرازی")
+    assert _found(staff_client, "Sadeghi") == ["C-FOUND"]
+
+
+def test_every_word_must_match_the_same_person(staff_client):
+    _person("C-BOTH", "Hosseini", "Mohammad")
+    _person("C-FAMILY", "Hosseini", "Reza")
+    _person("C-GIVEN", "Shirazi", "Mohammad")
+    assert _found(staff_client, "Muhammad Husseini") == ["C-BOTH"]
+    assert _found(staff_client, "Husseini Muhammad") == ["C-BOTH"]
+
+
+def test_a_compound_name_is_found_written_either_way(staff_client):
+    _person("C-FOUND", "Karimi", "Abdul-Rahman")
+    assert _found(staff_client, "Abdulrahman") == ["C-FOUND"]
+    assert _found(staff_client, "Abdul Rahman") == ["C-FOUND"]
+
+
+def test_any_member_of_a_case_is_searched(staff_client):
+    case = CaseFactory(case_no="C-FAMILY", size=1)
+    PersonFactory(case=case, relationship=Relationship.SPOUSE, family_name="Najafi", given_name="Soheila")
+    assert _found(staff_client, "Soheyla") == ["C-FAMILY"]
+
+
+def test_case_and_registration_numbers_are_found_in_any_case(staff_client):
+    _person("C-00042", "Karimi", "Reza", registration_no="RLC01-0000042")
+    _person("C-00043", "Karimi", "Ali", registration_no="RLC01-0000043")
+    assert _found(staff_client, "C-00042") == ["C-00042"]
+    assert _found(staff_client, "rlc01-0000042") == ["C-00042"]
+    assert _found(staff_client, " RLC01-0000043 ") == ["C-00043"]
+
+
+def test_part_of_a_name_finds_it(staff_client):
+    _person("C-FOUND", "Tehrani", "Ali")
+    assert _found(staff_client, "Tehr") == ["C-FOUND"]
+
+
+def test_the_search_box_keeps_what_was_typed(staff_client):
+    text = staff_client.get(reverse("cases:list"), {"q": "حسین"}).text
+    assert 'value="حسین" dir="auto"' in text
+
+
+# The stored key --------------------------------------------------------------------
+
+
+def test_saving_a_person_stores_their_name_key():
+    person = _person("C-1", "Hosseini", "Mohammad", "محمد حسینی")
+    assert person.name_key == names.name_key("Hosseini", "Mohammad", "محمد حسینی")
+    assert " hsn " in person.name_key
+    assert " mhmd " in person.name_key
+
+
+def test_a_save_of_chosen_fields_that_changes_a_name_updates_the_key():
+    person = _person("C-1", "Hosseini", "Mohammad")
+    person.family_name = "Tehrani"
+    person.save(update_fields=["family_name"])
+    person.refresh_from_db()
+    assert " thrn " in person.name_key
+
+
+def test_editing_a_name_updates_the_key(staff):
+    person = _person("C-1", "Hosseini", "Mohammad")
+    person_update(person, actor=staff, version=person.version, changes={"given_name": "Javad"})
+    person.refresh_from_db()
+    assert person.name_key == names.name_key("Hosseini", "Javad")
+
+
+def test_the_roster_import_stores_name_keys_for_new_and_changed_persons(staff):
+    SiteFactory(name="Camp Liberty", code="camp-liberty")
+    header = (
+        "registration_no,case_no,relationship,family_name,given_name,native_name,sex,date_of_birth,nationality,site"
+    )
+    row = "R-1,C-1,PA,{family},Ali,علی,M,1980,IR,Camp Liberty"
+
+    def run(family):
+        content = f"{header}\n{row.format(family=family)}\n".encode()
+        result = roster_import(io.BytesIO(content), filename="roster.csv", actor=staff, dry_run=False)
+        assert result.ok, result.errors
+
+    run("Hosseini")
+    assert Person.objects.get().name_key == names.name_key("Hosseini", "Ali", "علی")
+    run("Tehrani")
+    assert Person.objects.get().name_key == names.name_key("Tehrani", "Ali", "علی")
+
+
+def test_the_migration_fills_the_keys_of_persons_already_on_record():
+    fill = __import__("cases.migrations.0005_person_name_key_trigram", fromlist=["fill_name_keys"]).fill_name_keys
+    person = _person("C-1", "Hosseini", "Mohammad")
+    Person.objects.filter(pk=person.pk).update(name_key="")
+    fill(django_apps, SimpleNamespace(connection=connection))  # the schema editor's connection is all it uses
+    person.refresh_from_db()
+    assert person.name_key == names.name_key("Hosseini", "Mohammad")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Mohammad", "محمد"), ("Hosseini", "حسینی"), ("Fatemeh", "فاطمه"), ("Abbas", "عباس"), ("Esfahani", "اصفهانی")],
+)
+def test_a_name_and_its_native_spelling_share_a_key(a, b):
+    assert names.word_keys(a) <= names.word_keys(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("Ali", "Reza"), ("Shirazi", "Tehrani"), ("محمد", "رضا")])
+def test_different_names_keep_different_keys(a, b):
+    assert not names.word_keys(a) & names.word_keys(b)
+
+
+# PostgreSQL: trigram similarity beside the keys ---------------------------------------------
+
+
+@pytest.mark.postgres
+def test_on_postgresql_trigram_similarity_finds_spellings_the_keys_miss(staff_client):
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram search needs PostgreSQL")
+    _person("C-FOUND", "Sadeghi", "Ali")
+    _person("C-OTHER", "Shirazi", "Reza")
+    # A letter left out changes the key; the trigrams stay close enough.
+    assert names.word_keys("Sadegi") != names.word_keys("Sadeghi")
+    assert _found(staff_client, "Sadegi") == ["C-FOUND"]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_trigram_indexes_exist():
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram indexes exist on PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'cases_person' AND indexdef LIKE '%%gin_trgm_ops%%'"
+        )
+        found = {name for (name,) in cursor.fetchall()}
+    assert found == {
+        "cases_person_family_name_trgm",
+        "cases_person_given_name_trgm",
+        "cases_person_native_name_trgm",
+        "cases_person_name_key_trgm",
+    }
