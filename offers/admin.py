@@ -7,7 +7,16 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from offers.models import LIVE_NOMINATION_STATUSES, Departure, DeparturePerson, Nomination, NominationStatus, Offer
+from cases.admin_records import RecordAdmin
+from offers.models import (
+    LIVE_NOMINATION_STATUSES,
+    AllocationDecision,
+    Departure,
+    DeparturePerson,
+    Nomination,
+    NominationStatus,
+    Offer,
+)
 from offers.services import (
     OfferError,
     departure_mark_departed,
@@ -36,6 +45,7 @@ class OfferAdmin(SimpleHistoryAdmin):
     list_display = ["reference", "country", "places", "nominated_persons", "places_left", "deadline", "status"]
     list_filter = ["status", "country"]
     search_fields = ["reference", "conditions"]
+    autocomplete_fields = ["excluded_needs"]
     inlines = [NominationInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Offer]:
@@ -197,3 +207,11 @@ class DepartureAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AllocationDecision)
+class AllocationDecisionAdmin(RecordAdmin):
+    list_display = ["decided_at", "offer", "actor", "places_filled", "total_priority"]
+    list_filter = ["offer"]
+    list_select_related = ["offer", "actor"]
+    date_hierarchy = "decided_at"

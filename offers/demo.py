@@ -2,11 +2,12 @@
 
 import datetime
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
 
-from cases.models import Case, CaseStatus
+from cases.models import Case, CaseStatus, SpecificNeed
 from offers.models import Offer, OfferStatus
 from offers.services import (
     departure_mark_departed,
@@ -17,43 +18,62 @@ from offers.services import (
     offer_places_taken,
 )
 
+
+@dataclass(frozen=True)
+class DemoOffer:
+    reference: str
+    country: str
+    places: int
+    status: str
+    deadline_in_days: int
+    conditions: str
+    max_case_size: int | None = None
+    excluded_needs: tuple[str, ...] = ()
+
+
 OFFERS = [
-    # reference, country, places, status, deadline in days, conditions
-    (
+    DemoOffer(
         "CA-2026-01",
         "CA",
         210,
         OfferStatus.OPEN,
         150,
         "Households of up to 7 persons. Priority to persons with specific needs.",
+        7,
     ),
-    ("AU-2026-01", "AU", 60, OfferStatus.OPEN, 90, "Households of up to 5 persons."),
-    (
+    DemoOffer("AU-2026-01", "AU", 60, OfferStatus.OPEN, 90, "Households of up to 5 persons.", 5),
+    DemoOffer(
         "NZ-2026-01",
         "NZ",
         25,
         OfferStatus.OPEN,
         60,
         "Single adults and couples; no serious medical conditions that need hospital care.",
+        2,
+        ("serious_medical_condition",),
     ),
-    ("PT-2026-01", "PT", 30, OfferStatus.DRAFT, 200, "Awaiting the government's final confirmation."),
+    DemoOffer("PT-2026-01", "PT", 30, OfferStatus.DRAFT, 200, "Awaiting the government's final confirmation."),
 ]
 
 
 def load_offers(*, seed: int, supervisor: Any, rng: random.Random) -> None:
     today = timezone.localdate()
     offers = {}
-    for reference, country, places, status, days, conditions in OFFERS:
-        offers[reference], _ = Offer.objects.get_or_create(
-            reference=reference,
+    for spec in OFFERS:
+        offer, created = Offer.objects.get_or_create(
+            reference=spec.reference,
             defaults={
-                "country": country,
-                "places": places,
-                "status": status,
-                "deadline": today + datetime.timedelta(days=days),
-                "conditions": conditions,
+                "country": spec.country,
+                "places": spec.places,
+                "status": spec.status,
+                "deadline": today + datetime.timedelta(days=spec.deadline_in_days),
+                "conditions": spec.conditions,
+                "max_case_size": spec.max_case_size,
             },
         )
+        if created:
+            offer.excluded_needs.set(SpecificNeed.objects.filter(code__in=spec.excluded_needs))
+        offers[offer.reference] = offer
     pool = list(Case.objects.filter(status=CaseStatus.ELIGIBLE).order_by("case_no"))
     rng.shuffle(pool)
     main = offers["CA-2026-01"]

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
-from cases.models import Case, Person
+from cases.models import Case, Person, SpecificNeed
 
 
 class OfferStatus(models.TextChoices):
@@ -23,7 +23,20 @@ class Offer(models.Model):
     country = CountryField(_("country"))
     reference = models.CharField(_("reference"), max_length=60, unique=True)
     places = models.PositiveIntegerField(_("places (persons)"))
-    conditions = models.TextField(_("conditions"), blank=True)
+    conditions = models.TextField(_("conditions"), blank=True, help_text=_("As the country wrote them."))
+    # The conditions that can be checked, used by the allocation suggestions.
+    max_case_size = models.PositiveSmallIntegerField(
+        _("largest household"), null=True, blank=True, help_text=_("Empty: any size.")
+    )
+    nationalities = CountryField(
+        _("nationalities accepted"), multiple=True, blank=True, help_text=_("Empty: any nationality.")
+    )
+    excluded_needs = models.ManyToManyField(
+        SpecificNeed,
+        blank=True,
+        related_name="+",
+        verbose_name=_("specific needs it cannot receive"),
+    )
     deadline = models.DateField(_("deadline"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=OfferStatus.choices, default=OfferStatus.OPEN)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -180,3 +193,25 @@ class DeparturePerson(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.travel_document and self.medical_clearance and self.exit_permission
+
+
+class AllocationDecision(models.Model):
+    """What a supervisor did with an allocation proposal: kept, dropped and added cases."""
+
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="allocation_decisions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("decided at"), default=timezone.now)
+    proposed = models.JSONField(_("case numbers proposed"), default=list)
+    nominated = models.JSONField(_("case numbers nominated"), default=list)
+    overridden = models.JSONField(_("proposed but not nominated"), default=list)
+    refused = models.JSONField(_("refused by the service, with reasons"), default=list)
+    places_filled = models.PositiveIntegerField(_("persons in the proposal"))
+    total_priority = models.PositiveIntegerField(_("total priority of the proposal"))
+
+    class Meta:
+        ordering = ["-decided_at"]
+        verbose_name = _("allocation decision")
+        verbose_name_plural = _("allocation decisions")
+
+    def __str__(self) -> str:
+        return f"{self.offer.reference} {self.decided_at:%Y-%m-%d %H:%M}"

@@ -1,7 +1,7 @@
 """Nominations and departures: they drive the case through the workflow service."""
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from django.db import transaction
@@ -13,8 +13,10 @@ from simple_history.utils import bulk_create_with_history
 
 from cases.models import Case, CaseStatus, Person, ResidenceStatus
 from cases.services import User, case_status_changed, case_transition
+from cases.workflow import TransitionRefused
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
+    AllocationDecision,
     Consent,
     CountryDecision,
     Departure,
@@ -258,3 +260,134 @@ def _withdraw_nomination_of_closed_case(
         nomination.status = NominationStatus.WITHDRAWN
         nomination._change_reason = change.reason  # type: ignore[attr-defined]
         nomination.save()
+
+
+def _offer_write(offer: Offer, fields: Mapping[str, Any], *, actor: User, reason: str) -> Offer:
+    plain = {name: value for name, value in fields.items() if not Offer._meta.get_field(name).many_to_many}
+    for name, value in plain.items():
+        setattr(offer, name, value)
+    offer._history_user = actor  # type: ignore[attr-defined]
+    offer._change_reason = reason  # type: ignore[attr-defined]
+    offer.save()
+    for name, value in fields.items():
+        if name not in plain:
+            getattr(offer, name).set(value)
+    return offer
+
+
+def offer_create(*, actor: User, fields: Mapping[str, Any]) -> Offer:
+    """A new offer from a country."""
+    _require(actor, "offers.add_offer")
+    with transaction.atomic():
+        return _offer_write(Offer(), fields, actor=actor, reason=_("Offer created."))
+
+
+def offer_update(offer: Offer, *, actor: User, changes: Mapping[str, Any]) -> Offer:
+    """Change an offer; its places never fall below the persons its live nominations hold."""
+    _require(actor, "offers.change_offer")
+    with transaction.atomic():
+        # Locked like offer_nominate locks it: a nomination cannot slip in while the places shrink.
+        locked = Offer.objects.select_for_update().get(pk=offer.pk)
+        places = changes.get("places", locked.places)
+        taken = offer_places_taken(locked)
+        if places < taken:
+            raise OfferError(
+                _("The offer's live nominations hold %(taken)d persons; its places cannot be fewer.") % {"taken": taken}
+            )
+        return _offer_write(locked, changes, actor=actor, reason=_("Offer changed."))
+
+
+def offer_nominate_many(
+    offer: Offer, cases: Iterable[Case], *, actor: User
+) -> tuple[list[Nomination], list[tuple[Case, str]]]:
+    """Nominate each case in turn, each in its own transaction: the ones that fit go through,
+    the others come back with the reason they were refused."""
+    nominated: list[Nomination] = []
+    refused: list[tuple[Case, str]] = []
+    for case in cases:
+        try:
+            nominated.append(offer_nominate(offer, case, actor=actor))
+        except (OfferError, TransitionRefused) as exc:
+            refused.append((case, str(exc)))
+    return nominated, refused
+
+
+CHECKLIST_FIELDS = ("travel_document", "medical_clearance", "exit_permission")
+
+
+def departure_checklist_update(departure: Departure, *, actor: User, checked: Mapping[str, Collection[int]]) -> int:
+    """Set the readiness checklist of a planned departure's manifest.
+
+    `checked` maps each checklist field to the manifest entries (DeparturePerson ids)
+    ticked for it; entries not listed are unticked. Returns how many entries changed.
+    """
+    _require(actor, "offers.change_departureperson")
+    with transaction.atomic():
+        # Locked like departure_mark_departed locks it: the checklist does not change under a departure.
+        locked = Departure.objects.select_for_update().get(pk=departure.pk)
+        if locked.status != DepartureStatus.PLANNED:
+            raise OfferError(_("Only a planned departure's checklist can be changed."))
+        changed = 0
+        for entry in locked.manifest.order_by("pk"):
+            values = {name: entry.pk in checked.get(name, ()) for name in CHECKLIST_FIELDS}
+            if all(getattr(entry, name) == value for name, value in values.items()):
+                continue
+            for name, value in values.items():
+                setattr(entry, name, value)
+            entry._history_user = actor  # type: ignore[attr-defined]
+            entry.save(update_fields=list(CHECKLIST_FIELDS))
+            changed += 1
+    return changed
+
+
+def departure_cancel(departure: Departure, *, actor: User, reason: str) -> Departure:
+    """Call off a planned departure: its cases go back to accepted, ready for another one."""
+    _require(actor, "offers.change_departure")
+    if not reason.strip():
+        raise OfferError(_("Give a reason for the cancellation."))
+    with transaction.atomic():
+        locked = Departure.objects.select_for_update().get(pk=departure.pk)
+        if locked.status != DepartureStatus.PLANNED:
+            raise OfferError(_("Only a planned departure can be cancelled."))
+        for nomination in locked.nominations.select_related("case").filter(status=NominationStatus.DEPARTURE_SCHEDULED):
+            nomination.status = NominationStatus.ACCEPTED
+            nomination.departure = None
+            nomination._change_reason = reason  # type: ignore[attr-defined]
+            nomination.save()
+            case_transition(nomination.case, to=CaseStatus.ACCEPTED, actor=actor, reason=reason, by_nomination=True)
+        locked.status = DepartureStatus.CANCELLED
+        locked._change_reason = reason  # type: ignore[attr-defined]
+        locked.save()
+    return locked
+
+
+def allocation_accept(
+    offer: Offer,
+    *,
+    actor: User,
+    proposed: list[Case],
+    chosen: list[Case],
+    places_filled: int,
+    total_priority: int,
+) -> AllocationDecision:
+    """Nominate the cases a supervisor kept from a proposal, and record the decision:
+    what was proposed, what was nominated, what was overridden and what was refused."""
+    _require(actor, "offers.add_nomination")
+    nominated, refused = [], []
+    for case in chosen:
+        try:
+            offer_nominate(offer, case, actor=actor, reason=_("Nominated from an allocation proposal."))
+            nominated.append(case.case_no)
+        except OfferError as exc:
+            refused.append({"case": case.case_no, "reason": str(exc)})
+    chosen_nos = {c.case_no for c in chosen}
+    return AllocationDecision.objects.create(
+        offer=offer,
+        actor=actor,
+        proposed=[c.case_no for c in proposed],
+        nominated=nominated,
+        overridden=[c.case_no for c in proposed if c.case_no not in chosen_nos],
+        refused=refused,
+        places_filled=places_filled,
+        total_priority=total_priority,
+    )
