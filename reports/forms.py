@@ -1,0 +1,89 @@
+"""The dashboard's filters: site, nationality and a date range."""
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_countries import countries
+
+from cases.models import Site
+
+# Weekly charts stay legible up to about three years of bars.
+MAX_DAYS = 3 * 366
+DEFAULT_WEEKS = 26
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    site: Site | None
+    nationality: str
+    date_from: datetime.date
+    date_to: datetime.date
+
+
+def default_range(today: datetime.date | None = None) -> tuple[datetime.date, datetime.date]:
+    """The last 26 weeks, the current one included, starting on a Monday."""
+    today = today or timezone.localdate()
+    monday = today - datetime.timedelta(days=today.weekday())
+    return monday - datetime.timedelta(weeks=DEFAULT_WEEKS - 1), today
+
+
+def _nationality_choices() -> list[tuple[str, str]]:
+    return [("", str(_("All nationalities"))), *((c.code, c.name) for c in countries)]
+
+
+class DashboardFilterForm(forms.Form):
+    site = forms.ModelChoiceField(
+        label=_("Site"), queryset=Site.objects.order_by("name"), required=False, empty_label=_("All sites")
+    )
+    nationality = forms.ChoiceField(label=_("Nationality"), choices=_nationality_choices, required=False)
+    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+        # The default range shows in the form, so the page says which dates it counts.
+        data = data.copy() if data is not None else {}
+        date_from, date_to = default_range()
+        if not data.get("date_from"):
+            data["date_from"] = date_from.isoformat()
+        if not data.get("date_to"):
+            data["date_to"] = date_to.isoformat()
+        super().__init__(data, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to:
+            if date_from > date_to:
+                raise forms.ValidationError(_("The start date must come before the end date."))
+            if (date_to - date_from).days > MAX_DAYS:
+                raise forms.ValidationError(_("Choose a range of at most three years."))
+        return cleaned
+
+    def filters(self) -> DashboardFilters:
+        """The filters to apply; a field left invalid falls back to its default (all, or the last 26 weeks)."""
+        self.is_valid()
+        cleaned = dict(self.cleaned_data)
+        if self.non_field_errors():  # a range refused as a whole
+            cleaned.pop("date_from", None)
+            cleaned.pop("date_to", None)
+        date_from, date_to = default_range()
+        return DashboardFilters(
+            site=cleaned.get("site"),
+            nationality=cleaned.get("nationality") or "",
+            date_from=cleaned.get("date_from") or date_from,
+            date_to=cleaned.get("date_to") or date_to,
+        )
+
+    def export_query(self) -> dict[str, str]:
+        """The filters as GET parameters for the export links: what the page shows is what is exported."""
+        filters = self.filters()
+        query = {"date_from": filters.date_from.isoformat(), "date_to": filters.date_to.isoformat()}
+        if filters.site is not None:
+            query["site"] = str(filters.site.pk)
+        if filters.nationality:
+            query["nationality"] = filters.nationality
+        return query
