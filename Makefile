@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint typecheck pytest browser-deps clean
+WORKERS ?= 3
+
+.PHONY: run serve test install install-dev lint typecheck pytest browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,16 @@ run: install .demo-password
 	@echo "Relocation is at http://$(HOST):$(PORT)/  (log in with a demo login above)"
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Production serving: gunicorn + whitenoise with DEBUG off. Needs SECRET_KEY,
+# DATABASE_URL (PostgreSQL) and ALLOWED_HOSTS in the environment; see docs/deploy.md.
+serve: install
+	@test -n "$$SECRET_KEY" || { echo "Set SECRET_KEY (and DATABASE_URL, ALLOWED_HOSTS): see docs/deploy.md"; exit 1; }
+	DEBUG=false $(BIN)/python manage.py check --deploy --fail-level WARNING
+	DEBUG=false $(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	DEBUG=false $(BIN)/python manage.py migrate --no-input
+	DEBUG=false $(BIN)/gunicorn relocation.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) \
+	  --access-logfile - --forwarded-allow-ips "$${FORWARDED_ALLOW_IPS:-127.0.0.1}"
 
 lint: install-dev
 	$(BIN)/ruff check .

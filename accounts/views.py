@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -5,15 +7,16 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from cases.selectors import case_status_counts
+from cases.selectors import case_status_counts, worklist
 
 
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page after login: where the cases stand, and where to go next."""
-    context = {}
+    context: dict[str, Any] = {}
     if request.user.has_perm("cases.view_case"):
         context["status_counts"] = case_status_counts()
+        context["worklist"] = worklist(request.user)
     return render(request, "accounts/home.html", context)
 
 

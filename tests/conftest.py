@@ -1,9 +1,8 @@
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from accounts.roles import ADMINISTRATOR, STAFF, SUPERVISOR, sync_roles
+from accounts.roles import ADMINISTRATOR, STAFF, SUPERVISOR
 from tests.factories import UserFactory
 
 ROLES = ("anonymous", STAFF, SUPERVISOR, ADMINISTRATOR)
@@ -15,26 +14,30 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _private_media_root(settings, tmp_path):
+    # Case documents a test uploads go to its own temporary folder, never to var/.
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "documents"
+
+
 @pytest.fixture
 def roles(db):
-    """The role groups. Data migrations made them, but a transactional test's flush
-    removes them for the tests after it, so put them back when they are gone."""
-    if Group.objects.filter(name__in=[STAFF, SUPERVISOR, ADMINISTRATOR]).count() != 3:
-        sync_roles(django_apps)
+    """The three role groups by name (made by migrate, and again after every flush)."""
+    return {group.name: group for group in Group.objects.filter(name__in=[STAFF, SUPERVISOR, ADMINISTRATOR])}
 
 
 @pytest.fixture
-def staff(roles):
+def staff(db):
     return UserFactory(username="staff-test", role=STAFF, is_staff=True)
 
 
 @pytest.fixture
-def supervisor(roles):
+def supervisor(db):
     return UserFactory(username="supervisor-test", role=SUPERVISOR, is_staff=True)
 
 
 @pytest.fixture
-def administrator(roles):
+def administrator(db):
     return UserFactory(username="administrator-test", role=ADMINISTRATOR, is_staff=True)
 
 

@@ -2,9 +2,15 @@
 
 import pytest
 from django.contrib import admin
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from cases.models import Incident, Interview
+from cases.services import case_document_add
+from offers.models import Departure, Nomination
 from tests.conftest import ROLES
+from tests.factories import CaseFactory, OfferFactory, UserFactory
 
 A, ST, SU, AD = ROLES
 
@@ -15,9 +21,116 @@ EXPECTED = {
     "healthz": {A: 200, ST: 200, SU: 200, AD: 200},
     "login": {A: 200, ST: 302, SU: 302, AD: 302},  # logged-in users go on to home
     "logout": {A: 302, ST: 405, SU: 405, AD: 405},  # GET is refused: logging out is a POST
+    "two_factor_setup": {A: 302, ST: 200, SU: 200, AD: 200},  # anyone may enrol an authenticator
+    "two_factor_verify": {A: 302, ST: 302, SU: 302, AD: 302},  # nothing to verify yet: sent to enrol
     "cases:list": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:detail": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:edit": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:transition": {A: 302, ST: 405, SU: 405, AD: 405},  # POST only
+    "cases:interview_schedule": {A: 302, ST: 405, SU: 405, AD: 405},  # POST only
+    "cases:interview_outcome": {A: 302, ST: 405, SU: 405, AD: 405},  # POST only
+    "cases:person": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:person_edit": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:site_transfer": {A: 302, ST: 200, SU: 200, AD: 200},  # one case: an edit of its details
+    "cases:transfer_list": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:transfer_new": {A: 302, ST: 403, SU: 200, AD: 200},  # many cases at once
+    "cases:document_upload": {A: 302, ST: 405, SU: 405, AD: 405},  # POST only
+    "cases:document_download": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:document_delete": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "cases:incident_list": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:incident_new": {A: 302, ST: 200, SU: 200, AD: 200},
+    "cases:incident_detail": {A: 302, ST: 200, SU: 200, AD: 200},
     "offers:list": {A: 302, ST: 200, SU: 200, AD: 200},
+    "offers:new": {A: 302, ST: 403, SU: 200, AD: 200},
+    "offers:detail": {A: 302, ST: 200, SU: 200, AD: 200},
+    "offers:edit": {A: 302, ST: 403, SU: 200, AD: 200},
+    "offers:nominate": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:allocation": {A: 302, ST: 403, SU: 200, AD: 200},
+    "offers:allocation_accept": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:departure_plan": {A: 302, ST: 403, SU: 200, AD: 200},
+    "offers:nomination_decision": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:nomination_consent": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:nomination_withdraw": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:departure": {A: 302, ST: 200, SU: 200, AD: 200},
+    "offers:departure_manifest": {A: 302, ST: 200, SU: 200, AD: 200},
+    "offers:departure_checklist": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:departure_depart": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
+    "offers:departure_cancel": {A: 302, ST: 403, SU: 405, AD: 405},  # POST only
     "reports:dashboard": {A: 302, ST: 403, SU: 200, AD: 200},
+    "reports:export": {A: 302, ST: 403, SU: 200, AD: 200},
+}
+
+
+def _case_pk():
+    return {"pk": CaseFactory(size=1).pk}
+
+
+def _person_pk():
+    return {"pk": CaseFactory(size=1).members.get().pk}
+
+
+def _interview_pk():
+    interview = Interview.objects.create(case=CaseFactory(size=1), scheduled_at=timezone.now(), place="Room 1")
+    return {"pk": interview.pk}
+
+
+def _offer_pk():
+    return {"pk": OfferFactory().pk}
+
+
+def _nomination_pk():
+    case = CaseFactory(size=1)
+    return {"pk": Nomination.objects.create(offer=OfferFactory(), case=case, persons=1, nominated_by=UserFactory()).pk}
+
+
+def _departure_pk():
+    return {"pk": Departure.objects.create(offer=OfferFactory(), planned_date=timezone.localdate()).pk}
+
+
+def _document_pk():
+    # Stored in the test's own temporary folder (tests/conftest.py).
+    upload = SimpleUploadedFile("passport.pdf", b"%PDF-1.4\n%%EOF\n")
+    uploader = UserFactory(username="uploader", role=ST)
+    return {"pk": case_document_add(CaseFactory(size=1), actor=uploader, kind="identity", upload=upload).pk}
+
+
+def _incident_pk():
+    site = CaseFactory().site
+    incident = Incident.objects.create(
+        site=site, kind="other", occurred_at=timezone.now(), summary="Fire", reported_by=UserFactory()
+    )
+    return {"pk": incident.pk}
+
+
+# URLs of one object: name -> a function that makes the object and returns the URL's kwargs.
+KWARGS = {
+    "reports:export": lambda: {"list_name": "persons", "fmt": "csv"},
+    "cases:detail": _case_pk,
+    "cases:edit": _case_pk,
+    "cases:transition": _case_pk,
+    "cases:interview_schedule": _case_pk,
+    "cases:interview_outcome": _interview_pk,
+    "cases:person": _person_pk,
+    "cases:person_edit": _person_pk,
+    "cases:site_transfer": _case_pk,
+    "cases:document_upload": _case_pk,
+    "cases:document_download": _document_pk,
+    "cases:document_delete": _document_pk,
+    "cases:incident_detail": _incident_pk,
+    "offers:detail": _offer_pk,
+    "offers:edit": _offer_pk,
+    "offers:nominate": _offer_pk,
+    "offers:allocation": _offer_pk,
+    "offers:allocation_accept": _offer_pk,
+    "offers:departure_plan": _offer_pk,
+    "offers:nomination_decision": _nomination_pk,
+    "offers:nomination_consent": _nomination_pk,
+    "offers:nomination_withdraw": _nomination_pk,
+    "offers:departure": _departure_pk,
+    "offers:departure_manifest": _departure_pk,
+    "offers:departure_checklist": _departure_pk,
+    "offers:departure_depart": _departure_pk,
+    "offers:departure_cancel": _departure_pk,
 }
 
 
@@ -40,7 +153,8 @@ def test_every_app_url_has_an_expected_status_per_role():
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_url_answers_each_role_as_designed(client_for, name, role):
-    response = client_for(role).get(reverse(name))
+    kwargs = KWARGS[name]() if name in KWARGS else {}
+    response = client_for(role).get(reverse(name, kwargs=kwargs))
     assert response.status_code == EXPECTED[name][role]
     if role == A and response.status_code == 302:
         assert response["Location"].startswith(reverse("login"))

@@ -1,0 +1,121 @@
+"""Response and session rules for pages that show protected persons' data."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import user_logged_in
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+LAST_SEEN = "last_seen"
+# Refresh the session's expiry at most this often: once a minute is precise enough
+# for a 30-minute timeout and spares a session write on every request.
+REFRESH_EVERY = 60
+
+
+class PrivateResponsesMiddleware:
+    """Nothing shown to a logged-in user is kept by browsers or proxies."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if getattr(request, "user", None) is not None and request.user.is_authenticated:
+            add_never_cache_headers(response)
+            patch_cache_control(response, no_store=True, private=True)
+        return response
+
+
+class IdleTimeoutMiddleware:
+    """Keep a working user's session alive; an idle one expires after SESSION_IDLE_SECONDS."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        session = getattr(request, "session", None)
+        if session is not None and request.user.is_authenticated:
+            now = int(time.time())
+            if now - session.get(LAST_SEEN, 0) >= REFRESH_EVERY:
+                session[LAST_SEEN] = now
+                session.set_expiry(settings.SESSION_IDLE_SECONDS)
+        return self.get_response(request)
+
+
+@receiver(user_logged_in)
+def _start_idle_clock(sender: Any, request: HttpRequest | None, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        request.session[LAST_SEEN] = int(time.time())
+
+
+class AdministratorTwoFactorMiddleware:
+    """With REQUIRE_ADMIN_2FA on, an Administrator who has not confirmed a one-time
+    code in this session reaches only the two-factor pages (and logout): enrolment
+    when they have no authenticator yet, verification otherwise."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.REQUIRE_ADMIN_2FA and _needs_second_factor(request):
+            from django.shortcuts import redirect
+            from django.urls import reverse
+            from django_otp import user_has_device
+
+            allowed = {reverse("two_factor_setup"), reverse("two_factor_verify"), reverse("logout")}
+            if request.path not in allowed and not request.path.startswith(settings.STATIC_URL):
+                target = "two_factor_verify" if user_has_device(request.user) else "two_factor_setup"
+                return redirect(f"{reverse(target)}?next={request.get_full_path()}")
+        return self.get_response(request)
+
+
+def _needs_second_factor(request: HttpRequest) -> bool:
+    from accounts.roles import ADMINISTRATOR, role_of
+
+    user = request.user
+    return bool(user.is_authenticated and not user.is_verified() and role_of(user) == ADMINISTRATOR)  # type: ignore[attr-defined]
+
+
+# Pages whose every answer is written to the access log: those that show one protected
+# record, hand out a document, or export a list.
+LOGGED_VIEWS = {
+    "cases:detail": "view",
+    "cases:person": "view",
+    "cases:edit": "view",
+    "cases:person_edit": "view",
+    "cases:document_download": "download",
+    "offers:departure_manifest": "view",
+    "reports:export": "export",
+}
+
+
+class AccessLogMiddleware:
+    """Record who opened which case, person, document or export, when and from where,
+    including refusals (403, 404), which matter most."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        match = request.resolver_match
+        if match is None or match.view_name not in LOGGED_VIEWS or not request.user.is_authenticated:
+            return response
+        from accounts.models import AccessKind, AccessLog
+
+        kind = LOGGED_VIEWS[match.view_name] if response.status_code < 400 else AccessKind.REFUSED
+        object_id = str(match.kwargs.get("pk") or match.kwargs.get("list_name") or "")
+        AccessLog.objects.create(
+            user=request.user,
+            address=request.META.get("REMOTE_ADDR") or None,
+            kind=kind,
+            view_name=match.view_name,
+            object_id=object_id,
+            path=request.get_full_path()[:500],
+            status_code=response.status_code,
+        )
+        return response
