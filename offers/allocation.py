@@ -142,14 +142,26 @@ class Proposal:
 
 
 def _milp(
-    objective: np.ndarray, integrality: np.ndarray, upper: np.ndarray, constraints: list[LinearConstraint]
+    objective: np.ndarray,
+    integrality: np.ndarray,
+    upper: np.ndarray,
+    constraints: list[LinearConstraint],
+    *,
+    ceiling: float,
 ) -> np.ndarray:
+    """Maximise an objective whose value is a whole number at every candidate solution
+    (persons placed; sums of whole priorities), no greater than `ceiling`.
+
+    A relative gap of 0.5 / ceiling lets the solver stop once no solution can beat the
+    one it has by a whole unit: with whole values that one is exactly optimal, and the
+    solver is spared proving the last fraction of a bound that cannot be reached.
+    """
     result = milp(
         c=-objective,
         integrality=integrality,
         bounds=Bounds(0, upper),
         constraints=constraints,
-        options={"mip_rel_gap": 0},
+        options={"mip_rel_gap": 0.5 / max(ceiling, 1.0)},
     )
     if result.x is None:  # pragma: no cover - choosing nothing is always feasible
         raise RuntimeError(f"allocation solver failed: {result.message}")
@@ -212,10 +224,16 @@ def solve(
     ]
 
     # Stage 1: the most persons placed.
-    filled = float(placed @ _milp(placed, integrality, upper, constraints))
+    filled = round(float(placed @ _milp(placed, integrality, upper, constraints, ceiling=float(sum(capacities)))))
     # Stage 2: that many persons, and the highest total priority among such choices.
     worth = np.concatenate([np.zeros(n_y), [float(priorities[c]) for c in cases]])
-    x = _milp(worth, integrality, upper, [*constraints, LinearConstraint(placed.reshape(1, -1), filled, np.inf)])
+    x = _milp(
+        worth,
+        integrality,
+        upper,
+        [*constraints, LinearConstraint(placed.reshape(1, -1), filled, np.inf)],
+        ceiling=float(worth.sum()),
+    )
 
     pair_index = {pair: i for i, pair in enumerate(pairs)}
     chosen = []
