@@ -28,7 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reports_bench import DEFAULT_URL, OTHER_SITE, _exists, _fill, _fresh_database, _setup
+from common import fresh_database, setup_django
+from reports_bench import DEFAULT_URL, OTHER_SITE, _exists, _fill
 
 TARGET_MS = 150
 
@@ -117,12 +118,12 @@ def main() -> None:
     os.environ["LOG_LEVEL"] = "WARNING"
     fill: dict[str, Any] = {}
     if args.reuse and _exists(args.database_url, args.persons):
-        _setup(args.database_url)
+        setup_django(args.database_url)
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
     else:
-        _fresh_database(args.database_url)
+        fresh_database(args.database_url)
         fill = _fill(args.persons)
 
     from cases.models import Case, Person, Site

@@ -21,7 +21,6 @@ import csv
 import datetime
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,8 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, fresh_database, peak_rss_mb, setup_django
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5433/relocation_import_bench"
 SITE = "Bench Camp"
@@ -46,30 +46,8 @@ TABLES = [
 ]
 
 
-def _setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relocation.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _fresh_database(url: str) -> None:
-    import psycopg
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    _setup(url)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    fresh_database(url)
     from cases.models import Site
 
     Site.objects.create(name=SITE, code="bench")
@@ -224,7 +202,7 @@ def _step_copy(path: Path) -> dict[str, Any]:
 
 
 def _child(step: str, url: str, path: str, extra: str) -> None:
-    _setup(url)
+    setup_django(url)
     if step == "csv_fresh" or step == "xlsx_fresh":
         figures = _step_import(Path(path), truncate=True)
     elif step == "csv_unchanged":
@@ -233,7 +211,7 @@ def _child(step: str, url: str, path: str, extra: str) -> None:
         figures = _step_import_export(Path(path), int(extra))
     else:
         figures = _step_copy(Path(path))
-    figures["peak_rss_mb"] = _peak_mb()
+    figures["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(figures))
 
 

@@ -24,7 +24,6 @@ Prints JSON.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,39 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, fresh_database, peak_rss_mb, setup_django
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5433/relocation_bench"
 EXPORT_SITE = "bench-export"
 OTHER_SITE = "bench-main"
-
-
-def _setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relocation.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
-
-
-def _rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _fresh_database(url: str) -> None:
-    import psycopg
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    _setup(url)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _exists(url: str, persons: int) -> bool:
@@ -270,7 +243,7 @@ def _step_export(fmt: str) -> dict[str, Any]:
 
     client = _client()
     site = _export_site()
-    before = _rss_mb()
+    before = peak_rss_mb()
     started = time.perf_counter()
     response = client.get(f"/reports/export/persons.{fmt}", {"site": site})
     size = 0
@@ -284,8 +257,8 @@ def _step_export(fmt: str) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows / seconds),
         "mb": round(size / 1_048_576, 1),
-        "peak_rss_mb": _rss_mb(),
-        "rss_growth_mb": round(_rss_mb() - before, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_growth_mb": round(peak_rss_mb() - before, 1),
     }
 
 
@@ -319,7 +292,7 @@ def _step_import_export(fmt: str) -> dict[str, Any]:
             export_order = fields
 
     site = _export_site()
-    before = _rss_mb()
+    before = peak_rss_mb()
     started = time.perf_counter()
     queryset = Person.objects.filter(case__in=Case.objects.filter(site=site)).select_related("case", "site")
     dataset = PersonResource().export(queryset=queryset.order_by("registration_no"))
@@ -331,13 +304,13 @@ def _step_import_export(fmt: str) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows / seconds),
         "mb": round(len(data) / 1_048_576, 1),
-        "peak_rss_mb": _rss_mb(),
-        "rss_growth_mb": round(_rss_mb() - before, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_growth_mb": round(peak_rss_mb() - before, 1),
     }
 
 
 def _child(step: str, url: str, extra: str) -> None:
-    _setup(url)
+    setup_django(url)
     if step == "dashboard":
         figures = _step_dashboard(int(extra))
     elif step in ("csv", "xlsx"):
@@ -374,12 +347,12 @@ def main() -> None:
 
     figures: dict[str, Any] = {"persons": args.persons, "database": "postgresql"}
     if args.reuse and _exists(args.database_url, args.persons - args.persons % 3):
-        _setup(args.database_url)
+        setup_django(args.database_url)
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)  # the code may have moved on since the data was made
     else:
-        _fresh_database(args.database_url)
+        fresh_database(args.database_url)
         figures |= _fill(args.persons)
     figures["dashboard"] = _run("dashboard", args.database_url, str(args.runs))
     if args.dashboard_only:

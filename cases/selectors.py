@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from cases import workflow
 from cases.models import (
     Case,
     CaseDocument,
@@ -306,8 +307,6 @@ def case_present_members(case: Case) -> int:
 
 # Worklist -----------------------------------------------------------------------------
 
-# Statuses nobody has to act on: left out of "time in current status".
-FINAL_STATUSES = (CaseStatus.RELOCATED, CaseStatus.CLOSED)
 # How long in one status before a case shows as stuck on the worklist.
 STUCK_AFTER_DAYS = 30
 # Interviews listed by name on the worklist; the counts cover them all.
@@ -326,7 +325,7 @@ def case_no_show_to_follow_up() -> Q:
 def case_stuck_since(days: int, *, now: datetime.datetime | None = None) -> Q:
     """Open cases in their current status for more than `days` days."""
     since = (now or timezone.now()) - datetime.timedelta(days=days)
-    return Q(status_changed_at__lt=since) & ~Q(status__in=FINAL_STATUSES)
+    return Q(status_changed_at__lt=since) & ~Q(status__in=workflow.ENDED)
 
 
 def interview_later_today(*, now: datetime.datetime | None = None) -> Q:
@@ -406,7 +405,7 @@ def worklist(user: Any) -> Worklist:
             "needs_review=true",
         ),
     ]
-    aggregates: dict[str, Any] = {"my_open_cases": Count("pk", filter=mine & ~Q(status__in=FINAL_STATUSES))}
+    aggregates: dict[str, Any] = {"my_open_cases": Count("pk", filter=mine & ~Q(status__in=workflow.ENDED))}
     for key, _label, _help, condition, _query in kinds:
         # Aliases apart from field names: Django refuses an aggregate named like a field.
         aggregates[f"all_{key}"] = Count("pk", filter=condition)

@@ -51,6 +51,10 @@ TRANSITION_PERMISSION = "cases.transition_case"
 ALL_PERMISSIONS = frozenset({TRANSITION_PERMISSION, REOPEN_PERMISSION})
 
 FINAL = frozenset({S.RELOCATED})
+# Statuses in which nobody has to act on a case any more: left out of "time in current
+# status", the worklist's open cases and the dashboard's aging. A closed case can be
+# reopened, but until then it waits for nothing.
+ENDED = frozenset({S.RELOCATED, S.CLOSED})
 
 
 class TransitionRefused(Exception):

@@ -163,12 +163,12 @@ def allocation_candidates() -> list[Candidate]:
     Three queries whatever the number of cases: the cases, their members present, and
     those members' specific needs.
     """
-    cases = dict(
-        Case.objects.filter(status=CaseStatus.ELIGIBLE)
+    cases = {
+        pk: (case_no, since)
+        for pk, case_no, since in Case.objects.filter(status=CaseStatus.ELIGIBLE)
         .exclude(nominations__status__in=LIVE_NOMINATION_STATUSES)
-        .values_list("pk", "case_no")
-    )
-    since = dict(Case.objects.filter(pk__in=list(cases)).values_list("pk", "status_changed_at"))
+        .values_list("pk", "case_no", "status_changed_at")
+    }
     persons: dict[int, int] = defaultdict(int)
     nationalities: dict[int, set[str]] = defaultdict(set)
     present = Person.objects.filter(case__status=CaseStatus.ELIGIBLE, residence_status=ResidenceStatus.PRESENT)
@@ -186,9 +186,9 @@ def allocation_candidates() -> list[Candidate]:
             persons=persons[pk],
             nationalities=frozenset(nationalities[pk]),
             needs=tuple(sorted(needs[pk])),
-            eligible_since=timezone.localdate(since[pk]),
+            eligible_since=timezone.localdate(since),
         )
-        for pk, case_no in cases.items()
+        for pk, (case_no, since) in cases.items()
         if persons[pk]
     ]
 

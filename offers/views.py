@@ -148,67 +148,59 @@ def offer_nominate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(_offer_url(offer.pk, anchor="nominate", query={"q": q} if q else None))
 
 
-@permission_required("offers.change_nomination", raise_exception=True)
-@require_POST
-def nomination_decision(request: HttpRequest, pk: int) -> HttpResponse:
+def _on_nomination(
+    request: HttpRequest, pk: int, form_class: type[Form], act: Callable[[Nomination, dict[str, Any]], str]
+) -> HttpResponse:
+    """Validate the form, run one nominations service through `act`, say what happened
+    (the service's refusal, or `act`'s message) and go back to the nomination."""
     nomination = get_object_or_404(Nomination.objects.select_related("case"), pk=pk)
-    form = DecisionForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
     else:
-        accepted = form.cleaned_data["decision"] == "accepted"
         try:
-            services.nomination_record_decision(
-                nomination,
-                actor=request.user,
-                accepted=accepted,
-                reason=form.cleaned_data["reason"],
-                decided_on=form.cleaned_data["decided_on"],
-            )
+            done = act(nomination, form.cleaned_data)
         except REFUSED as exc:
             messages.error(request, str(exc))
         else:
-            text = _("The country accepted %(case)s.") if accepted else _("The country rejected %(case)s.")
-            messages.success(request, text % {"case": nomination.case})
+            messages.success(request, done)
     return redirect(_offer_url(nomination.offer_id, anchor=f"nomination-{nomination.pk}"))
+
+
+@permission_required("offers.change_nomination", raise_exception=True)
+@require_POST
+def nomination_decision(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(nomination: Nomination, data: dict[str, Any]) -> str:
+        accepted = data["decision"] == "accepted"
+        services.nomination_record_decision(
+            nomination, actor=request.user, accepted=accepted, reason=data["reason"], decided_on=data["decided_on"]
+        )
+        text = _("The country accepted %(case)s.") if accepted else _("The country rejected %(case)s.")
+        return text % {"case": nomination.case}
+
+    return _on_nomination(request, pk, DecisionForm, act)
 
 
 @permission_required("offers.change_nomination", raise_exception=True)
 @require_POST
 def nomination_consent(request: HttpRequest, pk: int) -> HttpResponse:
-    nomination = get_object_or_404(Nomination.objects.select_related("case"), pk=pk)
-    form = ConsentForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-    else:
-        consents = form.cleaned_data["answer"] == "consents"
-        try:
-            services.nomination_record_consent(
-                nomination, actor=request.user, consents=consents, reason=form.cleaned_data["reason"]
-            )
-        except REFUSED as exc:
-            messages.error(request, str(exc))
-        else:
-            text = _("Case %(case)s consents.") if consents else _("Case %(case)s declines.")
-            messages.success(request, text % {"case": nomination.case})
-    return redirect(_offer_url(nomination.offer_id, anchor=f"nomination-{nomination.pk}"))
+    def act(nomination: Nomination, data: dict[str, Any]) -> str:
+        consents = data["answer"] == "consents"
+        services.nomination_record_consent(nomination, actor=request.user, consents=consents, reason=data["reason"])
+        text = _("Case %(case)s consents.") if consents else _("Case %(case)s declines.")
+        return text % {"case": nomination.case}
+
+    return _on_nomination(request, pk, ConsentForm, act)
 
 
 @permission_required("offers.change_nomination", raise_exception=True)
 @require_POST
 def nomination_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
-    nomination = get_object_or_404(Nomination.objects.select_related("case"), pk=pk)
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-    else:
-        try:
-            services.nomination_withdraw(nomination, actor=request.user, reason=form.cleaned_data["reason"])
-        except REFUSED as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, _("Case %(case)s withdrawn from the offer.") % {"case": nomination.case})
-    return redirect(_offer_url(nomination.offer_id, anchor=f"nomination-{nomination.pk}"))
+    def act(nomination: Nomination, data: dict[str, Any]) -> str:
+        services.nomination_withdraw(nomination, actor=request.user, reason=data["reason"])
+        return _("Case %(case)s withdrawn from the offer.") % {"case": nomination.case}
+
+    return _on_nomination(request, pk, ReasonForm, act)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

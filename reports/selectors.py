@@ -16,6 +16,7 @@ from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cases import workflow
 from cases.models import (
     Case,
     CaseStatus,
@@ -35,8 +36,6 @@ from cases.selectors import StatusCount
 from offers.models import DeparturePerson, DepartureStatus
 from reports.forms import DashboardFilters
 
-# Statuses a case no longer waits in.
-FINAL = (CaseStatus.RELOCATED, CaseStatus.CLOSED)
 # Outcomes that say whether the case came: the participation rate's denominator.
 DECIDED_OUTCOMES = (InterviewOutcome.ATTENDED, InterviewOutcome.NO_SHOW, InterviewOutcome.REFUSED)
 
@@ -239,7 +238,7 @@ def case_figures(filters: DashboardFilters, population: Population) -> CaseFigur
         aging=[
             AgingRow(status=status, buckets=[cases.get(status, {}).get(key, 0) for key in buckets])
             for status in CaseStatus
-            if status not in FINAL
+            if status not in workflow.ENDED
         ],
     )
 

@@ -77,3 +77,19 @@ def test_staff_cannot_accept_a_proposal(client_for, offer_with_pool):
     )
     assert response.status_code == 403
     assert not offer.nominations.exists()
+
+
+@pytest.mark.parametrize("cases", [2, 25])
+def test_the_proposal_page_costs_the_same_queries_for_few_or_many_candidates(
+    client_for, django_assert_num_queries, cases
+):
+    offer = OfferFactory(places=40)
+    for _ in range(cases):
+        CaseFactory(status=CaseStatus.ELIGIBLE, size=2)
+    client = client_for("Supervisor")
+    client.get(reverse("offers:allocation", args=[offer.pk]))  # the session is warm
+    # session, user, user and group permissions, the offer, places taken, needs it
+    # cannot receive, eligible cases, their members present, those members' needs,
+    # groups (role in the header)
+    with django_assert_num_queries(11):
+        client.get(reverse("offers:allocation", args=[offer.pk]))
