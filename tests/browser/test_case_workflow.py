@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from cases.models import CaseStatus, IncidentEffect, IncidentKind, Person, Relationship, SpecificNeed
 from cases.services import case_transition, incident_record
@@ -66,9 +67,9 @@ def test_staff_book_and_record_an_interview_then_move_the_case_with_a_reason(pag
     page.fill("#id_q", "Hasan Rahimi")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="C-WORKFLOW").click()
-    assert page.get_by_role("heading", name="Case C-WORKFLOW").is_visible()
-    assert page.locator("bdi", has_text="حسن رحیمی").is_visible()
-    assert page.get_by_text("Older person at risk").is_visible()
+    expect(page.get_by_role("heading", name="Case C-WORKFLOW")).to_be_visible()
+    expect(page.locator("bdi", has_text="حسن رحیمی")).to_be_visible()
+    expect(page.get_by_text("Older person at risk")).to_be_visible()
 
     tomorrow = timezone.localdate() + datetime.timedelta(days=1)
     page.fill("#id_date", tomorrow.isoformat())
@@ -76,25 +77,25 @@ def test_staff_book_and_record_an_interview_then_move_the_case_with_a_reason(pag
     page.fill("#id_place", "Container 4")
     page.select_option("#id_interviewer", label="staff-test")
     page.get_by_role("button", name="Book interview").click()
-    assert page.get_by_text(f"Interview booked for {tomorrow.isoformat()} 09:30.").is_visible()
-    assert page.locator(".status").first.inner_text() == "Interview scheduled"
+    expect(page.get_by_text(f"Interview booked for {tomorrow.isoformat()} 09:30.")).to_be_visible()
+    expect(page.locator(".status").first).to_have_text("Interview scheduled")
 
     page.get_by_label("Outcome").select_option("attended")
     page.get_by_role("button", name="Record outcome").click()
-    assert page.get_by_text("Interview outcome recorded.").is_visible()
+    expect(page.get_by_text("Interview outcome recorded.")).to_be_visible()
 
     page.get_by_label("Reason for the change").fill("Protection needs confirmed at interview")
     page.get_by_role("button", name="Eligible", exact=True).click()
-    assert page.get_by_text("The case is now Eligible.").is_visible()
+    expect(page.get_by_text("The case is now Eligible.")).to_be_visible()
     timeline = page.locator(".timeline")
-    assert timeline.locator("li").first.get_by_text("Protection needs confirmed at interview").is_visible()
+    expect(timeline.locator("li").first.get_by_text("Protection needs confirmed at interview")).to_be_visible()
     case.refresh_from_db()
     assert case.status == CaseStatus.ELIGIBLE
     _screenshot(page, "case-page")
 
     page.get_by_role("link", name="KARIMI, Ahmad").first.click()
-    assert page.get_by_role("heading", name="KARIMI, Ahmad").is_visible()
-    assert page.get_by_text("Heat exhaustion during water distribution").is_visible()
+    expect(page.get_by_role("heading", name="KARIMI, Ahmad")).to_be_visible()
+    expect(page.get_by_text("Heat exhaustion during water distribution")).to_be_visible()
     _screenshot(page, "person-page")
     page.get_by_role("link", name="Edit person details").click()
     _screenshot(page, "person-edit")
@@ -129,20 +130,20 @@ def test_a_conflicting_edit_from_a_second_browser_is_refused_without_losing_data
         second.goto(f"/cases/{case.pk}/edit/")
         second.fill("#id_notes", "Supervisor: documents arrived")
         second.get_by_role("button", name="Save").click()
-        assert second.get_by_text("Saved.").is_visible()
+        expect(second.get_by_text("Saved.")).to_be_visible()
     finally:
         other.close()
 
     page.fill("#id_notes", "Staff: family moved to block C")
     page.get_by_role("button", name="Save").click()
-    assert page.get_by_role("alert").get_by_text("Not saved").is_visible()
+    expect(page.get_by_role("alert").get_by_text("Not saved")).to_be_visible()
     assert page.input_value("#id_notes") == "Staff: family moved to block C"
-    assert page.get_by_role("alert").get_by_text("Supervisor: documents arrived").is_visible()
+    expect(page.get_by_role("alert").get_by_text("Supervisor: documents arrived")).to_be_visible()
     case.refresh_from_db()
     assert case.notes == "Supervisor: documents arrived"
     _screenshot(page, "edit-conflict")
 
     page.get_by_role("button", name="Save").click()  # saving again, knowingly, keeps this user's text
-    assert page.get_by_text("Saved.").is_visible()
+    expect(page.get_by_text("Saved.")).to_be_visible()
     case.refresh_from_db()
     assert case.notes == "Staff: family moved to block C"
