@@ -103,11 +103,15 @@ class AccessLogMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         match = request.resolver_match
-        if match is None or match.view_name not in LOGGED_VIEWS or not request.user.is_authenticated:
+        # Any page refusing a record outside the user's sites (cases.scope) is logged too.
+        out_of_scope = getattr(request, "scope_refused", False)
+        if match is None or not request.user.is_authenticated:
+            return response
+        if match.view_name not in LOGGED_VIEWS and not out_of_scope:
             return response
         from accounts.models import AccessKind, AccessLog
 
-        kind = LOGGED_VIEWS[match.view_name] if response.status_code < 400 else AccessKind.REFUSED
+        kind = AccessKind.REFUSED if response.status_code >= 400 else LOGGED_VIEWS[match.view_name]
         object_id = str(match.kwargs.get("pk") or match.kwargs.get("list_name") or "")
         AccessLog.objects.create(
             user=request.user,

@@ -66,6 +66,11 @@ _ADMINISTRATOR = _SUPERVISOR | {
     "cases.import_person",
     "cases.add_case",
     "cases.reopen_case",
+    # Limiting a user to some sites (cases.scope) is part of managing users.
+    "cases.view_siteassignment",
+    "cases.add_siteassignment",
+    "cases.change_siteassignment",
+    "cases.delete_siteassignment",
     "auth.view_user",
     "auth.add_user",
     "auth.change_user",

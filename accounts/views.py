@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from cases.scope import sites_of
 from cases.selectors import case_status_counts, worklist
 
 
@@ -15,8 +16,9 @@ def home(request: HttpRequest) -> HttpResponse:
     """The landing page after login: where the cases stand, and where to go next."""
     context: dict[str, Any] = {}
     if request.user.has_perm("cases.view_case"):
-        context["status_counts"] = case_status_counts()
-        context["worklist"] = worklist(request.user)
+        sites = sites_of(request.user)
+        context["status_counts"] = case_status_counts(sites)
+        context["worklist"] = worklist(request.user, sites)
     return render(request, "accounts/home.html", context)
 
 

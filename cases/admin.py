@@ -12,7 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from cases import workflow
 from cases.admin_import import RosterImportAdminMixin
-from cases.admin_records import RecordAdmin
+from cases.admin_records import RecordAdmin, SiteScopedAdmin
 from cases.models import (
     Case,
     CaseStatus,
@@ -24,6 +24,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
+from cases.selectors import PERSON_SITES
 from cases.services import case_transition, incident_apply_effects
 from cases.workflow import TransitionRefused
 
@@ -133,7 +134,7 @@ def transition_cases(modeladmin: "CaseAdmin", request: HttpRequest, queryset: Qu
 
 
 @admin.register(Case)
-class CaseAdmin(SimpleHistoryAdmin):
+class CaseAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
     list_display = [
         "case_no",
         "site",
@@ -191,7 +192,8 @@ class CaseAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Person)
-class PersonAdmin(RosterImportAdminMixin, SimpleHistoryAdmin):
+class PersonAdmin(RosterImportAdminMixin, SiteScopedAdmin, SimpleHistoryAdmin):
+    site_paths = PERSON_SITES
     list_display = [
         "registration_no",
         "family_name",
@@ -245,7 +247,8 @@ class PersonAdmin(RosterImportAdminMixin, SimpleHistoryAdmin):
 
 
 @admin.register(CaseStatusChange)
-class CaseStatusChangeAdmin(RecordAdmin):
+class CaseStatusChangeAdmin(SiteScopedAdmin, RecordAdmin):
+    site_paths = ("case__site",)
     list_display = ["changed_at", "case", "from_status", "to_status", "actor", "reason"]
     list_filter = ["to_status", "from_status"]
     search_fields = ["case__case_no", "reason", "actor__username"]
@@ -254,7 +257,8 @@ class CaseStatusChangeAdmin(RecordAdmin):
 
 
 @admin.register(Interview)
-class InterviewAdmin(SimpleHistoryAdmin):
+class InterviewAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
+    site_paths = ("case__site",)
     list_display = ["case", "kind", "scheduled_at", "place", "interviewer", "outcome"]
     list_filter = ["outcome", "kind", "case__site"]
     search_fields = ["case__case_no", "place"]
@@ -270,7 +274,7 @@ class IncidentPersonInline(admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(SimpleHistoryAdmin):
+class IncidentAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
     list_display = ["occurred_at", "site", "kind", "summary", "affected_count", "reported_by"]
     list_filter = ["kind", "site"]
     search_fields = ["summary", "description"]

@@ -26,6 +26,7 @@ from cases.models import (
     Person,
     Site,
 )
+from cases.scope import Sites, limit
 from cases.selectors import persons_by_registration_no
 from cases.services import CASE_EDITABLE_FIELDS, PERSON_EDITABLE_FIELDS
 
@@ -208,11 +209,12 @@ class SiteTransferForm(forms.Form):
     date = _date_of_move()
     reason = _transfer_reason()
 
-    def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, case: Case, sites: Sites = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Only the sites the case can move to; the service refuses any other anyway.
-        sites = Site.objects.filter(is_active=True).exclude(pk=case.site_id)
-        self.fields["to_site"].queryset = sites  # type: ignore[attr-defined]
+        # Only the sites the case can move to, among the user's own; the service refuses
+        # a move to the same site anyway.
+        choices = limit(Site.objects.filter(is_active=True), sites, "pk").exclude(pk=case.site_id)
+        self.fields["to_site"].queryset = choices  # type: ignore[attr-defined]
         self.fields["date"].widget.attrs["max"] = timezone.localdate().isoformat()
 
 
@@ -233,8 +235,12 @@ class BulkSiteTransferForm(forms.Form):
     # The ids of cases a case list showed ("1,2,3"): only those of them are moved.
     cases = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sites: Sites = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A user limited to some sites moves persons only between them.
+        for name in ("from_site", "to_site"):
+            field = self.fields[name]
+            field.queryset = limit(field.queryset, sites, "pk")  # type: ignore[attr-defined]
         self.fields["date"].widget.attrs["max"] = timezone.localdate().isoformat()
 
     def clean_cases(self) -> list[int] | None:
@@ -309,9 +315,10 @@ class IncidentForm(forms.Form):
         help_text=_("They will be recorded as deceased or missing, and their cases flagged for review."),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sites: Sites = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = Site.objects.filter(is_active=True)  # type: ignore[attr-defined]
+        self.sites = sites
+        self.fields["site"].queryset = limit(Site.objects.filter(is_active=True), sites, "pk")  # type: ignore[attr-defined]
         self._affected: list[tuple[Person, str]] = []
 
     def clean_persons(self) -> list[tuple[int, str, str]]:
@@ -349,7 +356,8 @@ class IncidentForm(forms.Form):
             self.add_error("time", _("An incident cannot be recorded before it happens."))
         entries = cleaned.get("persons") or []
         numbers = [number for _line, number, _effect in entries]
-        found = persons_by_registration_no(numbers + [number.upper() for number in numbers])
+        # A person outside the user's sites is unknown to them, as on every other page.
+        found = persons_by_registration_no(numbers + [number.upper() for number in numbers], sites=self.sites)
         unknown = []
         for line, number, effect in entries:
             person = found.get(number) or found.get(number.upper())

@@ -79,6 +79,27 @@ class Site(models.Model):
         return self.name
 
 
+class SiteAssignment(models.Model):
+    """Limits a user to a site. A user with one or more assignments sees, searches, exports
+    and changes only those sites' records (cases.scope); a user with none sees every site."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_assignments", verbose_name=_("user")
+    )
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="assignments", verbose_name=_("site"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["user", "site"]
+        verbose_name = _("site the user is limited to")
+        verbose_name_plural = _("sites the user is limited to")
+        constraints = [models.UniqueConstraint(fields=["user", "site"], name="site_assignment_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.site}"
+
+
 class SpecificNeed(models.Model):
     """A vulnerability code (medical condition, disability, ...). Sensitive."""
 

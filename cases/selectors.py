@@ -29,6 +29,10 @@ from cases.models import (
     SiteHistory,
     SiteTransfer,
 )
+from cases.scope import Sites, in_sites, limit, sites_of
+
+# A person is in a user's scope when they live at, or their case is at, one of its sites.
+PERSON_SITES = ("site", "case__site")
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,11 @@ class StatusCount:
     persons: int
 
 
-def case_status_counts() -> list[StatusCount]:
+def case_status_counts(sites: Sites = None) -> list[StatusCount]:
     """Cases and their living persons (present or relocated) per workflow status, every status listed, in one query."""
     rows: dict[str, dict[str, Any]] = {
         row["status"]: dict(row)
-        for row in Case.objects.order_by()
+        for row in limit(Case.objects.order_by(), sites)
         .values("status")
         .annotate(
             cases=Count("pk", distinct=True),
@@ -167,13 +171,13 @@ class CaseDetail:
     site_transfers: list[SiteTransfer] = field(default_factory=list)
 
 
-def case_detail(pk: int, *, with_specific_needs: bool) -> CaseDetail:
+def case_detail(pk: int, *, with_specific_needs: bool, sites: Sites = None) -> CaseDetail:
     """Everything the case page shows, in a fixed number of queries whatever the case's size.
 
     Members (principal applicant first) are `case.members.all()`, each with their specific
     needs when `with_specific_needs`; `case.status_changes`, `case.interviews` and
     `case.nominations` (with their offer; the offers app owns that relation) are
-    prefetched. Raises Case.DoesNotExist.
+    prefetched. Raises Case.DoesNotExist, also for a case outside `sites` (cases.scope).
     """
     members = Person.objects.order_by(
         SqlCase(When(relationship=Relationship.PRINCIPAL_APPLICANT, then=0), default=1),
@@ -190,6 +194,7 @@ def case_detail(pk: int, *, with_specific_needs: bool) -> CaseDetail:
             Prefetch("interviews", queryset=Interview.objects.select_related("interviewer")),
             "nominations__offer",
         )
+        .filter(in_sites(sites))
         .get(pk=pk)
     )
     incidents = list(
@@ -214,9 +219,10 @@ class PersonDetail:
     site_history: list[SiteHistory] = field(default_factory=list)
 
 
-def person_detail(pk: int, *, with_specific_needs: bool) -> PersonDetail:
-    """Everything the person page shows, in a fixed number of queries. Raises Person.DoesNotExist."""
-    persons = Person.objects.select_related("case", "site")
+def person_detail(pk: int, *, with_specific_needs: bool, sites: Sites = None) -> PersonDetail:
+    """Everything the person page shows, in a fixed number of queries. Raises Person.DoesNotExist,
+    also for a person outside `sites`: one who lives at, or whose case is at, none of them."""
+    persons = limit(Person.objects.select_related("case", "site"), sites, *PERSON_SITES)
     if with_specific_needs:
         persons = persons.prefetch_related("specific_needs")
     person = persons.get(pk=pk)
@@ -244,11 +250,11 @@ def document_for_user(pk: int, *, user: Any) -> CaseDocument:
 
     Needs cases.view_case, and for a medical report cases.view_specific_needs as well
     (it tells what specific needs tell). Raises CaseDocument.DoesNotExist, also for a
-    deleted document, or PermissionDenied.
+    deleted document or one of a case outside the user's sites, or PermissionDenied.
     """
     if not user.has_perm("cases.view_case"):
         raise PermissionDenied
-    document = CaseDocument.objects.get(pk=pk, deleted_at__isnull=True)
+    document = limit(CaseDocument.objects, sites_of(user), "case__site").get(pk=pk, deleted_at__isnull=True)
     if document.kind == DocumentKind.MEDICAL and not user.has_perm("cases.view_specific_needs"):
         raise PermissionDenied
     return document
@@ -264,9 +270,9 @@ def person_site_history(person: Person) -> list[SiteHistory]:
     return list(SiteHistory.objects.filter(person=person).select_related("from_site", "to_site", "transfer__actor"))
 
 
-def site_transfer_list() -> QuerySet[SiteTransfer]:
-    """Site transfers, newest first, for a list (no per-row queries)."""
-    return SiteTransfer.objects.select_related("from_site", "to_site", "actor")
+def site_transfer_list(sites: Sites = None) -> QuerySet[SiteTransfer]:
+    """Site transfers from or to one of `sites`, newest first, for a list (no per-row queries)."""
+    return limit(SiteTransfer.objects.select_related("from_site", "to_site", "actor"), sites, "from_site", "to_site")
 
 
 @dataclass(frozen=True)
@@ -360,11 +366,12 @@ class Worklist:
     overdue_mine: int
 
 
-def worklist(user: Any) -> Worklist:
+def worklist(user: Any, sites: Sites = None) -> Worklist:
     """What needs the user's action, and how much of it is theirs, in four queries whatever the data.
 
     "Theirs" means cases whose assigned officer is the user. Counts are of cases, except
-    for interviews; each item's query is the case list's filter for the same cases.
+    for interviews; each item's query is the case list's filter for the same cases. Only
+    cases at `sites` count (cases.scope).
     """
     now = timezone.now()
     mine = Q(assigned_officer=user)
@@ -410,9 +417,9 @@ def worklist(user: Any) -> Worklist:
         # Aliases apart from field names: Django refuses an aggregate named like a field.
         aggregates[f"all_{key}"] = Count("pk", filter=condition)
         aggregates[f"mine_{key}"] = Count("pk", filter=condition & mine)
-    counts = Case.objects.aggregate(**aggregates)
+    counts = limit(Case.objects, sites).aggregate(**aggregates)
 
-    pending = Interview.objects.filter(outcome=InterviewOutcome.PENDING)
+    pending = limit(Interview.objects.filter(outcome=InterviewOutcome.PENDING), sites, "case__site")
     later_today = interview_later_today(now=now)
     overdue = Q(scheduled_at__lt=now)
     interview_mine = Q(case__assigned_officer=user)
@@ -448,25 +455,29 @@ def worklist(user: Any) -> Worklist:
 # Incidents ------------------------------------------------------------------------------
 
 
-def incident_list() -> QuerySet[Incident]:
-    """Incidents, latest first, with their site, reporter and number of persons affected."""
+def incident_list(sites: Sites = None) -> QuerySet[Incident]:
+    """Incidents at `sites`, latest first, with their site, reporter and number of persons affected."""
     return (
-        Incident.objects.select_related("site", "reported_by")
+        limit(Incident.objects, sites)
+        .select_related("site", "reported_by")
         .annotate(persons_affected=Count("affected"))
         .order_by("-occurred_at", "-pk")
     )
 
 
-def incident_detail(pk: int) -> Incident:
-    """An incident with the persons it affected (and their cases). Raises Incident.DoesNotExist."""
+def incident_detail(pk: int, sites: Sites = None) -> Incident:
+    """An incident with the persons it affected (and their cases). Raises Incident.DoesNotExist,
+    also for one outside `sites`."""
     affected = IncidentPerson.objects.select_related("person__case").order_by("person__case__case_no", "person_id")
     return (
-        Incident.objects.select_related("site", "reported_by")
+        limit(Incident.objects, sites)
+        .select_related("site", "reported_by")
         .prefetch_related(Prefetch("affected", queryset=affected))
         .get(pk=pk)
     )
 
 
-def persons_by_registration_no(numbers: list[str]) -> dict[str, Person]:
-    """The persons with these registration numbers, by number; unknown numbers are left out."""
-    return {person.registration_no: person for person in Person.objects.filter(registration_no__in=numbers)}
+def persons_by_registration_no(numbers: list[str], *, sites: Sites = None) -> dict[str, Person]:
+    """The persons (of `sites`) with these registration numbers, by number; unknown numbers are left out."""
+    persons = limit(Person.objects.filter(registration_no__in=numbers), sites, *PERSON_SITES)
+    return {person.registration_no: person for person in persons}

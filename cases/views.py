@@ -4,16 +4,18 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from cases import scope
 from cases.filters import CaseFilter
 from cases.forms import CaseEditForm, InterviewOutcomeForm, InterviewScheduleForm, PersonEditForm, TransitionForm
 from cases.models import Case, CaseStatus, Interview, InterviewOutcome, Person
+from cases.selectors import PERSON_SITES
 from cases.selectors import case_detail as select_case_detail
 from cases.selectors import case_list as select_cases
 from cases.selectors import person_detail as select_person_detail
@@ -33,7 +35,8 @@ PAGE_SIZE = 50
 @require_safe
 @permission_required("cases.view_case", raise_exception=True)
 def case_list(request: HttpRequest) -> HttpResponse:
-    filterset = CaseFilter(request.GET, queryset=select_cases(), request=request)
+    cases = scope.limit(select_cases(), scope.sites_of(request.user))
+    filterset = CaseFilter(request.GET, queryset=cases, request=request)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "cases/case_list.html", {"filter": filterset, "page": page})
 
@@ -48,9 +51,11 @@ def _case_page(
     """The case page; a form that failed validation is shown again with its errors."""
     user: Any = request.user
     try:
-        detail = select_case_detail(pk, with_specific_needs=user.has_perm("cases.view_specific_needs"))
-    except Case.DoesNotExist as exc:
-        raise Http404 from exc
+        detail = select_case_detail(
+            pk, with_specific_needs=user.has_perm("cases.view_specific_needs"), sites=scope.sites_of(user)
+        )
+    except Case.DoesNotExist:
+        raise scope.refuse(request, Case.objects, pk=pk) from None
     case = detail.case
     targets = manual_targets(case.status, held_from=case.status_before_hold, permissions=user.get_all_permissions())
     # Booking an interview moves the case to interview_scheduled unless it is there already.
@@ -79,7 +84,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("cases.view_case", raise_exception=True)
 def case_transition(request: HttpRequest, pk: int) -> HttpResponse:
     """Move the case; the workflow service decides, and says why when it refuses."""
-    case = get_object_or_404(Case, pk=pk)
+    case = scope.get_or_404(request, Case.objects, pk=pk)
     form = TransitionForm(request.POST)
     if not form.is_valid():
         return _case_page(request, pk, transition_form=form)
@@ -101,7 +106,7 @@ def case_transition(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required("cases.add_interview", raise_exception=True)
 def interview_create(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(Case, pk=pk)
+    case = scope.get_or_404(request, Case.objects, pk=pk)
     form = InterviewScheduleForm(request.POST)
     if not form.is_valid():
         return _case_page(request, pk, schedule_form=form)
@@ -126,7 +131,7 @@ def interview_create(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required("cases.change_interview", raise_exception=True)
 def interview_outcome(request: HttpRequest, pk: int) -> HttpResponse:
-    interview = get_object_or_404(Interview.objects.select_related("case"), pk=pk)
+    interview = scope.get_or_404(request, Interview.objects.select_related("case"), "case__site", pk=pk)
     form = InterviewOutcomeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose an outcome."))
@@ -183,7 +188,7 @@ def _edit(
 @require_http_methods(["GET", "HEAD", "POST"])
 @permission_required("cases.change_case", raise_exception=True)
 def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(Case.objects.select_related("site"), pk=pk)
+    case = scope.get_or_404(request, Case.objects.select_related("site"), pk=pk)
     return _edit(request, case, CaseEditForm, case_update, "cases/case_edit.html", case.get_absolute_url())
 
 
@@ -192,15 +197,17 @@ def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user: Any = request.user
     try:
-        detail = select_person_detail(pk, with_specific_needs=user.has_perm("cases.view_specific_needs"))
-    except Person.DoesNotExist as exc:
-        raise Http404 from exc
+        detail = select_person_detail(
+            pk, with_specific_needs=user.has_perm("cases.view_specific_needs"), sites=scope.sites_of(user)
+        )
+    except Person.DoesNotExist:
+        raise scope.refuse(request, Person.objects, pk=pk) from None
     return render(request, "cases/person_detail.html", {"person": detail.person, "detail": detail})
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @permission_required("cases.change_person", raise_exception=True)
 def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    person = get_object_or_404(Person.objects.select_related("case"), pk=pk)
+    person = scope.get_or_404(request, Person.objects.select_related("case"), *PERSON_SITES, pk=pk)
     done_url = reverse("cases:person", args=[person.pk])
     return _edit(request, person, PersonEditForm, person_update, "cases/person_edit.html", done_url)

@@ -7,10 +7,11 @@ them, only document_download below.
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
+from cases import scope
 from cases.forms import DocumentDeleteForm, DocumentUploadForm
 from cases.models import Case, CaseDocument
 from cases.selectors import document_for_user
@@ -24,7 +25,7 @@ def _documents_of(case: Case) -> str:
 @require_POST
 @permission_required("cases.add_casedocument", raise_exception=True)
 def document_upload(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(Case, pk=pk)
+    case = scope.get_or_404(request, Case.objects, pk=pk)
     form = DocumentUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         problems = " ".join(str(error) for errors in form.errors.values() for error in errors)
@@ -46,8 +47,8 @@ def document_upload(request: HttpRequest, pk: int) -> HttpResponse:
 def document_download(request: HttpRequest, pk: int) -> FileResponse:
     try:
         document = document_for_user(pk, user=request.user)
-    except CaseDocument.DoesNotExist as exc:
-        raise Http404 from exc
+    except CaseDocument.DoesNotExist:
+        raise scope.refuse(request, CaseDocument.objects, pk=pk, deleted_at__isnull=True) from None
     try:
         handle = document.file.storage.open(str(document.file.name), "rb")
     except FileNotFoundError as exc:
@@ -66,7 +67,7 @@ def document_download(request: HttpRequest, pk: int) -> FileResponse:
 @permission_required("cases.delete_casedocument", raise_exception=True)
 @require_POST
 def document_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    document = get_object_or_404(CaseDocument.objects.select_related("case"), pk=pk)
+    document = scope.get_or_404(request, CaseDocument.objects.select_related("case"), "case__site", pk=pk)
     form = DocumentDeleteForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Give a reason for deleting the document."))

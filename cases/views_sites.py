@@ -6,11 +6,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_safe
 
+from cases import scope
 from cases.forms import BulkSiteTransferForm, SiteTransferForm
 from cases.models import Case, SiteTransfer
 from cases.selectors import case_present_members, site_transfer_list, site_transfer_preview
@@ -30,7 +31,7 @@ def _moved_message(transfer: SiteTransfer) -> str:
 @require_safe
 @permission_required("cases.view_sitetransfer", raise_exception=True)
 def transfer_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(site_transfer_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(site_transfer_list(scope.sites_of(request.user)), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "cases/transfer_list.html", {"page": page})
 
 
@@ -38,11 +39,12 @@ def transfer_list(request: HttpRequest) -> HttpResponse:
 @permission_required("cases.change_case", raise_exception=True)
 def case_site_transfer(request: HttpRequest, pk: int) -> HttpResponse:
     """Move one case and its present members to another site (an edit of the case's details)."""
-    case = get_object_or_404(Case.objects.select_related("site"), pk=pk)
+    case = scope.get_or_404(request, Case.objects.select_related("site"), pk=pk)
+    sites = scope.sites_of(request.user)
     if request.method != "POST":
-        form = SiteTransferForm(case=case)
+        form = SiteTransferForm(case=case, sites=sites)
     else:
-        form = SiteTransferForm(request.POST, case=case)
+        form = SiteTransferForm(request.POST, case=case, sites=sites)
         if form.is_valid():
             try:
                 transfer = site_transfer(
@@ -81,9 +83,11 @@ def transfer_new(request: HttpRequest) -> HttpResponse:
     (someone moved or relocated a case meanwhile), it is shown again with the new ones.
     """
     template = "cases/transfer_new.html"
+    sites = scope.sites_of(request.user)
     if request.method != "POST":
-        return render(request, template, {"form": BulkSiteTransferForm(initial=_initial_selection(request))})
-    form = BulkSiteTransferForm(request.POST)
+        form = BulkSiteTransferForm(initial=_initial_selection(request), sites=sites)
+        return render(request, template, {"form": form})
+    form = BulkSiteTransferForm(request.POST, sites=sites)
     if not form.is_valid() or "edit" in request.POST:
         return render(request, template, {"form": form})
     data = form.cleaned_data

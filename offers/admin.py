@@ -7,7 +7,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from cases.admin_records import RecordAdmin
+from cases.admin_records import RecordAdmin, SiteScopedAdmin
+from cases.scope import sites_of
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
     AllocationDecision,
@@ -17,6 +18,7 @@ from offers.models import (
     NominationStatus,
     Offer,
 )
+from offers.selectors import departures_in
 from offers.services import (
     OfferError,
     departure_mark_departed,
@@ -121,7 +123,8 @@ def case_declines(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Nomi
 
 
 @admin.register(Nomination)
-class NominationAdmin(SimpleHistoryAdmin):
+class NominationAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
+    site_paths = ("case__site",)
     list_display = ["case", "offer", "persons", "status", "country_decision", "consent", "departure", "nominated_at"]
     list_filter = ["status", "country_decision", "consent", "offer"]
     search_fields = ["case__case_no", "offer__reference"]
@@ -187,6 +190,7 @@ class DepartureAdmin(SimpleHistoryAdmin):
         return (
             super()
             .get_queryset(request)
+            .filter(departures_in(sites_of(request.user)))
             .annotate(
                 case_count=Count(
                     "nominations",

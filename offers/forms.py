@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from cases.models import Case
+from cases.scope import Sites, limit
 from offers.models import DeparturePerson, Nomination, Offer
 from offers.services import CHECKLIST_FIELDS
 
@@ -53,6 +54,12 @@ class NominateForm(forms.Form):
         queryset=Case.objects.order_by("case_no"),
         error_messages={"required": _("Choose at least one case to nominate.")},
     )
+
+    def __init__(self, *args: Any, sites: Sites = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A case outside the user's sites is not a choice (cases.scope).
+        field = self.fields["cases"]
+        field.queryset = limit(field.queryset, sites)  # type: ignore[attr-defined]
 
 
 class DecisionForm(forms.Form):

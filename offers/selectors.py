@@ -3,11 +3,12 @@
 from collections import defaultdict
 
 from django.db.models import Case as SqlCase
-from django.db.models import Count, F, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cases.models import Case, CaseStatus, Person, Relationship, ResidenceStatus
+from cases.scope import Sites, limit
 from offers.allocation import Candidate, Conditions, Proposal, propose
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
@@ -57,10 +58,11 @@ _NOMINATION_STAGES = [
 ]
 
 
-def offer_nominations(offer: Offer) -> QuerySet[Nomination]:
-    """The offer's nominations with their case, principal applicant and departure, in two queries."""
+def offer_nominations(offer: Offer, sites: Sites = None) -> QuerySet[Nomination]:
+    """The offer's nominations of cases at `sites` with their case, principal applicant and
+    departure, in two queries."""
     return (
-        Nomination.objects.filter(offer=offer)
+        limit(Nomination.objects.filter(offer=offer), sites, "case__site")
         .select_related("case", "departure")
         .prefetch_related(
             Prefetch(
@@ -80,10 +82,10 @@ def offer_nominations(offer: Offer) -> QuerySet[Nomination]:
     )
 
 
-def offer_accepted_nominations(offer: Offer) -> QuerySet[Nomination]:
-    """Nominations that can go on a departure: accepted, not yet on one."""
+def offer_accepted_nominations(offer: Offer, sites: Sites = None) -> QuerySet[Nomination]:
+    """Nominations (of cases at `sites`) that can go on a departure: accepted, not yet on one."""
     return (
-        Nomination.objects.filter(offer=offer, status=NominationStatus.ACCEPTED)
+        limit(Nomination.objects.filter(offer=offer, status=NominationStatus.ACCEPTED), sites, "case__site")
         .select_related("case")
         .order_by("case__case_no")
     )
@@ -93,10 +95,20 @@ def offer_accepted_nominations(offer: Offer) -> QuerySet[Nomination]:
 _READY = Q(manifest__travel_document=True, manifest__medical_clearance=True, manifest__exit_permission=True)
 
 
-def offer_departures(offer: Offer) -> QuerySet[Departure]:
-    """The offer's departures with their persons, cases and persons ready, in one query."""
+def departures_in(sites: Sites) -> Q:
+    """Departures whose every person's case is at one of `sites`: a departure carrying cases
+    of another site is that site's record too, so a user limited to some sites sees and
+    changes only the departures wholly theirs."""
+    if sites is None:
+        return Q()
+    elsewhere = DeparturePerson.objects.filter(departure=OuterRef("pk")).exclude(person__case__site__in=sites)
+    return ~Q(Exists(elsewhere))
+
+
+def offer_departures(offer: Offer, sites: Sites = None) -> QuerySet[Departure]:
+    """The offer's departures (wholly at `sites`) with their persons, cases and persons ready, in one query."""
     return (
-        Departure.objects.filter(offer=offer)
+        Departure.objects.filter(departures_in(sites), offer=offer)
         .annotate(
             person_count=Count("manifest", distinct=True),
             case_count=Count("manifest__person__case", distinct=True),
@@ -106,10 +118,10 @@ def offer_departures(offer: Offer) -> QuerySet[Departure]:
     )
 
 
-def eligible_cases(*, case_no: str = "") -> QuerySet[Case]:
-    """Eligible cases with their persons present (the places they would take) and principal
-    applicant, longest waiting first; `case_no` narrows to case numbers starting with it."""
-    cases = Case.objects.filter(status=CaseStatus.ELIGIBLE)
+def eligible_cases(*, case_no: str = "", sites: Sites = None) -> QuerySet[Case]:
+    """Eligible cases (at `sites`) with their persons present (the places they would take) and
+    principal applicant, longest waiting first; `case_no` narrows to case numbers starting with it."""
+    cases = limit(Case.objects.filter(status=CaseStatus.ELIGIBLE), sites)
     if case_no.strip():
         cases = cases.filter(case_no__istartswith=case_no.strip())
     return (
@@ -126,9 +138,9 @@ def eligible_cases(*, case_no: str = "") -> QuerySet[Case]:
     )
 
 
-def departure_detail(pk: int) -> Departure:
-    """One departure with its offer; Departure.DoesNotExist when there is none."""
-    return Departure.objects.select_related("offer").get(pk=pk)
+def departure_detail(pk: int, sites: Sites = None) -> Departure:
+    """One departure with its offer; Departure.DoesNotExist when there is none at `sites`."""
+    return Departure.objects.select_related("offer").filter(departures_in(sites)).get(pk=pk)
 
 
 def departure_manifest(departure: Departure) -> QuerySet[DeparturePerson]:
@@ -157,21 +169,25 @@ def allocation_conditions(offer: Offer) -> Conditions:
     )
 
 
-def allocation_candidates() -> list[Candidate]:
-    """Every eligible case without a live nomination, as the allocation engine sees it.
+def allocation_candidates(sites: Sites = None) -> list[Candidate]:
+    """Every eligible case (at `sites`) without a live nomination, as the allocation engine sees it.
 
     Three queries whatever the number of cases: the cases, their members present, and
     those members' specific needs.
     """
     cases = {
         pk: (case_no, since)
-        for pk, case_no, since in Case.objects.filter(status=CaseStatus.ELIGIBLE)
+        for pk, case_no, since in limit(Case.objects.filter(status=CaseStatus.ELIGIBLE), sites)
         .exclude(nominations__status__in=LIVE_NOMINATION_STATUSES)
         .values_list("pk", "case_no", "status_changed_at")
     }
     persons: dict[int, int] = defaultdict(int)
     nationalities: dict[int, set[str]] = defaultdict(set)
-    present = Person.objects.filter(case__status=CaseStatus.ELIGIBLE, residence_status=ResidenceStatus.PRESENT)
+    present = limit(
+        Person.objects.filter(case__status=CaseStatus.ELIGIBLE, residence_status=ResidenceStatus.PRESENT),
+        sites,
+        "case__site",
+    )
     for case_id, nationality in present.values_list("case_id", "nationality"):
         persons[case_id] += 1
         nationalities[case_id].add(str(nationality))
@@ -193,6 +209,6 @@ def allocation_candidates() -> list[Candidate]:
     ]
 
 
-def allocation_proposal(offer: Offer) -> Proposal:
-    """The optimal set of eligible cases for the offer's places left, explained."""
-    return propose(allocation_candidates(), allocation_conditions(offer), today=timezone.localdate())
+def allocation_proposal(offer: Offer, sites: Sites = None) -> Proposal:
+    """The optimal set of eligible cases (at `sites`) for the offer's places left, explained."""
+    return propose(allocation_candidates(sites), allocation_conditions(offer), today=timezone.localdate())

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from cases import scope
 from cases.models import Case
 from cases.workflow import TransitionRefused
 from offers import services
@@ -79,15 +80,16 @@ def offer_list(request: HttpRequest) -> HttpResponse:
 @permission_required("offers.view_offer", raise_exception=True)
 def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     offer = _or_404(select_offer, pk)
+    sites = scope.sites_of(request.user)
     context: dict[str, Any] = {
         "offer": offer,
-        "nominations": offer_nominations(offer),
-        "departures": offer_departures(offer),
+        "nominations": offer_nominations(offer, sites),
+        "departures": offer_departures(offer, sites),
     }
     if offer.status == OfferStatus.OPEN and request.user.has_perm("offers.add_nomination"):
         search = SearchForm(request.GET)
         q = search.cleaned_data["q"] if search.is_valid() else ""
-        page = Paginator(eligible_cases(case_no=q), ELIGIBLE_PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(eligible_cases(case_no=q, sites=sites), ELIGIBLE_PAGE_SIZE).get_page(request.GET.get("page"))
         context.update(can_nominate=True, search=search, q=q, eligible=page, query=urlencode({"q": q}) if q else "")
     return render(request, "offers/offer_detail.html", context)
 
@@ -127,7 +129,7 @@ def offer_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def offer_nominate(request: HttpRequest, pk: int) -> HttpResponse:
     offer = _or_404(select_offer, pk)
-    form = NominateForm(request.POST)
+    form = NominateForm(request.POST, sites=scope.sites_of(request.user))
     if not form.is_valid():
         _form_errors(request, form)
     else:
@@ -153,7 +155,7 @@ def _on_nomination(
 ) -> HttpResponse:
     """Validate the form, run one nominations service through `act`, say what happened
     (the service's refusal, or `act`'s message) and go back to the nomination."""
-    nomination = get_object_or_404(Nomination.objects.select_related("case"), pk=pk)
+    nomination = scope.get_or_404(request, Nomination.objects.select_related("case"), "case__site", pk=pk)
     form = form_class(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
@@ -207,7 +209,8 @@ def nomination_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("offers.add_departure", raise_exception=True)
 def departure_plan(request: HttpRequest, pk: int) -> HttpResponse:
     offer = _or_404(select_offer, pk)
-    form = DeparturePlanForm(request.POST or None, nominations=offer_accepted_nominations(offer))
+    accepted = offer_accepted_nominations(offer, scope.sites_of(request.user))
+    form = DeparturePlanForm(request.POST or None, nominations=accepted)
     if form.is_valid():
         try:
             departure = services.departure_plan(
@@ -225,6 +228,14 @@ def departure_plan(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "offers/departure_plan.html", {"offer": offer, "form": form})
 
 
+def _departure_or_404(request: HttpRequest, pk: int) -> Departure:
+    """The departure, if wholly at the user's sites; else 404, logged when it exists."""
+    try:
+        return select_departure(pk, scope.sites_of(request.user))
+    except Departure.DoesNotExist:
+        raise scope.refuse(request, Departure.objects, pk=pk) from None
+
+
 def _departure_context(departure: Departure) -> dict[str, Any]:
     manifest = list(departure_manifest(departure))
     ready = sum(entry.is_ready for entry in manifest)
@@ -240,21 +251,21 @@ def _departure_context(departure: Departure) -> dict[str, Any]:
 @require_safe
 @permission_required("offers.view_departure", raise_exception=True)
 def departure_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    departure = _or_404(select_departure, pk)
+    departure = _departure_or_404(request, pk)
     return render(request, "offers/departure_detail.html", _departure_context(departure))
 
 
 @require_safe
 @permission_required("offers.view_departure", raise_exception=True)
 def departure_manifest_print(request: HttpRequest, pk: int) -> HttpResponse:
-    departure = _or_404(select_departure, pk)
+    departure = _departure_or_404(request, pk)
     return render(request, "offers/departure_manifest.html", _departure_context(departure))
 
 
 @permission_required("offers.change_departureperson", raise_exception=True)
 @require_POST
 def departure_checklist(request: HttpRequest, pk: int) -> HttpResponse:
-    departure = _or_404(select_departure, pk)
+    departure = _departure_or_404(request, pk)
     form = ChecklistForm(request.POST, entries=departure_manifest(departure))
     if not form.is_valid():
         _form_errors(request, form)
@@ -275,7 +286,7 @@ def departure_checklist(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("offers.change_departure", raise_exception=True)
 @require_POST
 def departure_depart(request: HttpRequest, pk: int) -> HttpResponse:
-    departure = _or_404(select_departure, pk)
+    departure = _departure_or_404(request, pk)
     try:
         services.departure_mark_departed(departure, actor=request.user)
     except REFUSED as exc:
@@ -288,7 +299,7 @@ def departure_depart(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("offers.change_departure", raise_exception=True)
 @require_POST
 def departure_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    departure = _or_404(select_departure, pk)
+    departure = _departure_or_404(request, pk)
     form = ReasonForm(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
@@ -307,10 +318,11 @@ def departure_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def allocation(request: HttpRequest, pk: int) -> HttpResponse:
     """The optimal proposal for the offer's places left, for a supervisor to accept in whole or part."""
     offer = get_object_or_404(Offer, pk=pk)
+    proposal = allocation_proposal(offer, scope.sites_of(request.user))
     return render(
         request,
         "offers/allocation.html",
-        {"offer": offer, "proposal": allocation_proposal(offer), "is_open": offer.status == OfferStatus.OPEN},
+        {"offer": offer, "proposal": proposal, "is_open": offer.status == OfferStatus.OPEN},
     )
 
 
@@ -323,7 +335,7 @@ def allocation_accept(request: HttpRequest, pk: int) -> HttpResponse:
     record shows what the engine proposed at the moment of the decision.
     """
     offer = get_object_or_404(Offer, pk=pk)
-    proposal = allocation_proposal(offer)
+    proposal = allocation_proposal(offer, scope.sites_of(request.user))
     kept = {value for value in request.POST.getlist("cases") if value.isdigit()}
     proposed = list(Case.objects.in_bulk(proposal.case_ids).values())
     proposed.sort(key=lambda case: proposal.case_ids.index(case.pk))

@@ -232,6 +232,6 @@ def test_a_filtered_sorted_page_costs_the_same_queries_at_any_size(
     # session, user, user and group permissions; the chosen need, officer and offer
     # (checked by the form); count, groups (role in the header); sites, specific
     # needs, officers and offers for the filters; page of cases, their principal applicants
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(16):
         response = staff_client.get(reverse("cases:list"), params)
     assert response.context["page"].paginator.count == n

@@ -45,5 +45,5 @@ def test_the_list_costs_the_same_queries_for_one_case_or_a_full_page(client_for,
     # session, user, user and group permissions, groups (role in the header), count,
     # page of cases, their principal applicants; sites, specific needs, officers and
     # offers for the filters
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         client.get(reverse("cases:list"))

@@ -190,7 +190,7 @@ def test_the_page_costs_the_same_queries_for_a_small_or_a_large_case(
     # officer, members, their specific needs, status changes, interviews with their
     # interviewer, nominations, their offers, incidents, history, documents, site
     # transfers, groups (role in the header), the access-log row
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(18):
         response = _page(client, case)
     assert response.status_code == 200
 
@@ -332,6 +332,6 @@ def test_a_case_open_for_booking_costs_the_same_queries_at_any_size(client_for, 
     # specific needs, status changes, interviews with their interviewer, nominations
     # (none, so no offers), incidents, history, documents, site transfers, interviewers
     # for the booking form, groups, the access-log row
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(18):
         response = _page(client, case)
     assert "Book an interview" in response.text

@@ -362,6 +362,6 @@ def test_the_case_page_costs_the_same_queries_however_many_documents(
     # specific needs, status changes, interviews, nominations, incidents, history,
     # documents with who uploaded and deleted them, site transfers, interviewers for the
     # booking form, groups, the access-log row
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(18):
         response = client.get(case.get_absolute_url())
     assert len(response.context["detail"].documents) == documents

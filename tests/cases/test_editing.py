@@ -242,9 +242,9 @@ def test_the_edit_pages_cost_a_fixed_number_of_queries(client_for, staff, django
     client = client_for("Staff")
     # session, user, user permissions, group permissions, the case with its site,
     # users to assign, groups (role in the header), the access-log row
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         assert client.get(reverse("cases:edit", args=[case.pk])).status_code == 200
     # session, user, user permissions, group permissions, the person with their case, groups,
     # the access-log row
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert client.get(reverse("cases:person_edit", args=[person.pk])).status_code == 200

@@ -164,9 +164,9 @@ def test_the_incident_pages_cost_the_same_queries_at_any_size(client_for, staff,
     client.get(reverse("home"))  # a first request may refresh the session
     # session, user, user permissions, group permissions, count, page of incidents
     # with site and reporter, groups (role in the header)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         client.get(reverse("cases:incident_list"))
     # session, user, user permissions, group permissions, the incident with site and
     # reporter, the persons affected with their cases, groups
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         client.get(reverse("cases:incident_detail", args=[incident.pk]))

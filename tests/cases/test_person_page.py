@@ -97,5 +97,5 @@ def test_the_page_costs_the_same_queries_however_long_its_history(client_for, st
     # session, user, user permissions, group permissions, the person with case and site,
     # specific needs, incidents, history, site history, groups (role in the header),
     # the access-log row
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         assert _page(client, person).status_code == 200

@@ -482,7 +482,7 @@ def test_the_transfer_list_costs_the_same_queries_however_many_transfers(
     client.get(reverse("cases:transfer_list"))  # the session is warm
     # session, user, user permissions, group permissions, count, transfers with their
     # sites and actor, groups (role in the header)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         response = client.get(reverse("cases:transfer_list"))
     assert len(response.context["page"].object_list) == transfers
 

@@ -164,6 +164,6 @@ def test_the_home_page_costs_the_same_queries_for_a_small_or_a_busy_camp(
     # session, user, user permissions, group permissions, status counts, worklist case
     # counts, interview counts, overdue interviews, interviews later today, groups
     # (role in the header)
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         response = client.get(reverse("home"))
     assert response.status_code == 200

@@ -91,5 +91,5 @@ def test_the_proposal_page_costs_the_same_queries_for_few_or_many_candidates(
     # session, user, user and group permissions, the offer, places taken, needs it
     # cannot receive, eligible cases, their members present, those members' needs,
     # groups (role in the header)
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         client.get(reverse("offers:allocation", args=[offer.pk]))

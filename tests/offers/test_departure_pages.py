@@ -161,7 +161,7 @@ def test_the_departure_page_costs_the_same_queries_for_any_number_of_persons(
     client = client_for(SU)
     # session, user, user and group permissions, groups (role in the header),
     # the departure with its offer, its manifest with persons and cases
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         client.get(reverse("offers:departure", args=[departure.pk]))
 
 

@@ -1,0 +1,304 @@
+"""A user limited to some sites sees, searches, exports and changes only their records:
+everything else answers 404, as if it did not exist, and the refusal is logged."""
+
+import datetime
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AccessKind, AccessLog
+from accounts.roles import ADMINISTRATOR, STAFF, SUPERVISOR
+from cases.models import CaseStatus, DocumentKind, IncidentKind, Interview, Relationship, SiteAssignment
+from cases.scope import sites_of
+from cases.services import case_document_add, incident_record, interview_schedule
+from offers.models import Nomination, NominationStatus
+from offers.services import departure_plan, nomination_record_consent, nomination_record_decision, offer_nominate
+from tests.factories import CaseFactory, OfferFactory, PersonFactory, SiteFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@pytest.fixture
+def north():
+    return SiteFactory(name="North camp", code="north")
+
+
+@pytest.fixture
+def south():
+    return SiteFactory(name="South camp", code="south")
+
+
+def _limited(role, *sites, username=None):
+    user = UserFactory(username=username or f"{role.lower()}-north", role=role, is_staff=True)
+    for site in sites:
+        SiteAssignment.objects.create(user=user, site=site)
+    return user
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def ours(north):
+    return CaseFactory(case_no="C-NORTH", site=north, size=2, status=CaseStatus.ELIGIBLE)
+
+
+@pytest.fixture
+def theirs(south):
+    return CaseFactory(case_no="C-SOUTH", site=south, size=2, status=CaseStatus.ELIGIBLE)
+
+
+@pytest.fixture
+def north_staff(north):
+    return _limited(STAFF, north)
+
+
+def _refusals():
+    refused = AccessLog.objects.filter(kind=AccessKind.REFUSED).order_by("pk")
+    return list(refused.values_list("view_name", "status_code"))
+
+
+def test_a_user_with_no_site_is_not_limited_and_one_with_sites_is(staff, north_staff, north):
+    assert sites_of(staff) is None
+    assert sites_of(north_staff) == frozenset({north.pk})
+
+
+def test_the_case_list_and_its_search_show_only_the_users_sites(north_staff, ours, theirs):
+    client = _client(north_staff)
+
+    def listed(**query):
+        return [case.case_no for case in client.get("/cases/", query).context["page"]]
+
+    assert listed() == ["C-NORTH"]
+    # The other site's family name, a transliteration of it and its numbers find nothing.
+    for person in theirs.members.all():
+        person.family_name = "Sadeghi"
+        person.save()
+    for q in ["Sadeghi", "Sadeqi", "C-SOUTH", theirs.members.first().registration_no]:
+        assert listed(q=q) == [], q
+    for person in ours.members.all():
+        person.family_name = "Sadeghi"
+        person.save()  # the search keys follow the name
+    assert listed(q="Sadeqi") == ["C-NORTH"]
+    # Filtering by the other site gives nothing either.
+    assert listed(site=theirs.site_id) == []
+
+
+def test_an_unlimited_user_sees_every_site(client_for, ours, theirs):
+    page = client_for(STAFF).get("/cases/").context["page"]
+    assert sorted(case.case_no for case in page) == ["C-NORTH", "C-SOUTH"]
+
+
+def test_another_sites_case_and_person_answer_404_and_the_refusal_is_logged(north_staff, ours, theirs):
+    client = _client(north_staff)
+    assert client.get(f"/cases/{ours.pk}/").status_code == 200
+    person = theirs.members.first()
+    assert client.get(f"/cases/{theirs.pk}/").status_code == 404
+    assert client.get(f"/cases/persons/{person.pk}/").status_code == 404
+    assert client.get(f"/cases/{theirs.pk}/edit/").status_code == 404
+    assert client.get(f"/cases/persons/{person.pk}/edit/").status_code == 404
+    assert _refusals() == [
+        ("cases:detail", 404),
+        ("cases:person", 404),
+        ("cases:edit", 404),
+        ("cases:person_edit", 404),
+    ]
+    refusal = AccessLog.objects.filter(kind=AccessKind.REFUSED).order_by("pk").first()
+    assert (refusal.user, refusal.object_id) == (north_staff, str(theirs.pk))
+
+
+def test_a_record_that_does_not_exist_is_a_plain_404_not_a_scope_refusal(north_staff):
+    client = _client(north_staff)
+    assert client.post("/cases/999999/transition/", {"seen": "eligible", "to": "on_hold", "reason": "x"}).status_code == 404
+    assert _refusals() == []
+
+
+def test_a_person_living_at_the_users_site_is_visible_though_their_case_is_elsewhere(north_staff, north, theirs):
+    moved = PersonFactory(case=theirs, site=north, relationship=Relationship.CHILD)
+    assert _client(north_staff).get(f"/cases/persons/{moved.pk}/").status_code == 200
+
+
+def test_another_sites_case_cannot_be_moved_edited_or_given_an_interview(north_staff, theirs, staff):
+    client = _client(north_staff)
+    version = theirs.version
+    moved = client.post(
+        f"/cases/{theirs.pk}/transition/", {"seen": CaseStatus.ELIGIBLE, "to": CaseStatus.ON_HOLD, "reason": "No"}
+    )
+    edited = client.post(f"/cases/{theirs.pk}/edit/", {"version": version, "notes": "Changed"})
+    booked = client.post(
+        f"/cases/{theirs.pk}/interviews/", {"date": "2030-01-01", "time": "09:00", "place": "Tent", "kind": "protection"}
+    )
+    theirs.refresh_from_db()
+    assert (moved.status_code, edited.status_code, booked.status_code) == (404, 404, 404)
+    assert (theirs.status, theirs.notes, theirs.version) == (CaseStatus.ELIGIBLE, "", version)
+    assert not Interview.objects.exists()
+    assert [view for view, _status in _refusals()] == ["cases:transition", "cases:edit", "cases:interview_schedule"]
+
+
+def test_another_sites_interview_outcome_cannot_be_recorded(north_staff, south, staff):
+    case = CaseFactory(site=south, size=1, status=CaseStatus.REGISTERED)
+    interview = interview_schedule(
+        case, actor=staff, scheduled_at=timezone.now() + datetime.timedelta(hours=1), place="Tent 1"
+    )
+    response = _client(north_staff).post(f"/cases/interviews/{interview.pk}/outcome/", {"outcome": "attended"})
+    assert response.status_code == 404
+    interview.refresh_from_db()
+    assert interview.outcome == "pending"
+
+
+def test_another_sites_documents_are_neither_downloaded_nor_attached(north_staff, theirs, administrator):
+    document = case_document_add(
+        theirs, actor=administrator, kind=DocumentKind.IDENTITY, upload=SimpleUploadedFile("id.pdf", PDF)
+    )
+    client = _client(north_staff)
+    assert client.get(f"/cases/documents/{document.pk}/").status_code == 404
+    upload = {"kind": DocumentKind.IDENTITY, "file": SimpleUploadedFile("other.pdf", PDF)}
+    assert client.post(f"/cases/{theirs.pk}/documents/", upload).status_code == 404
+    assert theirs.documents.count() == 1
+    assert [view for view, _status in _refusals()] == ["cases:document_download", "cases:document_upload"]
+
+
+def test_incidents_of_another_site_are_hidden_and_its_persons_unknown(north_staff, north, south, ours, theirs, staff):
+    incident = incident_record(
+        actor=staff, site=south, kind=IncidentKind.FIRE, occurred_at=timezone.now(), summary="Fire in block S"
+    )
+    client = _client(north_staff)
+    assert "Fire in block S" not in client.get("/cases/incidents/").content.decode()
+    assert client.get(f"/cases/incidents/{incident.pk}/").status_code == 404
+    form = client.get("/cases/incidents/new/").context["form"]
+    assert list(form.fields["site"].queryset) == [north]
+    stranger = theirs.members.first()
+    now = timezone.localtime()
+    response = client.post(
+        "/cases/incidents/new/",
+        {
+            "site": north.pk,
+            "kind": IncidentKind.FIRE,
+            "date": now.date().isoformat(),
+            "time": (now - datetime.timedelta(minutes=5)).strftime("%H:%M"),
+            "summary": "Fire in block N",
+            "persons": f"{stranger.registration_no} injured",
+        },
+    )
+    assert response.status_code == 200
+    assert f"no person has the registration number {stranger.registration_no}" in response.content.decode()
+
+
+def test_site_transfers_stay_among_the_users_sites(north_staff, north, south, ours, theirs):
+    third = SiteFactory(name="West camp", code="west")
+    SiteAssignment.objects.create(user=north_staff, site=third)
+    north_staff.user_permissions.add(*_permissions("transfer_persons", "view_sitetransfer"))
+    client = _client(north_staff)
+    form = client.get(f"/cases/{ours.pk}/site/").context["form"]
+    assert list(form.fields["to_site"].queryset) == [third]
+    assert client.get(f"/cases/{theirs.pk}/site/").status_code == 404
+    bulk = client.get("/cases/transfers/new/").context["form"]
+    assert set(bulk.fields["from_site"].queryset) == {north, third}
+    refused = client.post(
+        "/cases/transfers/new/",
+        {"from_site": south.pk, "to_site": north.pk, "date": "2026-01-01", "reason": "Camp closed"},
+    )
+    assert "from_site" in refused.context["form"].errors
+    theirs.refresh_from_db()
+    assert theirs.site == south
+
+
+def _permissions(*codenames):
+    from django.contrib.auth.models import Permission
+
+    return Permission.objects.filter(codename__in=codenames)
+
+
+def test_offers_show_and_nominate_only_the_users_cases(north, ours, theirs, supervisor):
+    boss = _limited(SUPERVISOR, north)
+    offer = OfferFactory(reference="CA-SCOPE", places=20)
+    nomination = offer_nominate(offer, theirs, actor=supervisor)
+    client = _client(boss)
+    page = client.get(f"/offers/{offer.pk}/").content.decode()
+    assert "C-NORTH" in page  # among the eligible cases to nominate
+    assert "C-SOUTH" not in page  # neither its nomination nor anything else
+    refused = client.post(f"/offers/{offer.pk}/nominate/", {"cases": [theirs.pk]})
+    assert refused.status_code == 302
+    assert Nomination.objects.filter(case=theirs).count() == 1
+    decided = client.post(f"/offers/nominations/{nomination.pk}/decision/", {"decision": "accepted"})
+    assert decided.status_code == 404
+    nomination.refresh_from_db()
+    assert nomination.status == NominationStatus.NOMINATED
+    proposal = client.get(f"/offers/{offer.pk}/allocation/").context["proposal"]
+    assert ours.pk in proposal.case_ids and theirs.pk not in proposal.case_ids
+
+
+def test_a_departure_carrying_another_sites_case_is_not_the_limited_users(north, ours, theirs, supervisor):
+    boss = _limited(SUPERVISOR, north)
+    offer = OfferFactory(places=20)
+    nominations = []
+    for case in (ours, theirs):
+        nomination = offer_nominate(offer, case, actor=supervisor)
+        nomination_record_decision(nomination, actor=supervisor, accepted=True, reason="")
+        nominations.append(nomination_record_consent(nomination, actor=supervisor, consents=True))
+    mixed = departure_plan(
+        offer, actor=supervisor, planned_date=datetime.date(2027, 1, 5), route="YUL 1", nominations=nominations[1:]
+    )
+    own = departure_plan(
+        offer, actor=supervisor, planned_date=datetime.date(2027, 1, 6), route="YUL 2", nominations=nominations[:1]
+    )
+    client = _client(boss)
+    assert client.get(f"/offers/departures/{own.pk}/").status_code == 200
+    for url in (f"/offers/departures/{mixed.pk}/", f"/offers/departures/{mixed.pk}/manifest/"):
+        assert client.get(url).status_code == 404
+    assert client.post(f"/offers/departures/{mixed.pk}/depart/").status_code == 404
+    assert "YUL 1" not in client.get(f"/offers/{offer.pk}/").content.decode()
+
+
+def test_the_worklist_counts_only_the_users_sites(north_staff, ours, theirs):
+    for case in (ours, theirs):
+        case.status = CaseStatus.INTERVIEWED
+        case.save()
+    worklist = _client(north_staff).get("/").context["worklist"]
+    assert {item.key: item.count for item in worklist.items}["interviewed"] == 1
+
+
+def test_the_admin_lists_only_the_users_sites_too(north, ours, theirs):
+    admin = _limited(ADMINISTRATOR, north, username="admin-north")
+    client = _client(admin)
+    page = client.get(reverse("admin:cases_case_changelist")).content.decode()
+    assert "C-NORTH" in page and "C-SOUTH" not in page
+    assert client.get(reverse("admin:cases_case_change", args=[theirs.pk])).status_code == 302  # "doesn't exist"
+    persons = client.get(reverse("admin:cases_person_changelist")).content.decode()
+    assert ours.members.first().registration_no in persons
+    assert theirs.members.first().registration_no not in persons
+
+
+def test_administrators_limit_a_user_to_sites_on_the_user_page(client_for, north, staff):
+    client = client_for(ADMINISTRATOR)
+    url = reverse("admin:auth_user_change", args=[staff.pk])
+    page = client.get(url)
+    assert "Limited to these sites" in page.content.decode()
+    form = page.context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data.update(
+        {
+            "username": staff.username,
+            "groups": [group.pk for group in staff.groups.all()],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "10:00:00",
+            "site_assignments-TOTAL_FORMS": "1",
+            "site_assignments-INITIAL_FORMS": "0",
+            "site_assignments-0-site": north.pk,
+            "is_active": "on",
+            "is_staff": "on",
+        }
+    )
+    data.pop("last_login", None)
+    data.pop("user_permissions", None)
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    assert list(staff.site_assignments.values_list("site", flat=True)) == [north.pk]
