@@ -117,7 +117,10 @@ def test_another_sites_case_and_person_answer_404_and_the_refusal_is_logged(nort
 
 def test_a_record_that_does_not_exist_is_a_plain_404_not_a_scope_refusal(north_staff):
     client = _client(north_staff)
-    assert client.post("/cases/999999/transition/", {"seen": "eligible", "to": "on_hold", "reason": "x"}).status_code == 404
+    assert (
+        client.post("/cases/999999/transition/", {"seen": "eligible", "to": "on_hold", "reason": "x"}).status_code
+        == 404
+    )
     assert _refusals() == []
 
 
@@ -134,7 +137,8 @@ def test_another_sites_case_cannot_be_moved_edited_or_given_an_interview(north_s
     )
     edited = client.post(f"/cases/{theirs.pk}/edit/", {"version": version, "notes": "Changed"})
     booked = client.post(
-        f"/cases/{theirs.pk}/interviews/", {"date": "2030-01-01", "time": "09:00", "place": "Tent", "kind": "protection"}
+        f"/cases/{theirs.pk}/interviews/",
+        {"date": "2030-01-01", "time": "09:00", "place": "Tent", "kind": "protection"},
     )
     theirs.refresh_from_db()
     assert (moved.status_code, edited.status_code, booked.status_code) == (404, 404, 404)
