@@ -36,16 +36,21 @@ run: install .demo-password
 	@echo ""
 	@echo "Relocation is at http://$(HOST):$(PORT)/  (log in with a demo login above)"
 	@echo ""
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@# The background worker (roster imports) runs beside the server and stops with it.
+	$(BIN)/python manage.py db_worker --no-reload --verbosity 0 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# Production serving: gunicorn + whitenoise with DEBUG off. Needs SECRET_KEY,
+# Production serving: gunicorn + whitenoise with DEBUG off, and the background worker. Needs SECRET_KEY,
 # DATABASE_URL (PostgreSQL) and ALLOWED_HOSTS in the environment; see docs/deploy.md.
 serve: install
 	@test -n "$$SECRET_KEY" || { echo "Set SECRET_KEY (and DATABASE_URL, ALLOWED_HOSTS): see docs/deploy.md"; exit 1; }
 	DEBUG=false $(BIN)/python manage.py check --deploy --fail-level WARNING
 	DEBUG=false $(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	DEBUG=false $(BIN)/python manage.py migrate --no-input
-	DEBUG=false $(BIN)/gunicorn relocation.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) \
+	DEBUG=false $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  DEBUG=false $(BIN)/gunicorn relocation.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) \
 	  --access-logfile - --forwarded-allow-ips "$${FORWARDED_ALLOW_IPS:-127.0.0.1}"
 
 lint: install-dev

@@ -1,41 +1,43 @@
-"""The admin's roster import screen: upload → preview (counts, errors, probable
-duplicates) → confirm. Administrators only (cases.import_person).
+"""The admin's roster import screens: upload → check → confirm → import.
+Administrators only (cases.import_person).
 
-The uploaded file is read into memory and its upload closed at once (Django deletes
-a temporary upload file when it is closed), so nothing stays on disk. Nothing is kept
-between preview and confirmation either: the user chooses the file again to import
-it, and its SHA-256 must match the file that was checked.
+Each step runs as a background job (cases.import_jobs, run by `manage.py db_worker`),
+so a large file never holds a web request; the job's page shows a progress bar, then
+the check's counts, errors and probable duplicates, then the import's outcome. The
+upload is read into memory and closed at once (Django deletes a temporary upload file
+when it is closed); the job keeps the bytes in its row only until they are not needed.
 """
 
-import hashlib
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
 from cases.admin_records import RecordAdmin
+from cases.import_jobs import JobRefused, job_cancel, job_confirm, job_start, prune_expired
 from cases.importing import (
     COLUMNS,
     REQUIRED_COLUMNS,
-    ImportResult,
     max_bytes,
     max_rows,
     read_content,
-    roster_import,
     template_csv,
     template_xlsx,
 )
-from cases.models import RosterImport
+from cases.models import RosterImport, RosterImportJob
 
 IMPORT_PERMISSION = "cases.import_person"
-# The preview lists this many errors and duplicates; the command line prints them all.
-SHOWN = 500
+# Jobs of the user listed under the upload form.
+RECENT_JOBS = 10
 
 
 class RosterFileForm(forms.Form):
@@ -43,11 +45,10 @@ class RosterFileForm(forms.Form):
         label=gettext_lazy("Roster file"),
         help_text=gettext_lazy("CSV (UTF-8) or XLSX, one row per person, with a header row."),
     )
-    checked_sha256 = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
 class RosterImportAdminMixin:
-    """Adds import/ and import/template.<csv|xlsx> to a ModelAdmin of Person."""
+    """Adds the import screens and import/template.<csv|xlsx> to a ModelAdmin of Person."""
 
     admin_site: Any
     opts: Any
@@ -57,13 +58,13 @@ class RosterImportAdminMixin:
 
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_import"
+        view = self.admin_site.admin_view
         return [
-            path("import/", self.admin_site.admin_view(self.import_view), name=name),
-            path(
-                "import/template.<str:kind>",
-                self.admin_site.admin_view(self.import_template_view),
-                name=f"{name}_template",
-            ),
+            path("import/", view(self.import_view), name=name),
+            path("import/template.<str:kind>", view(self.import_template_view), name=f"{name}_template"),
+            path("import/<int:job_id>/", view(self.import_job_view), name=f"{name}_job"),
+            path("import/<int:job_id>/confirm/", view(require_POST(self.import_confirm_view)), name=f"{name}_confirm"),
+            path("import/<int:job_id>/cancel/", view(require_POST(self.import_cancel_view)), name=f"{name}_cancel"),
             *super().get_urls(),  # type: ignore[misc]
         ]
 
@@ -85,11 +86,26 @@ class RosterImportAdminMixin:
         response["Content-Disposition"] = f'attachment; filename="roster-template.{kind}"'
         return response
 
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "title": _("Import roster"),
+            "opts": self.opts,
+            "columns": COLUMNS,
+            "required_columns": REQUIRED_COLUMNS,
+            "max_rows": max_rows(),
+            "max_megabytes": max_bytes() // (1024 * 1024),
+            "confirm_minutes": settings.ROSTER_IMPORT_CONFIRM_MINUTES,
+            **extra,
+        }
+
+    def _job_url(self, job: RosterImportJob) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import_job", args=[job.pk])
+
     def import_view(self, request: HttpRequest) -> HttpResponse:
+        """The upload form; a valid upload starts the job that checks the file."""
         if not self.has_import_permission(request):
             raise PermissionDenied
-        result: ImportResult | None = None
-        checked_sha256 = ""
         form = RosterFileForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
@@ -97,35 +113,55 @@ class RosterImportAdminMixin:
                 content = read_content(upload)
             finally:
                 upload.close()
-            digest = hashlib.sha256(content).hexdigest()
-            confirmed = "confirm" in request.POST
-            if confirmed and digest != form.cleaned_data["checked_sha256"]:
-                messages.warning(request, _("This is not the file that was checked. It has been checked now instead."))
-                confirmed = False
-            result = roster_import(content, actor=request.user, filename=upload.name or "", dry_run=not confirmed)
-            if confirmed and result.ok:
-                messages.success(request, result.summary())
-                return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
-            if result.ok:
-                checked_sha256 = digest
-            form = RosterFileForm(initial={"checked_sha256": checked_sha256})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Import roster"),
-            "opts": self.opts,
-            "form": form,
-            "result": result,
-            "errors": result.errors[:SHOWN] if result else [],
-            "errors_hidden": max(len(result.errors) - SHOWN, 0) if result else 0,
-            "duplicates": result.duplicates[:SHOWN] if result else [],
-            "duplicates_hidden": max(len(result.duplicates) - SHOWN, 0) if result else 0,
-            "checked_sha256": checked_sha256,
-            "columns": COLUMNS,
-            "required_columns": REQUIRED_COLUMNS,
-            "max_rows": max_rows(),
-            "max_megabytes": max_bytes() // (1024 * 1024),
-        }
-        return TemplateResponse(request, "admin/cases/person/import.html", context)
+            if len(content) > max_bytes():
+                form.add_error(
+                    "file",
+                    _("The file is larger than the limit of %(mb)d MB; split it and import the parts one by one.")
+                    % {"mb": max_bytes() // (1024 * 1024)},
+                )
+            else:
+                job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
+                return HttpResponseRedirect(self._job_url(job))
+        prune_expired()
+        jobs = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result")[:RECENT_JOBS]
+        return TemplateResponse(request, "admin/cases/person/import.html", self._context(request, form=form, jobs=jobs))
+
+    def _job(self, request: HttpRequest, job_id: int) -> RosterImportJob:
+        """The user's own job (another's answers 404, like one that does not exist)."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(RosterImportJob.objects.defer("content"), pk=job_id, actor_id=request.user.pk)
+
+    def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        """The job: a progress bar while it runs, then what the check or the import found."""
+        job = self._job(request, job_id)
+        result = job.result or {}
+        context = self._context(
+            request,
+            job=job,
+            result=result,
+            errors_hidden=max(result.get("error_count", 0) - len(result.get("errors", [])), 0),
+            duplicates_hidden=max(result.get("duplicate_count", 0) - len(result.get("duplicates", [])), 0),
+        )
+        return TemplateResponse(request, "admin/cases/person/import_job.html", context)
+
+    def import_confirm_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self._job(request, job_id)
+        try:
+            job_confirm(job, actor=request.user)  # type: ignore[arg-type]
+        except JobRefused:
+            messages.error(request, _("This file cannot be imported now; choose it again to check it."))
+        return HttpResponseRedirect(self._job_url(job))
+
+    def import_cancel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self._job(request, job_id)
+        try:
+            job_cancel(job)
+        except JobRefused:
+            messages.error(request, _("This job can no longer be cancelled."))
+            return HttpResponseRedirect(self._job_url(job))
+        messages.info(request, _("Cancelled: nothing was imported, and the file is deleted."))
+        return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
 
 
 @admin.register(RosterImport)

@@ -19,19 +19,35 @@ formula cell is read as the value the spreadsheet last computed.
 Probable duplicates (same name in another transliteration or in native script, same
 birth date or year) are reported, never merged.
 
-On PostgreSQL new rows (cases, persons, their history and needs) are written with
-COPY; elsewhere with bulk_create. Updates go through simple-history's
-bulk_update_with_history. Either way every new or changed person gets a history row.
+On PostgreSQL the checked rows are copied (COPY) into a temporary table, and the
+database does the comparing and the writing: which rows are new, changed or unchanged
+is one query (an unchanged re-import brings nothing back to Python), and new cases and
+persons are inserted together with their history rows and needs by INSERT … SELECT
+statements. Elsewhere (SQLite) the same is done in Python with bulk_create. Changed
+persons go through simple-history's bulk_update_with_history. Either way every new or
+changed person gets a history row, and an unchanged one none.
+
+`progress(stage, done, total)`, when given, is called as the import goes: "reading"
+(done and total count the file's lines), "checking" and "writing" (they count rows),
+at most about every 2% of the way and at each stage's start and end.
 """
 
+import contextlib
 import csv
 import datetime
+import functools
+import gc
 import io
+import itertools
+import math
+import operator
 import re
+import sys
+import threading
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any
@@ -39,7 +55,7 @@ from typing import IO, Any
 import openpyxl
 from django.apps import apps
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -58,7 +74,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import latin_key, name_key, native_key
+from cases.names import NAME_KEY_LENGTH, latin_key, name_key, native_key, word_keys, words
 
 User = Any
 
@@ -242,7 +258,40 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _csv_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
+Progress = Callable[[str, int, int], None]
+
+
+class _Progress:
+    """Calls the caller's progress(stage, done, total) at most every ~2% of `total`.
+
+    Loops compare `done >= self.next` themselves (no call per row); without a
+    callback `next` is never reached.
+    """
+
+    STEPS = 50
+
+    def __init__(self, callback: Progress | None) -> None:
+        self.callback = callback
+        self.stage = ""
+        self.total = 0
+        self.step = 1
+        self.next = sys.maxsize
+
+    def start(self, stage: str, total: int, done: int = 0) -> None:
+        self.stage, self.total = stage, total
+        self.step = max(1, total // self.STEPS)
+        self.report(done)
+
+    def report(self, done: int) -> None:
+        if self.callback is None:
+            return
+        done = min(done, self.total)
+        self.next = done + self.step
+        self.callback(self.stage, done, self.total)
+
+
+def _csv_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
+    """The number of physical lines, and the records with the line each starts on."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -254,6 +303,11 @@ def _csv_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
                 % {"at": exc.start + 1},
             )
         ) from exc
+    lines = max(text.count("\n"), text.count("\r")) + (0 if text.endswith(("\n", "\r")) else 1)
+    return lines, _csv_records(text)
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
     first_line = text.split("\n", 1)[0]
     # Spreadsheets in many locales save CSV with semicolons.
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
@@ -267,27 +321,36 @@ def _csv_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
         raise _Refused(RowError(start, "", _("This line cannot be read as CSV (%(error)s).") % {"error": exc})) from exc
 
 
-def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
+    """The number of sheet rows, and the rows with their sheet row numbers."""
     # calamine (Rust) reads the sheet ten times faster than openpyxl, and its XML
     # parser expands no entity declarations: an XML bomb fails at once. Formula cells
     # are read as the value the spreadsheet last computed; no formula is ever stored.
+    unreadable = _Refused(RowError(None, "", _("The file is not a readable XLSX workbook.")))
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile as exc:
-        raise _Refused(RowError(None, "", _("The file is not a readable XLSX workbook."))) from exc
+        raise unreadable from exc
     if unpacked > max_bytes() * XLSX_MAX_EXPANSION:
         raise _Refused(RowError(None, "", _("The XLSX file unpacks to an implausible size; it was not read.")))
     try:
         sheet = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_index(0)
-        # iter_rows starts at the sheet's first row, empty rows included: row numbers hold.
-        for number, values in enumerate(sheet.iter_rows(), start=1):
-            yield number, [_cell_text(value) for value in values]
     except CalamineError as exc:
-        raise _Refused(RowError(None, "", _("The file is not a readable XLSX workbook."))) from exc
+        raise unreadable from exc
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        try:
+            # iter_rows starts at the sheet's first row, empty rows included: row numbers hold.
+            for number, values in enumerate(sheet.iter_rows(), start=1):
+                yield number, [value if type(value) is str else _cell_text(value) for value in values]
+        except CalamineError as exc:
+            raise unreadable from exc
+
+    return sheet.height, rows()
 
 
-def _rows(content: bytes, filename: str) -> Iterator[tuple[int, list[str]]]:
+def _rows(content: bytes, filename: str) -> tuple[int, Iterator[tuple[int, list[str]]]]:
     if content.startswith(b"PK\x03\x04"):
         return _xlsx_rows(content)
     if filename.lower().endswith((".xlsx", ".xls", ".xlsm", ".ods")) or content.startswith(b"\xd0\xcf\x11\xe0"):
@@ -368,6 +431,12 @@ _MAX_LENGTH = {
     name: Person._meta.get_field(name).max_length  # type: ignore[union-attr]
     for name in ("registration_no", "family_name", "given_name", "native_name", "phone")
 } | {"case_no": Case._meta.get_field("case_no").max_length}
+_MAX_REGISTRATION_NO: int = _MAX_LENGTH["registration_no"] or sys.maxsize
+_MAX_CASE_NO: int = _MAX_LENGTH["case_no"] or sys.maxsize
+_MAX_FAMILY_NAME: int = _MAX_LENGTH["family_name"] or sys.maxsize
+_MAX_GIVEN_NAME: int = _MAX_LENGTH["given_name"] or sys.maxsize
+_MAX_NATIVE_NAME: int = _MAX_LENGTH["native_name"] or sys.maxsize
+_MAX_PHONE: int = _MAX_LENGTH["phone"] or sys.maxsize
 
 
 def _nationality(value: str, cache: dict[str, str]) -> str:
@@ -395,8 +464,10 @@ class _Row:
     birth_date: datetime.date | None
     nationality: str
     site_id: int
-    # Only the optional columns present in the file.
-    optional: dict[str, str]
+    # The optional columns: None when the file leaves the column out.
+    native_name: str | None
+    phone: str | None
+    notes: str | None
     needs: frozenset[int] | None
 
     @property
@@ -407,9 +478,20 @@ class _Row:
     def birth(self) -> str:
         return self.birth_date.isoformat() if self.birth_date else str(self.birth_year)
 
+    @property
+    def optional(self) -> dict[str, str]:
+        """The optional text columns present in the file, by name."""
+        values = {"native_name": self.native_name, "phone": self.phone, "notes": self.notes}
+        return {name: value for name, value in values.items() if value is not None}
+
 
 class _Checker:
-    """Checks one row at a time, collecting every error; keeps lookups warm."""
+    """Checks one row at a time, collecting every error; keeps lookups warm.
+
+    Most of a large roster repeats a few values (relationships, dates of birth,
+    nationalities, sites, needs): each distinct valid value is checked once and
+    remembered. The errors of one line come in the order of its columns' checks.
+    """
 
     def __init__(self, positions: dict[str, int], errors: list[RowError]) -> None:
         self.positions = positions
@@ -421,7 +503,14 @@ class _Checker:
         self.site_names = {pk: name for pk, name, _code in sites}
         self.needs = {code.casefold(): pk for pk, code in SpecificNeed.objects.values_list("pk", "code")}
         self.countries: dict[str, str] = {}
-        self.optional = [column for column in OPTIONAL_TEXT_COLUMNS if column in positions]
+        self.relationships: dict[str, str] = {}
+        self.births: dict[str, tuple[int, datetime.date | None]] = {}
+        self.needs_of: dict[str, frozenset[int]] = {}
+        # Cells missing at the end of a row are empty.
+        self.width = max(positions.values()) + 1
+        self.required = operator.itemgetter(*(positions[column] for column in REQUIRED_COLUMNS))
+        self.at_needs = positions.get("specific_needs")
+        self.at_optional = tuple(positions.get(column) for column in OPTIONAL_TEXT_COLUMNS)
 
     def error(self, line: int, column: str, message: str) -> None:
         self.errors.append(RowError(line, column, message))
@@ -436,41 +525,60 @@ class _Checker:
 
     def row(self, line: int, values: list[str]) -> _Row | None:
         count = len(self.errors)
-        width = len(values)
-        # Each known column's value, stripped; cells missing at the end of a row are empty.
-        cell = {column: values[index].strip() if index < width else "" for column, index in self.positions.items()}
-        for column in REQUIRED_COLUMNS:
-            if not cell[column]:
-                self.error(line, column, _("A value is required."))
-        registration_no = self.text(line, "registration_no", cell["registration_no"])
-        case_no = self.text(line, "case_no", cell["case_no"])
-        family_name = self.text(line, "family_name", cell["family_name"])
-        given_name = self.text(line, "given_name", cell["given_name"])
+        if len(values) < self.width:
+            values = values + [""] * (self.width - len(values))
+        cells = list(map(str.strip, self.required(values)))
+        if not all(cells):
+            for column, value in zip(REQUIRED_COLUMNS, cells, strict=True):
+                if not value:
+                    self.error(line, column, _("A value is required."))
+        registration_no, case_no, relationship, family_name, given_name, sex, born, nationality, site = cells
+        # A cell needs a closer look only if it may be a formula or is too long.
+        if registration_no[:1] in _FORMULA_STARTS or len(registration_no) > _MAX_REGISTRATION_NO:
+            registration_no = self.text(line, "registration_no", registration_no)
+        if case_no[:1] in _FORMULA_STARTS or len(case_no) > _MAX_CASE_NO:
+            case_no = self.text(line, "case_no", case_no)
+        if family_name[:1] in _FORMULA_STARTS or len(family_name) > _MAX_FAMILY_NAME:
+            family_name = self.text(line, "family_name", family_name)
+        if given_name[:1] in _FORMULA_STARTS or len(given_name) > _MAX_GIVEN_NAME:
+            given_name = self.text(line, "given_name", given_name)
 
-        relationship = ""
-        if value := cell["relationship"]:
-            relationship = _RELATIONSHIPS.get(value) or _RELATIONSHIPS.get(
-                re.sub(r"[\s\-]+", "_", value).casefold(), ""
-            )
+        if relationship:
+            value = relationship
+            relationship = self.relationships.get(value, "")
             if not relationship:
-                self.error(
-                    line,
-                    "relationship",
-                    _("“%(value)s” is not one of %(allowed)s.")
-                    % {"value": value, "allowed": ", ".join(Relationship.values)},
+                relationship = _RELATIONSHIPS.get(value) or _RELATIONSHIPS.get(
+                    re.sub(r"[\s\-]+", "_", value).casefold(), ""
                 )
+                if relationship:
+                    self.relationships[value] = relationship
+                else:
+                    self.error(
+                        line,
+                        "relationship",
+                        _("“%(value)s” is not one of %(allowed)s.")
+                        % {"value": value, "allowed": ", ".join(Relationship.values)},
+                    )
 
-        sex = ""
-        if value := cell["sex"]:
+        if sex:
+            value = sex
             sex = value.upper()
             if sex not in _SEXES:
                 self.error(line, "sex", _("“%(value)s” is not one of F, M, X.") % {"value": value})
 
-        birth_year, birth_date = self._birth(line, cell["date_of_birth"])
+        birth_year, birth_date = 0, None
+        if born:
+            known = self.births.get(born)
+            if known is None:
+                before = len(self.errors)
+                known = self._birth(line, born)
+                if len(self.errors) == before:
+                    self.births[born] = known
+            birth_year, birth_date = known
 
-        nationality = ""
-        if value := cell["nationality"]:
-            nationality = _nationality(value, self.countries)
+        if nationality:
+            value = nationality
+            nationality = self.countries.get(value) or _nationality(value, self.countries)
             if not nationality:
                 self.error(
                     line,
@@ -480,47 +588,70 @@ class _Checker:
                 )
 
         site_id = 0
-        if value := cell["site"]:
-            site_id = self.sites.get(value) or self.sites.get(value.casefold(), 0)
+        if site:
+            site_id = self.sites.get(site) or self.sites.get(site.casefold(), 0)
             if not site_id:
                 self.error(
-                    line, "site", _("Unknown site “%(value)s”; sites are not created by an import.") % {"value": value}
+                    line, "site", _("Unknown site “%(value)s”; sites are not created by an import.") % {"value": site}
                 )
 
         needs: frozenset[int] | None = None
-        if "specific_needs" in cell:
-            codes = [code.strip() for code in cell["specific_needs"].split(";") if code.strip()]
-            unknown = [code for code in codes if code.casefold() not in self.needs]
-            if unknown:
-                self.error(
-                    line,
-                    "specific_needs",
-                    _("Unknown specific needs code(s): %(codes)s.") % {"codes": ", ".join(unknown)},
-                )
-            needs = frozenset(self.needs[code.casefold()] for code in codes if code.casefold() in self.needs)
+        if self.at_needs is not None:
+            value = values[self.at_needs].strip()
+            needs = self.needs_of.get(value)
+            if needs is None:
+                needs = self._needs(line, value)
 
-        optional = {column: self.text(line, column, cell[column]) for column in self.optional}
+        at_native, at_phone, at_notes = self.at_optional
+        native_name = phone = notes = None
+        if at_native is not None:
+            native_name = values[at_native].strip()
+            if native_name[:1] in _FORMULA_STARTS or len(native_name) > _MAX_NATIVE_NAME:
+                native_name = self.text(line, "native_name", native_name)
+        if at_phone is not None:
+            phone = values[at_phone].strip()
+            if phone[:1] in _FORMULA_STARTS or len(phone) > _MAX_PHONE:
+                phone = self.text(line, "phone", phone)
+        if at_notes is not None:
+            notes = values[at_notes].strip()
+            if notes[:1] in _FORMULA_STARTS:
+                notes = self.text(line, "notes", notes)
+
         if len(self.errors) > count:
             return None
         return _Row(
-            line=line,
-            registration_no=registration_no,
-            case_no=case_no,
-            relationship=relationship,
-            family_name=family_name,
-            given_name=given_name,
-            sex=sex,
-            birth_year=birth_year,
-            birth_date=birth_date,
-            nationality=nationality,
-            site_id=site_id,
-            optional=optional,
-            needs=needs,
+            line,
+            registration_no,
+            case_no,
+            relationship,
+            family_name,
+            given_name,
+            sex,
+            birth_year,
+            birth_date,
+            nationality,
+            site_id,
+            native_name,
+            phone,
+            notes,
+            needs,
         )
 
+    def _needs(self, line: int, value: str) -> frozenset[int]:
+        codes = [code.strip() for code in value.split(";") if code.strip()]
+        unknown = [code for code in codes if code.casefold() not in self.needs]
+        needs = frozenset(self.needs[code.casefold()] for code in codes if code.casefold() in self.needs)
+        if unknown:
+            self.error(
+                line,
+                "specific_needs",
+                _("Unknown specific needs code(s): %(codes)s.") % {"codes": ", ".join(unknown)},
+            )
+        else:
+            self.needs_of[value] = needs
+        return needs
+
     def _birth(self, line: int, value: str) -> tuple[int, datetime.date | None]:
-        if not value:
-            return 0, None
         if _YEAR.match(value):
             year, born = int(value), None
         elif match := _DATE.match(value):
@@ -544,6 +675,80 @@ class _Checker:
         return year, born
 
 
+def _read(content: bytes, filename: str, errors: list[RowError], progress: _Progress) -> tuple[list[_Row], int]:
+    """The rows of the file that pass the checks of one row alone, and the number of
+    data rows; errors are appended to `errors`."""
+    if len(content) > max_bytes():
+        raise _Refused(
+            RowError(
+                None,
+                "",
+                _("The file is larger than the limit of %(max)s MB for one import. Split it into smaller files.")
+                % {"max": f"{max_bytes() / 1_048_576:.1f}"},
+            )
+        )
+    rows: list[_Row] = []
+    checker: _Checker | None = None
+    limit = max_rows()
+    count = 0
+    lines, records = _rows(content, filename)
+    progress.start("reading", lines)
+    for line, values in records:
+        if line >= progress.next:
+            progress.report(line)
+        # Rows of empty cells are skipped (a roster's first cell is seldom empty).
+        if not (values and values[0].strip()) and not "".join(values).strip():
+            continue
+        if checker is None:
+            checker = _Checker(_map_header(line, values), errors)
+            continue
+        count += 1
+        if count > limit:
+            raise _Refused(
+                RowError(
+                    None,
+                    "",
+                    _("The file has more than %(max)d rows, the limit for one import. Split it into smaller files.")
+                    % {"max": limit},
+                )
+            )
+        row = checker.row(line, values)
+        if row is not None:
+            rows.append(row)
+    if checker is None:
+        raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
+    if count == 0:
+        raise _Refused(RowError(None, "", _("The file has a header row but no persons.")))
+    progress.report(lines)
+    return rows, count
+
+
+# Name keys -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65_536)
+def _name_part_keys(name: str) -> tuple[str, ...]:
+    """The keys cases.names.name_key takes from one name, in its order."""
+    parts = words(name)
+    keys: dict[str, None] = {}
+    for word in parts:
+        keys.update(dict.fromkeys(sorted(word_keys(word))))
+    if len(parts) > 1:
+        keys.update(dict.fromkeys(sorted(word_keys("".join(parts)))))
+    return tuple(keys)
+
+
+def _name_key(family_name: str, given_name: str, native_name: str) -> str:
+    """cases.names.name_key, with each name's keys worked out once per import (a roster
+    repeats its family and given names): the same value, several times faster."""
+    keys = dict.fromkeys((*_name_part_keys(family_name), *_name_part_keys(given_name), *_name_part_keys(native_name)))
+    if not keys:
+        return ""
+    stored = " " + " ".join(keys) + " "
+    # A key string too long to store whole is cut by name_key itself.
+    return stored if len(stored) <= NAME_KEY_LENGTH else name_key(family_name, given_name, native_name)
+
+
 # Probable duplicates ---------------------------------------------------------------------
 
 # Name keys (Mohammad = Muhammad, Arabic and Persian letter forms) live in cases.names.
@@ -551,47 +756,103 @@ class _Checker:
 
 @dataclass(frozen=True, slots=True)
 class _Known:
-    line: int | None
+    """A person on record, as the duplicate search sees them."""
+
+    line: None
     registration_no: str
     name: str
     birth_year: int
     birth_date: datetime.date | None
 
 
-def _same_birth(a: _Known, b: _Known) -> bool:
-    if a.birth_date and b.birth_date:
-        return a.birth_date == b.birth_date
-    return a.birth_year == b.birth_year
+_LatinKey = tuple[str, str, int]
+_NativeKey = tuple[str, int]
 
 
-def _name_keys(family_name: str, given_name: str, native_name: str, birth_year: int) -> Iterator[tuple[str, ...]]:
-    family, given = latin_key(family_name), latin_key(given_name)
-    if family and given:
-        yield ("latin", family, given, str(birth_year))
-    if native := native_key(native_name):
-        yield ("native", native, str(birth_year))
+def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
+    """Of two records with the same name key: the same birth (the date when both have
+    one, else the year, which is part of the key), and not the same registration number."""
+    if row.birth_date and other.birth_date and row.birth_date != other.birth_date:
+        return False
+    return other.registration_no != row.registration_no
 
 
-def _find_duplicates(
-    rows: list[_Row], db_people: Iterable[tuple[str, str, str, str, int, Any]]
-) -> list[ProbableDuplicate]:
-    index: dict[tuple[str, ...], list[_Known]] = defaultdict(list)
-    in_file = {row.registration_no for row in rows}
-    for registration_no, family_name, given_name, native_name, birth_year, birth_date in db_people:
-        if registration_no in in_file:
-            # The file's row stands for this person now.
-            continue
-        known = _Known(None, registration_no, f"{family_name.upper()}, {given_name}", birth_year, birth_date)
-        for key in _name_keys(family_name, given_name, native_name, birth_year):
-            index[key].append(known)
-    found: dict[tuple[str, str], ProbableDuplicate] = {}
-    reasons = {"latin": _("same name in another spelling"), "native": _("same name in native script")}
-    for row in rows:
-        this = _Known(row.line, row.registration_no, row.name, row.birth_year, row.birth_date)
-        for key in _name_keys(row.family_name, row.given_name, row.optional.get("native_name", ""), row.birth_year):
-            for other in index[key]:
+class _DuplicateSearch:
+    """Pairs with the same name key (Latin names, or the name in native script) and the
+    same birth.
+
+    The file's own pairs are looked for first (`in_file`, pure Python: it may run in a
+    thread of its own while the database checks the file); then `result` adds the
+    persons on record and lists every pair in file order: for each row, its look-alikes
+    by Latin name (on record, then earlier in the file), then by native name.
+    """
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
+        # Each row's keys, and the earlier rows it may be one with (by row index).
+        self.keys: list[tuple[_LatinKey | None, _NativeKey | None]] = []
+        self.matches: dict[int, tuple[list[_Row], list[_Row]]] = {}
+        self.failure: BaseException | None = None
+
+    def in_file(self) -> None:
+        try:
+            self._in_file()
+        except BaseException as exc:  # handed to the thread that waits for this one
+            self.failure = exc
+
+    def _in_file(self) -> None:
+        latin: dict[_LatinKey, list[_Row]] = {}
+        native: dict[_NativeKey, list[_Row]] = {}
+        keys = self.keys
+        for index, row in enumerate(self.rows):
+            latin_match: list[_Row] = []
+            native_match: list[_Row] = []
+            family, given = latin_key(row.family_name), latin_key(row.given_name)
+            key = (family, given, row.birth_year) if family and given else None
+            if key is not None:
+                others = latin.get(key)
+                if others is None:
+                    latin[key] = [row]
+                else:
+                    latin_match = [other for other in others if _may_be_one(row, other)]
+                    others.append(row)
+            name = native_key(row.native_name) if row.native_name else ""
+            key2 = (name, row.birth_year) if name else None
+            if key2 is not None:
+                others = native.get(key2)
+                if others is None:
+                    native[key2] = [row]
+                else:
+                    native_match = [other for other in others if _may_be_one(row, other)]
+                    others.append(row)
+            keys.append((key, key2))
+            if latin_match or native_match:
+                self.matches[index] = (latin_match, native_match)
+
+    def result(self, db_people: Iterable[tuple[str, str, str, str, int, Any]]) -> list[ProbableDuplicate]:
+        if self.failure is not None:
+            raise self.failure
+        latin: dict[_LatinKey, list[_Known]] = {}
+        native: dict[_NativeKey, list[_Known]] = {}
+        in_file = {row.registration_no for row in self.rows}
+        for registration_no, family_name, given_name, native_name, birth_year, birth_date in db_people:
+            if registration_no in in_file:
+                # The file's row stands for this person now.
+                continue
+            known = _Known(None, registration_no, f"{family_name.upper()}, {given_name}", birth_year, birth_date)
+            family, given = latin_key(family_name), latin_key(given_name)
+            if family and given:
+                latin.setdefault((family, given, birth_year), []).append(known)
+            if name := native_key(native_name):
+                native.setdefault((name, birth_year), []).append(known)
+
+        found: dict[tuple[str, str], ProbableDuplicate] = {}
+        reasons = (_("same name in another spelling"), _("same name in native script"))
+
+        def flag(row: _Row, others: Iterable[_Row | _Known], reason: str) -> None:
+            for other in others:
                 pair = (other.registration_no, row.registration_no)
-                if other.registration_no == row.registration_no or pair in found or not _same_birth(this, other):
+                if pair in found:
                     continue
                 found[pair] = ProbableDuplicate(
                     line=row.line,
@@ -601,22 +862,41 @@ def _find_duplicates(
                     other_registration_no=other.registration_no,
                     other_name=other.name,
                     birth=row.birth,
-                    reason=reasons[key[0]],
+                    reason=reason,
                 )
-            index[key].append(this)
-    return list(found.values())
+
+        # Without anyone on record to compare with, only the rows with a match count.
+        indexes: Iterable[int] = range(len(self.rows)) if latin or native else sorted(self.matches)
+        no_match: tuple[list[_Row], list[_Row]] = ([], [])
+        for index in indexes:
+            row = self.rows[index]
+            key, key2 = self.keys[index]
+            in_file_latin, in_file_native = self.matches.get(index, no_match)
+            if key is not None:
+                if on_record := latin.get(key):
+                    flag(row, [other for other in on_record if _may_be_one(row, other)], reasons[0])
+                flag(row, in_file_latin, reasons[0])
+            if key2 is not None:
+                if on_record2 := native.get(key2):
+                    flag(row, [other for other in on_record2 if _may_be_one(row, other)], reasons[1])
+                flag(row, in_file_native, reasons[1])
+        return list(found.values())
 
 
-# The import --------------------------------------------------------------------------------
+# Checks against the file and the database ---------------------------------------------------
 
 
-@dataclass(slots=True)
-class _OnRecord:
-    pk: int
-    case_no: str
-    # The values of _COMPARED, in that order (a tuple: a re-import holds 100,000 of them).
-    values: tuple[Any, ...]
-    needs: frozenset[int]
+@dataclass
+class _Plan:
+    """What writing the file would do."""
+
+    new: list[_Row] = field(default_factory=list)
+    # Person pk → the row and the names of the fields it changes.
+    changed: dict[int, tuple[_Row, list[str]]] = field(default_factory=dict)
+    unchanged: int = 0
+    # Cases on record (case_no → (pk, site_id)) and new ones (case_no → site_id, in file order).
+    cases: dict[str, tuple[int, int]] = field(default_factory=dict)
+    new_cases: dict[str, int] = field(default_factory=dict)
 
 
 _COMPARED = (
@@ -630,7 +910,6 @@ _COMPARED = (
     "site_id",
     *OPTIONAL_TEXT_COLUMNS,
 )
-_POSITION = {name: index for index, name in enumerate(_COMPARED)}
 
 
 def _among(field: str, values: list[Any]) -> Iterator[dict[str, Any]]:
@@ -647,31 +926,252 @@ def _among(field: str, values: list[Any]) -> Iterator[dict[str, Any]]:
         yield {f"{field}__in": values[start : start + 900]}
 
 
-def _persons_on_record(registration_nos: list[str]) -> dict[str, _OnRecord]:
-    found: dict[str, _OnRecord] = {}
-    for among in _among("registration_no", registration_nos):
+def _changes(row: _Row, values: tuple[Any, ...], needs: frozenset[int]) -> list[str]:
+    """The fields `row` changes on a person whose _COMPARED fields are `values`."""
+    wanted = (
+        row.relationship,
+        row.family_name,
+        row.given_name,
+        row.sex,
+        row.birth_year,
+        row.birth_date,
+        row.nationality,
+        row.site_id,
+        row.native_name,
+        row.phone,
+        row.notes,
+    )
+    changed = [
+        name
+        for name, value, on_record in zip(_COMPARED, wanted, values, strict=True)
+        # An optional column left out of the file (None) changes nothing.
+        if value != on_record and (value is not None or name not in OPTIONAL_TEXT_COLUMNS)
+    ]
+    if row.needs is not None and row.needs != needs:
+        changed.append("specific_needs")
+    return changed
+
+
+# The checked rows, on PostgreSQL, for the database to compare and write from, and
+# the name keys of the new ones.
+_STAGING = "roster_import_rows"
+_STAGING_KEYS = "roster_import_keys"
+_STAGING_COLUMNS = (
+    ("line", "integer PRIMARY KEY"),
+    ("registration_no", "text NOT NULL"),
+    ("case_no", "text NOT NULL"),
+    ("relationship", "text NOT NULL"),
+    ("family_name", "text NOT NULL"),
+    ("given_name", "text NOT NULL"),
+    ("sex", "text NOT NULL"),
+    ("birth_year", "integer NOT NULL"),
+    ("birth_date", "date"),
+    ("nationality", "text NOT NULL"),
+    ("site_id", "bigint NOT NULL"),
+    # NULL: the column is not in the file.
+    ("native_name", "text"),
+    ("phone", "text"),
+    ("notes", "text"),
+    ("needs", "bigint[]"),
+)
+
+
+def _stage(rows: list[_Row], progress: _Progress) -> None:
+    """Copy the checked rows into a temporary table of this connection (the first half
+    of the checking stage's progress)."""
+    needs_literal: dict[frozenset[int], str] = {}
+    with connection.cursor() as cursor:
+        # Set back by _unstage. Right after a large import (or while one is written)
+        # the planner's statistics can say a table of 100,000 rows is empty: it would
+        # then join the staged rows to it row by row, for hours. The statements here
+        # all join whole tables, which hash joins do in one pass, whatever the counts.
+        # They need more than the default working memory for it. And the planner's
+        # guesses about the staged rows are rough, often big enough for it to compile
+        # a statement to machine code first, which takes longer than running it.
+        cursor.execute("SET enable_nestloop = off")
+        cursor.execute("SET work_mem = '64MB'")
+        cursor.execute("SET jit = off")
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
+        columns = ", ".join(f"{name} {kind}" for name, kind in _STAGING_COLUMNS)
+        cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
+        names = ", ".join(name for name, _kind in _STAGING_COLUMNS)
+        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING} ({names}) FROM STDIN") as copy:
+            for done, row in enumerate(rows):
+                if done >= progress.next * 2:
+                    progress.report(done // 2)
+                needs = None
+                if row.needs is not None:
+                    needs = needs_literal.get(row.needs)
+                    if needs is None:
+                        needs = needs_literal[row.needs] = "{" + ",".join(map(str, sorted(row.needs))) + "}"
+                copy.write_row(
+                    (
+                        row.line,
+                        row.registration_no,
+                        row.case_no,
+                        row.relationship,
+                        row.family_name,
+                        row.given_name,
+                        row.sex,
+                        row.birth_year,
+                        row.birth_date,
+                        row.nationality,
+                        row.site_id,
+                        row.native_name,
+                        row.phone,
+                        row.notes,
+                        needs,
+                    )
+                )
+
+
+def _unstage() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}, pg_temp.{_STAGING_KEYS}")
+            cursor.execute("RESET enable_nestloop")
+            cursor.execute("RESET work_mem")
+            cursor.execute("RESET jit")
+    except DatabaseError:
+        # The transaction it was made in is broken, and the error that broke it is
+        # on its way up; the table goes with the connection.
+        pass
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, str]]:
+    """PostgreSQL: fill plan.new/changed/unchanged from the staged rows; returns the rows
+    of persons on record in another case, with that case."""
+    by_line = {row.line: row for row in rows}
+    person, case = _table(Person), _table(Case)
+    through = _table(Person.specific_needs.through)
+    present = [name for name in _COMPARED if name not in OPTIONAL_TEXT_COLUMNS or getattr(rows[0], name) is not None]
+    flags = [f"s.{name} IS DISTINCT FROM p.{name}" for name in present]
+    needs_join = ""
+    if rows[0].needs is not None:
+        flags.append("s.needs <> COALESCE(n.needs, '{}')")
+        # Every person's needs at once: cheaper than looking them up person by person.
+        needs_join = (
+            "LEFT JOIN (SELECT person_id, array_agg(specificneed_id ORDER BY specificneed_id) AS needs"  # noqa: S608
+            f" FROM {through} GROUP BY person_id) n ON n.person_id = p.id"
+        )
+    moved: list[tuple[_Row, str]] = []
+    with connection.cursor() as cursor:
+        # Only the new rows and those that change something (or would move a person)
+        # come back: an unchanged re-import brings back nothing.
+        cursor.execute(
+            f"SELECT s.line, p.id, c.case_no, {', '.join(flags)} FROM {_STAGING} s"  # noqa: S608
+            f" LEFT JOIN {person} p ON p.registration_no = s.registration_no LEFT JOIN {case} c ON c.id = p.case_id"
+            f" {needs_join} WHERE p.id IS NULL OR c.case_no <> s.case_no OR {' OR '.join(flags)} ORDER BY s.line"
+        )
+        names = [*present, "specific_needs"]
+        for line, pk, case_no, *changed in cursor.fetchall():
+            row = by_line[line]
+            if pk is None:
+                plan.new.append(row)
+                continue
+            if case_no != row.case_no:
+                moved.append((row, case_no))
+            if changes := [name for name, flag in zip(names, changed, strict=False) if flag]:
+                plan.changed[pk] = (row, changes)
+    plan.unchanged = len(rows) - len(plan.new) - len(plan.changed)
+    return moved
+
+
+def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, str]]:
+    """Elsewhere: the same as _persons_on_record_sql, in Python."""
+    found: dict[str, tuple[int, str, tuple[Any, ...]]] = {}
+    for among in _among("registration_no", list({row.registration_no for row in rows})):
         for pk, registration_no, case_no, *values in Person.objects.filter(**among).values_list(
             "pk", "registration_no", "case__case_no", *_COMPARED
         ):
-            found[registration_no] = _OnRecord(pk=pk, case_no=case_no, values=tuple(values), needs=frozenset())
-    by_pk = {person.pk: person for person in found.values()}
-    through = Person.specific_needs.through
+            found[registration_no] = (pk, case_no, tuple(values))
     needs: dict[int, set[int]] = defaultdict(set)
-    for among in _among("person_id", list(by_pk)):
+    through = Person.specific_needs.through
+    for among in _among("person_id", [pk for pk, _case, _values in found.values()]):
         for person_id, need_id in through.objects.filter(**among).values_list("person_id", "specificneed_id"):
             needs[person_id].add(need_id)
-    for pk, codes in needs.items():
-        by_pk[pk].needs = frozenset(codes)
-    return found
+    moved: list[tuple[_Row, str]] = []
+    for row in rows:
+        known = found.get(row.registration_no)
+        if known is None:
+            plan.new.append(row)
+            continue
+        pk, case_no, values = known
+        if case_no != row.case_no:
+            moved.append((row, case_no))
+        if changes := _changes(row, values, frozenset(needs.get(pk, ()))):
+            plan.changed[pk] = (row, changes)
+        else:
+            plan.unchanged += 1
+    return moved
+
+
+def _cases_on_record(
+    case_nos: list[str], in_file: dict[str, int], staged: bool
+) -> tuple[dict[str, tuple[int, int]], dict[str, list[str]]]:
+    """The file's cases on record (case_no → (pk, site_id)), and their principal
+    applicants on record who are not in the file (they keep their place)."""
+    cases: dict[str, tuple[int, int]] = {}
+    pa_on_record: dict[str, list[str]] = defaultdict(list)
+    if staged:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.case_no, c.id, c.site_id, p.registration_no FROM {_table(Case)} c"  # noqa: S608
+                f" LEFT JOIN {_table(Person)} p ON p.case_id = c.id AND p.relationship = %s"
+                f" WHERE c.case_no IN (SELECT case_no FROM {_STAGING})",
+                [Relationship.PRINCIPAL_APPLICANT.value],
+            )
+            for case_no, pk, site_id, registration_no in cursor.fetchall():
+                cases[case_no] = (pk, site_id)
+                if registration_no is not None and registration_no not in in_file:
+                    pa_on_record[case_no].append(registration_no)
+        return cases, pa_on_record
+    for among in _among("case_no", case_nos):
+        for pk, case_no, site_id in Case.objects.filter(**among).values_list("pk", "case_no", "site_id"):
+            cases[case_no] = (pk, site_id)
+    for among in _among("case_id", [pk for pk, _site in cases.values()]):
+        for case_no, registration_no in Person.objects.filter(
+            relationship=Relationship.PRINCIPAL_APPLICANT, **among
+        ).values_list("case__case_no", "registration_no"):
+            if registration_no not in in_file:
+                pa_on_record[case_no].append(registration_no)
+    return cases, pa_on_record
+
+
+@contextlib.contextmanager
+def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[tuple[str, str, str, str, int, Any]]]:
+    """The persons on record born in the file's birth years, for the duplicate search
+    (on PostgreSQL without those the file itself holds), read a batch at a time: a
+    large roster on record is not held in memory at once."""
+    years = sorted({row.birth_year for row in rows})
+    if not staged:
+        yield (
+            Person.objects.filter(birth_year__in=years)
+            .values_list("registration_no", "family_name", "given_name", "native_name", "birth_year", "birth_date")
+            .iterator(chunk_size=_BATCH)
+        )
+        return
+    with connection.chunked_cursor() as cursor:
+        # Out of a transaction, the query is run here, whole.
+        cursor.execute(
+            "SELECT registration_no, family_name, given_name, native_name, birth_year, birth_date"  # noqa: S608
+            f" FROM {_table(Person)} p WHERE p.birth_year = ANY(%s) AND NOT EXISTS"
+            f" (SELECT 1 FROM {_STAGING} s WHERE s.registration_no = p.registration_no)",
+            [years],
+        )
+        yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
 
 
 def _check_against_file_and_database(
-    rows: list[_Row], errors: list[RowError], site_names: dict[int, str]
-) -> tuple[dict[str, _OnRecord], dict[str, tuple[int, int]]]:
+    rows: list[_Row], errors: list[RowError], site_names: dict[int, str], staged: bool
+) -> _Plan:
     """Duplicate registration numbers, one PA per case, and consistency with the database.
 
-    Returns the persons on record (by registration_no) and the cases on record
-    (case_no → (pk, site_id)).
+    Returns what writing the rows would do.
     """
     first_line: dict[str, int] = {}
     for row in rows:
@@ -691,34 +1191,25 @@ def _check_against_file_and_database(
     for row in rows:
         by_case[row.case_no].append(row)
 
-    on_record = _persons_on_record(list(first_line))
-    cases: dict[str, tuple[int, int]] = {}
-    for among in _among("case_no", list(by_case)):
-        for pk, case_no, site_id in Case.objects.filter(**among).values_list("pk", "case_no", "site_id"):
-            cases[case_no] = (pk, site_id)
-    # Principal applicants on record who are not in this file keep their place.
-    pa_on_record: dict[str, list[str]] = defaultdict(list)
-    for among in _among("case_id", [pk for pk, _site in cases.values()]):
-        for case_no, registration_no in Person.objects.filter(
-            relationship=Relationship.PRINCIPAL_APPLICANT, **among
-        ).values_list("case__case_no", "registration_no"):
-            if registration_no not in first_line:
-                pa_on_record[case_no].append(registration_no)
+    plan = _Plan()
+    moved = _persons_on_record_sql(rows, plan) if staged else _persons_on_record_orm(rows, plan)
+    cases, pa_on_record = _cases_on_record(list(by_case), first_line, staged)
+    plan.cases = cases
 
-    for row in rows:
-        person = on_record.get(row.registration_no)
-        if person and person.case_no != row.case_no:
-            errors.append(
-                RowError(
-                    row.line,
-                    "case_no",
-                    _("%(reg)s is in case %(case)s on record; an import does not move persons between cases.")
-                    % {"reg": row.registration_no, "case": person.case_no},
-                )
+    for row, case_no in moved:
+        errors.append(
+            RowError(
+                row.line,
+                "case_no",
+                _("%(reg)s is in case %(case)s on record; an import does not move persons between cases.")
+                % {"reg": row.registration_no, "case": case_no},
             )
+        )
 
     for case_no, members in by_case.items():
         site_id = cases[case_no][1] if case_no in cases else members[0].site_id
+        if case_no not in cases:
+            plan.new_cases[case_no] = site_id
         for row in members:
             if row.site_id != site_id:
                 errors.append(
@@ -757,25 +1248,203 @@ def _check_against_file_and_database(
                     % {"case": case_no, "reg": ", ".join(others)},
                 )
             )
-    return on_record, cases
+    return plan
 
 
-def _changes(row: _Row, person: _OnRecord) -> list[str]:
-    wanted = {
-        "relationship": row.relationship,
-        "family_name": row.family_name,
-        "given_name": row.given_name,
-        "sex": row.sex,
-        "birth_year": row.birth_year,
-        "birth_date": row.birth_date,
-        "nationality": row.nationality,
-        "site_id": row.site_id,
-        **row.optional,
+# Writing -----------------------------------------------------------------------------------------
+
+
+def _default(field: models.Field[Any, Any]) -> Any:
+    value = field.get_default()
+    # Choices defaults are enums, which the database driver would write as their names.
+    return value.value if isinstance(value, Enum) else value
+
+
+def _insert_returning_tracked(
+    model: type[models.Model], expressions: dict[str, str], values: dict[str, Any], source: str
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: INSERT … SELECT … `source`, every field of `model` but its pk taken from
+    `expressions` (attname → SQL on the source), else `values`, else its default;
+    RETURNING the fields its history tracks."""
+    quote = connection.ops.quote_name
+    columns, select, params = [], [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        columns.append(quote(f.column or f.attname))
+        if f.attname in expressions:
+            select.append(expressions[f.attname])
+        else:
+            select.append(f"CAST(%s AS {f.db_type(connection)})")
+            params.append(values[f.attname] if f.attname in values else _default(f))
+    tracked = ", ".join(quote(f.column) for f in model.history.model.tracked_fields)  # type: ignore[attr-defined]
+    sql = f"INSERT INTO {_table(model)} ({', '.join(columns)}) SELECT {', '.join(select)} {source} RETURNING {tracked}"
+    return sql, params
+
+
+def _history_of(model: type[models.Model], inserted: str, stamp: dict[str, Any]) -> tuple[str, list[Any]]:
+    """PostgreSQL: INSERT the "+" history rows of the rows of CTE `inserted`, as simple-history's
+    bulk_history_create would; RETURNING history_id and id."""
+    quote = connection.ops.quote_name
+    history = model.history.model  # type: ignore[attr-defined]
+    tracked = ", ".join(quote(f.column) for f in history.tracked_fields)
+    stamped = [history._meta.get_field(name) for name in stamp]
+    columns = ", ".join(quote(f.column) for f in stamped)
+    casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in stamped)
+    sql = (
+        f"INSERT INTO {_table(history)} ({tracked}, {columns}) SELECT {tracked}, {casts} FROM {inserted}"  # noqa: S608
+        " RETURNING history_id, id"
+    )
+    return sql, list(stamp.values())
+
+
+def _write_new_sql(
+    plan: _Plan, *, actor: User | None, reason: str, now: datetime.datetime, progress: _Progress, done: int
+) -> None:
+    """PostgreSQL: the new cases and persons, their history rows and needs, from the staged rows."""
+    stamp = {
+        "history_date": now,
+        "history_user": actor.pk if actor else None,
+        "history_change_reason": reason,
+        "history_type": "+",
     }
-    changed = [name for name, value in wanted.items() if person.values[_POSITION[name]] != value]
-    if row.needs is not None and row.needs != person.needs:
-        changed.append("specific_needs")
-    return changed
+    with connection.cursor() as cursor:
+        if plan.new_cases:
+            insert, insert_params = _insert_returning_tracked(
+                Case,
+                {"case_no": "s.case_no", "site_id": "s.site_id"},
+                {"status_changed_at": now, "created_at": now, "updated_at": now},
+                "FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS s(case_no, site_id, n) ORDER BY s.n",
+            )
+            history, history_params = _history_of(Case, "made", stamp)
+            cursor.execute(
+                f"WITH made AS ({insert}), made_history AS ({history}) SELECT count(*) FROM made",  # noqa: S608
+                [*insert_params, list(plan.new_cases), list(plan.new_cases.values()), *history_params],
+            )
+
+        if not plan.new:
+            return
+        optional = [name for name in OPTIONAL_TEXT_COLUMNS if getattr(plan.new[0], name) is not None]
+        given = ("registration_no", "relationship", "family_name", "given_name", "sex", "birth_year", "birth_date")
+        expressions = {name: f"s.{name}" for name in (*given, "nationality", "site_id", "name_key", *optional)}
+        expressions["case_id"] = "c.id"
+        # The new rows' name keys (worked out now, for the new rows only) go to a
+        # table of their own, gone with this transaction.
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING_KEYS}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_STAGING_KEYS} (line integer PRIMARY KEY, name_key text NOT NULL) ON COMMIT DROP"
+        )
+        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING_KEYS} (line, name_key) FROM STDIN") as copy:
+            for row in plan.new:
+                copy.write_row((row.line, _name_key(row.family_name, row.given_name, row.native_name or "")))
+        # Each statement writes one chunk of the new rows (by line).
+        chunk = (
+            f"chunk AS MATERIALIZED (SELECT s.*, k.name_key FROM {_STAGING_KEYS} k"  # noqa: S608 - our table names
+            f" JOIN {_STAGING} s ON s.line = k.line WHERE k.line BETWEEN %s AND %s)"
+        )
+        insert, insert_params = _insert_returning_tracked(
+            Person,
+            expressions,
+            {"created_at": now, "updated_at": now},
+            f"FROM chunk s JOIN {_table(Case)} c ON c.case_no = s.case_no ORDER BY s.line",
+        )
+        history, history_params = _history_of(Person, "made", stamp)
+        needs = ""
+        if plan.new[0].needs is not None:
+            through = _table(Person.specific_needs.through)
+            needs_history = _table(apps.get_model("cases", "HistoricalPerson_specific_needs"))
+            # simple-history keeps a person's needs with each history row; its bulk
+            # helpers leave them out, so they are written here.
+            needs = (
+                f", links AS (INSERT INTO {through} (person_id, specificneed_id)"  # noqa: S608 - our table names
+                " SELECT made.id, need FROM made JOIN chunk s ON s.registration_no = made.registration_no"
+                " CROSS JOIN LATERAL unnest(s.needs) AS need ORDER BY made.id, need"
+                " RETURNING id, person_id, specificneed_id)"
+                f", links_history AS (INSERT INTO {needs_history} (id, person_id, specificneed_id, history_id)"
+                " SELECT links.id, links.person_id, links.specificneed_id, made_history.history_id"
+                " FROM links JOIN made_history ON made_history.id = links.person_id)"
+            )
+        statement = f"WITH {chunk}, made AS ({insert}), made_history AS ({history}){needs} SELECT count(*) FROM made"  # noqa: S608
+        size = max(_BATCH, math.ceil(len(plan.new) / 20))
+        for start in range(0, len(plan.new), size):
+            rows = plan.new[start : start + size]
+            cursor.execute(statement, [rows[0].line, rows[-1].line, *insert_params, *history_params])
+            (written,) = cursor.fetchone()
+            if written != len(rows):
+                # A case of the file was deleted meanwhile.
+                raise IntegrityError("Rows of the roster have no case.")
+            done += written
+            progress.report(done)
+
+
+def _insert_with_history(
+    model: type[models.Model], rows: list[dict[str, Any]], *, actor: User | None, reason: str, now: datetime.datetime
+) -> tuple[list[int], list[int]]:
+    """Insert rows (attname → value) and their "+" history rows; returns their ids and their history rows' ids."""
+    if not rows:
+        return [], []
+    objs = model._default_manager.bulk_create([model(**row) for row in rows], batch_size=_BATCH)
+    records = model.history.bulk_history_create(  # type: ignore[attr-defined]
+        objs, batch_size=_BATCH, default_user=actor, default_change_reason=reason, default_date=now
+    )
+    return [obj.pk for obj in objs], [record.pk for record in records]
+
+
+def _write_new_orm(
+    plan: _Plan, *, actor: User | None, reason: str, now: datetime.datetime, progress: _Progress, done: int
+) -> None:
+    """Elsewhere: the same as _write_new_sql, with bulk_create."""
+    # A new case starts as registered (the model's default); later moves go through
+    # cases.services.case_transition.
+    case_pks, _history = _insert_with_history(
+        Case,
+        [
+            {"case_no": case_no, "site_id": site_id, "status_changed_at": now, "created_at": now, "updated_at": now}
+            for case_no, site_id in plan.new_cases.items()
+        ],
+        actor=actor,
+        reason=reason,
+        now=now,
+    )
+    case_ids = {case_no: pk for case_no, (pk, _site) in plan.cases.items()}
+    case_ids.update(zip(plan.new_cases, case_pks, strict=True))
+    through = Person.specific_needs.through
+    needs_model = apps.get_model("cases", "HistoricalPerson_specific_needs")
+    size = max(_BATCH, math.ceil(len(plan.new) / 20))
+    for start in range(0, len(plan.new), size):
+        chunk = plan.new[start : start + size]
+        person_pks, history_pks = _insert_with_history(
+            Person,
+            [_person_values(row, case_ids[row.case_no], now) for row in chunk],
+            actor=actor,
+            reason=reason,
+            now=now,
+        )
+        links = through.objects.bulk_create(
+            [
+                through(person_id=pk, specificneed_id=need)
+                for pk, row in zip(person_pks, chunk, strict=True)
+                for need in sorted(row.needs or ())
+            ],
+            batch_size=_BATCH,
+        )
+        # simple-history keeps a person's needs with each history row; its bulk helpers
+        # leave them out, so they are written here.
+        history_of = dict(zip(person_pks, history_pks, strict=True))
+        needs_model.objects.bulk_create(
+            [
+                needs_model(
+                    id=link.pk,
+                    history_id=history_of[link.person_id],
+                    person_id=link.person_id,
+                    specificneed_id=link.specificneed_id,
+                )
+                for link in links
+            ],
+            batch_size=_BATCH,
+        )
+        done += len(chunk)
+        progress.report(done)
 
 
 def _person_values(row: _Row, case_id: int, now: datetime.datetime) -> dict[str, Any]:
@@ -793,252 +1462,139 @@ def _person_values(row: _Row, case_id: int, now: datetime.datetime) -> dict[str,
         "created_at": now,
         "updated_at": now,
         **row.optional,
-        "name_key": name_key(row.family_name, row.given_name, row.optional.get("native_name", "")),
+        "name_key": _name_key(row.family_name, row.given_name, row.native_name or ""),
     }
 
 
-def _copy(model: type[models.Model], rows: list[dict[str, Any]]) -> list[int]:
-    """PostgreSQL: insert rows (attname → value) with COPY; returns their new primary keys.
-
-    Several times faster than bulk_create, which builds model instances and then its
-    INSERT value by value in Python. Fields a row leaves out take their default.
-    """
-    if not rows:
-        return []
-    opts = model._meta
-    pk = opts.pk
-    assert pk is not None and pk.column is not None
-    fields = [f for f in opts.concrete_fields if f is not pk]
-    # Choices defaults are enums, which psycopg would write as their names.
-    defaults = {
-        f.attname: (value.value if isinstance(value := f.get_default(), Enum) else value)
-        for f in fields
-        if f.has_default() or f.null or f.empty_strings_allowed
-    }
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column or f.attname) for f in [pk, *fields])
-    names = [f.attname for f in fields]
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [opts.db_table, pk.column, len(rows)],
-        )
-        ids = [pk_value for (pk_value,) in cursor.fetchall()]
-        with cursor.copy(f"COPY {quote(opts.db_table)} ({columns}) FROM STDIN") as copy:
-            for pk_value, row in zip(ids, rows, strict=True):
-                values = defaults | row
-                copy.write_row([pk_value, *[values[name] for name in names]])
-    return ids
-
-
-def _insert(model: type[models.Model], rows: list[dict[str, Any]]) -> list[int]:
-    """Insert rows (attname → value); returns their primary keys."""
-    if connection.vendor == "postgresql":
-        return _copy(model, rows)
-    objs = model._default_manager.bulk_create([model(**row) for row in rows], batch_size=_BATCH)
-    return [obj.pk for obj in objs]
-
-
-def _insert_with_history(
-    model: type[models.Model], rows: list[dict[str, Any]], *, actor: User | None, reason: str, now: datetime.datetime
-) -> tuple[list[int], list[int]]:
-    """Insert rows and their "+" history rows; returns their ids and their history rows' ids."""
-    if not rows:
-        return [], []
-    manager = model.history  # type: ignore[attr-defined]
-    if connection.vendor != "postgresql":
-        objs = model._default_manager.bulk_create([model(**row) for row in rows], batch_size=_BATCH)
-        records = manager.bulk_history_create(
-            objs, batch_size=_BATCH, default_user=actor, default_change_reason=reason, default_date=now
-        )
-        return [obj.pk for obj in objs], [record.pk for record in records]
-    ids = _copy(model, rows)
-    # The rows simple-history's bulk_history_create would make, written with COPY too.
-    history_model = manager.model
-    defaults = {
-        f.attname: (value.value if isinstance(value := f.get_default(), Enum) else value)
-        for f in history_model.tracked_fields
-    }
-    stamp = {
-        "history_date": now,
-        "history_user_id": actor.pk if actor else None,
-        "history_change_reason": reason,
-        "history_type": "+",
-    }
-    tracked = [f.attname for f in history_model.tracked_fields]
-    history_rows = []
-    for pk_value, row in zip(ids, rows, strict=True):
-        values = defaults | row
-        values["id"] = pk_value
-        history_rows.append({**{name: values[name] for name in tracked}, **stamp})
-    return ids, _copy(history_model, history_rows)
-
-
-def _write(
-    rows: list[_Row],
-    on_record: dict[str, _OnRecord],
-    cases: dict[str, tuple[int, int]],
-    *,
-    actor: User,
-    reason: str,
-) -> tuple[int, int, int, int]:
-    """Write the checked rows; returns (new, updated, unchanged, new cases)."""
-    now = timezone.now()
-    new_cases: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row.case_no not in cases and row.case_no not in new_cases:
-            # A new case starts as registered (the model's default); later moves go
-            # through cases.services.case_transition.
-            new_cases[row.case_no] = {
-                "case_no": row.case_no,
-                "site_id": row.site_id,
-                "status_changed_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-    case_pks, _history = _insert_with_history(Case, list(new_cases.values()), actor=actor, reason=reason, now=now)
-    case_ids = {case_no: pk for case_no, (pk, _site) in cases.items()}
-    case_ids.update(zip(new_cases, case_pks, strict=True))
-
-    new_rows: list[_Row] = []
-    changes_by_pk: dict[int, tuple[_Row, list[str]]] = {}
-    needs_after: dict[int, frozenset[int]] = {}
-    replaced_needs: set[int] = set()
-    unchanged = 0
-    for row in rows:
-        known = on_record.get(row.registration_no)
-        if known is None:
-            new_rows.append(row)
-        elif changes := _changes(row, known):
-            changes_by_pk[known.pk] = (row, changes)
-            needs_after[known.pk] = known.needs if row.needs is None else row.needs
-            if "specific_needs" in changes:
-                replaced_needs.add(known.pk)
-        else:
-            unchanged += 1
-
+def _write_changes(
+    changes_by_pk: dict[int, tuple[_Row, list[str]]], *, actor: User | None, reason: str, now: datetime.datetime
+) -> int:
+    """Update the persons the file changes, each with a "~" history row; returns how many."""
+    if not changes_by_pk:
+        return 0
     through = Person.specific_needs.through
     needs_model = apps.get_model("cases", "HistoricalPerson_specific_needs")
-    person_pks, history_pks = _insert_with_history(
-        Person,
-        [_person_values(row, case_ids[row.case_no], now) for row in new_rows],
-        actor=actor,
-        reason=reason,
-        now=now,
-    )
-    links = [
-        {"person_id": pk, "specificneed_id": need}
-        for pk, row in zip(person_pks, new_rows, strict=True)
-        for need in sorted(row.needs or ())
-    ]
-    link_pks = _insert(through, links)
-    # simple-history keeps a person's needs with each history row; its bulk helpers
-    # leave them out, so they are written here.
-    history_of = dict(zip(person_pks, history_pks, strict=True))
-    _insert(
-        needs_model,
-        [
-            {"id": link_pk, "history_id": history_of[link["person_id"]], **link}
-            for link_pk, link in zip(link_pks, links, strict=True)
-        ],
-    )
-
     # The whole person is loaded for the few that changed, so that their history rows
     # carry every field, not only the imported ones.
     changed_people: list[Person] = []
     changed_fields: set[str] = {"updated_at", "version"}
+    replaced: list[int] = []
     pks = list(changes_by_pk)
     for among in _among("pk", pks):
         for person in Person.objects.filter(**among):
             row, changes = changes_by_pk[person.pk]
             for name in changes:
-                if name != "specific_needs":
-                    setattr(person, name, row.optional[name] if name in row.optional else getattr(row, name))
+                if name == "specific_needs":
+                    replaced.append(person.pk)
+                else:
+                    setattr(person, name, getattr(row, name))
                     changed_fields.add(name.removesuffix("_id"))
             if changed_fields & {"family_name", "given_name", "native_name"}:
-                person.name_key = name_key(person.family_name, person.given_name, person.native_name)
+                person.name_key = _name_key(person.family_name, person.given_name, person.native_name)
                 changed_fields.add("name_key")
             # An edit form opened before the import must not overwrite it unseen.
             person.version += 1
             person.updated_at = now
             changed_people.append(person)
-    if changed_people:
-        # Writes one "~" history row for every person passed, and only those.
-        bulk_update_with_history(
-            changed_people,
-            Person,
-            fields=sorted(changed_fields),
-            batch_size=_BATCH,
-            default_user=actor,
-            default_change_reason=reason,
-            default_date=now,
-        )
-        replaced = sorted(replaced_needs)
-        for among in _among("person_id", replaced):
-            through.objects.filter(**among).delete()
-        through.objects.bulk_create(
-            [through(person_id=pk, specificneed_id=need) for pk in replaced for need in sorted(needs_after[pk])],
-            batch_size=_BATCH,
-        )
-        current: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for among in _among("person_id", pks):
-            for link_id, person_id, need_id in through.objects.filter(**among).values_list(
-                "pk", "person_id", "specificneed_id"
-            ):
-                current[person_id].append((link_id, need_id))
-        # bulk_update_with_history returns no rows: find them by this import's time.
-        records = Person.history.filter(history_date=now, history_type="~").values_list("history_id", "id")
-        needs_model.objects.bulk_create(
-            [
-                needs_model(id=link_id, history_id=history_id, person_id=pk, specificneed_id=need_id)
-                for history_id, pk in records.iterator(chunk_size=_BATCH)
-                for link_id, need_id in current.get(pk, ())
-            ],
-            batch_size=_BATCH,
-        )
-    return len(new_rows), len(changed_people), unchanged, len(new_cases)
+    if not changed_people:
+        return 0
+    # Writes one "~" history row for every person passed, and only those.
+    bulk_update_with_history(
+        changed_people,
+        Person,
+        fields=sorted(changed_fields),
+        batch_size=_BATCH,
+        default_user=actor,
+        default_change_reason=reason,
+        default_date=now,
+    )
+    replaced.sort()
+    for among in _among("person_id", replaced):
+        through.objects.filter(**among).delete()
+    through.objects.bulk_create(
+        [
+            through(person_id=pk, specificneed_id=need)
+            for pk in replaced
+            for need in sorted(changes_by_pk[pk][0].needs or ())
+        ],
+        batch_size=_BATCH,
+    )
+    current: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for among in _among("person_id", pks):
+        for link_id, person_id, need_id in through.objects.filter(**among).values_list(
+            "pk", "person_id", "specificneed_id"
+        ):
+            current[person_id].append((link_id, need_id))
+    # bulk_update_with_history returns no rows: find them by this import's time.
+    records = Person.history.filter(history_date=now, history_type="~").values_list("history_id", "id")
+    needs_model.objects.bulk_create(
+        [
+            needs_model(id=link_id, history_id=history_id, person_id=pk, specificneed_id=need_id)
+            for history_id, pk in records.iterator(chunk_size=_BATCH)
+            for link_id, need_id in current.get(pk, ())
+        ],
+        batch_size=_BATCH,
+    )
+    return len(changed_people)
 
 
-def _read(content: bytes, filename: str, errors: list[RowError]) -> tuple[list[_Row], int]:
-    """The rows of the file that pass the checks of one row alone, and the number of
-    data rows; errors are appended to `errors`."""
-    if len(content) > max_bytes():
-        raise _Refused(
-            RowError(
-                None,
-                "",
-                _("The file is larger than the limit of %(max)s MB for one import. Split it into smaller files.")
-                % {"max": f"{max_bytes() / 1_048_576:.1f}"},
-            )
-        )
-    rows: list[_Row] = []
-    checker: _Checker | None = None
-    limit = max_rows()
-    count = 0
-    for line, values in _rows(content, filename):
-        if not "".join(values).strip():
-            continue
-        if checker is None:
-            checker = _Checker(_map_header(line, values), errors)
-            continue
-        count += 1
-        if count > limit:
-            raise _Refused(
-                RowError(
-                    None,
-                    "",
-                    _("The file has more than %(max)d rows, the limit for one import. Split it into smaller files.")
-                    % {"max": limit},
-                )
-            )
-        row = checker.row(line, values)
-        if row is not None:
-            rows.append(row)
-    if checker is None:
-        raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
-    if count == 0:
-        raise _Refused(RowError(None, "", _("The file has a header row but no persons.")))
-    return rows, count
+def _write(
+    rows: list[_Row], plan: _Plan, *, actor: User | None, reason: str, staged: bool, progress: _Progress
+) -> tuple[int, int, int, int]:
+    """Write the checked rows; returns (new, updated, unchanged, new cases)."""
+    now = timezone.now()
+    # The unchanged rows are done already: nothing is written for them.
+    progress.start("writing", len(rows), plan.unchanged)
+    write_new = _write_new_sql if staged else _write_new_orm
+    write_new(plan, actor=actor, reason=reason, now=now, progress=progress, done=plan.unchanged)
+    updated = _write_changes(plan.changed, actor=actor, reason=reason, now=now)
+    progress.report(len(rows))
+    return len(plan.new), updated, plan.unchanged, len(plan.new_cases)
+
+
+def _check(
+    rows: list[_Row], errors: list[RowError], staged: bool, progress: _Progress
+) -> tuple[_Plan, list[ProbableDuplicate]]:
+    """The checks across rows and against the database; returns what writing the rows
+    would do and the probable duplicates. Errors are appended to `errors`."""
+    progress.start("checking", len(rows))
+    if staged:
+        _stage(rows, progress)
+    # The file's own probable duplicates are looked for in a thread of its own: it
+    # runs while this one waits for the database to compare the file with it.
+    search = _DuplicateSearch(rows)
+    searching = threading.Thread(target=search.in_file, name="roster-import-duplicates", daemon=True)
+    searching.start()
+    try:
+        site_names = dict(Site.objects.values_list("pk", "name"))
+        plan = _check_against_file_and_database(rows, errors, site_names, staged)
+        progress.report(len(rows) * 3 // 4)
+        with _people_to_compare(rows, staged) as people:
+            searching.join()
+            duplicates = search.result(people)
+    finally:
+        searching.join()
+    progress.report(len(rows))
+    return plan, duplicates
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector.
+
+    A large roster makes hundreds of thousands of small objects that live until the
+    end; the collector would go through all of them again and again (a third of the
+    import's time in Python). Reference counting still frees whatever is not in a
+    cycle; what is, the collector finds once it runs again.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def read_content(file: IO[bytes] | bytes) -> bytes:
@@ -1048,55 +1604,66 @@ def read_content(file: IO[bytes] | bytes) -> bytes:
     return file.read(max_bytes() + 1)
 
 
-def roster_import(file: IO[bytes] | bytes, *, actor: User | None, filename: str, dry_run: bool) -> ImportResult:
+def roster_import(
+    file: IO[bytes] | bytes,
+    *,
+    actor: User | None,
+    filename: str,
+    dry_run: bool,
+    progress: Progress | None = None,
+) -> ImportResult:
     """Check a roster file and, if it has no error and this is no dry run, import it.
 
     Records the attempt as a RosterImport whatever the outcome. The checks read the
     database outside the write transaction, so a dry run never holds a write lock; a
     conflicting change made meanwhile by someone else makes the write fail whole.
+    `progress(stage, done, total)`, if given, is told how far the import has come.
     """
+    with _collector_paused():
+        return _roster_import(file, actor=actor, filename=filename, dry_run=dry_run, progress=progress)
+
+
+def _roster_import(
+    file: IO[bytes] | bytes, *, actor: User | None, filename: str, dry_run: bool, progress: Progress | None
+) -> ImportResult:
     started = time.monotonic()
     result = ImportResult(filename=filename, dry_run=dry_run)
+    report = _Progress(progress)
     rows: list[_Row] = []
-    on_record: dict[str, _OnRecord] = {}
-    cases: dict[str, tuple[int, int]] = {}
     try:
-        rows, result.rows = _read(read_content(file), filename, result.errors)
+        rows, result.rows = _read(read_content(file), filename, result.errors, report)
     except _Refused as refused:
         result.errors = refused.errors
-    if rows:
-        site_names = dict(Site.objects.values_list("pk", "name"))
-        on_record, cases = _check_against_file_and_database(rows, result.errors, site_names)
-        people = Person.objects.filter(birth_year__in={row.birth_year for row in rows}).values_list(
-            "registration_no", "family_name", "given_name", "native_name", "birth_year", "birth_date"
-        )
-        result.duplicates = _find_duplicates(rows, people.iterator(chunk_size=_BATCH))
-    # In file order; the checks of one line keep their column order.
-    result.errors.sort(key=lambda error: error.line or 0)
-    if result.errors:
-        result.record = _record(result, actor=actor, started=started)
-    elif dry_run:
-        result.new = sum(1 for row in rows if row.registration_no not in on_record)
-        result.unchanged = sum(
-            1 for row in rows if row.registration_no in on_record and not _changes(row, on_record[row.registration_no])
-        )
-        result.updated = len(rows) - result.new - result.unchanged
-        result.cases_new = len({row.case_no for row in rows} - set(cases))
-        result.record = _record(result, actor=actor, started=started)
-    else:
-        reason = _("Roster import: %(file)s") % {"file": filename}
-        try:
-            with transaction.atomic():
-                result.new, result.updated, result.unchanged, result.cases_new = _write(
-                    rows, on_record, cases, actor=actor, reason=reason
+    staged = bool(rows) and connection.vendor == "postgresql"
+    try:
+        plan = _Plan()
+        if rows:
+            plan, result.duplicates = _check(rows, result.errors, staged, report)
+        # In file order; the checks of one line keep their column order.
+        result.errors.sort(key=lambda error: error.line or 0)
+        if result.errors:
+            result.record = _record(result, actor=actor, started=started)
+        elif dry_run:
+            result.new, result.updated, result.unchanged = len(plan.new), len(plan.changed), plan.unchanged
+            result.cases_new = len(plan.new_cases)
+            result.record = _record(result, actor=actor, started=started)
+        else:
+            reason = _("Roster import: %(file)s") % {"file": filename}
+            try:
+                with transaction.atomic():
+                    result.new, result.updated, result.unchanged, result.cases_new = _write(
+                        rows, plan, actor=actor, reason=reason, staged=staged, progress=report
+                    )
+                    result.record = _record(result, actor=actor, started=started)
+            except IntegrityError:
+                result.new = result.updated = result.unchanged = result.cases_new = 0
+                result.errors.append(
+                    RowError(None, "", _("The roster changed in the database while this file was imported; try again."))
                 )
                 result.record = _record(result, actor=actor, started=started)
-        except IntegrityError:
-            result.new = result.updated = result.unchanged = result.cases_new = 0
-            result.errors.append(
-                RowError(None, "", _("The roster changed in the database while this file was imported; try again."))
-            )
-            result.record = _record(result, actor=actor, started=started)
+    finally:
+        if staged:
+            _unstage()
     return result
 
 

@@ -447,6 +447,64 @@ class RosterImport(models.Model):
         return f"{self.filename} ({self.created_at:%Y-%m-%d %H:%M}, {self.get_outcome_display()})"
 
 
+class RosterImportJobStatus(models.TextChoices):
+    QUEUED = "queued", _("Waiting for the worker")
+    RUNNING = "running", _("Running")
+    CHECKED = "checked", _("Checked: waiting for confirmation")
+    DONE = "done", _("Finished")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class RosterImportJob(models.Model):
+    """A roster check or import run by the background worker (cases.import_jobs).
+
+    The uploaded file's bytes are kept here, and nowhere on disk, only while the job
+    needs them: until the import has run, or the check was refused, cancelled or left
+    unconfirmed for ROSTER_IMPORT_CONFIRM_MINUTES.
+    """
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("started"), default=timezone.now)
+    updated_at = models.DateTimeField(_("last change"), default=timezone.now)
+    filename = models.CharField(_("file name"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
+    content = models.BinaryField(_("file content"), default=b"", editable=False)
+    # The step the job is at: a check (dry run) first, then the import once confirmed.
+    dry_run = models.BooleanField(_("check only"), default=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=RosterImportJobStatus.choices, default=RosterImportJobStatus.QUEUED
+    )
+    stage = models.CharField(_("stage"), max_length=20, blank=True)
+    done = models.PositiveIntegerField(_("rows done"), default=0)
+    total = models.PositiveIntegerField(_("rows in all"), default=0)
+    # What the check or import found: counts, summary, the first errors and duplicates.
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    record = models.ForeignKey(
+        RosterImport, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("record")
+    )
+    failure = models.TextField(_("failure"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("roster import job")
+        verbose_name_plural = _("roster import jobs")
+        indexes = [models.Index(fields=["actor", "-created_at"]), models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in (RosterImportJobStatus.QUEUED, RosterImportJobStatus.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        return min(100, 100 * self.done // self.total) if self.total else 0
+
+
 class SiteTransfer(models.Model):
     """Cases and their present persons moved from one site to another on a date.
 

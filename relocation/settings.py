@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_tasks_db",
     "cases",
     "offers",
     "reports",
@@ -235,6 +236,17 @@ LOGGING = {
 # Roster import (cases.importing): a larger file is refused with a clear message.
 ROSTER_IMPORT_MAX_ROWS = env_int("ROSTER_IMPORT_MAX_ROWS", 200_000)
 ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+# A checked import waits this long for its confirmation; then its file is dropped.
+ROSTER_IMPORT_CONFIRM_MINUTES = env_int("ROSTER_IMPORT_CONFIRM_MINUTES", 60)
+
+# Background jobs (roster imports): Django's tasks framework with django-tasks-db, whose
+# worker (`manage.py db_worker`, started by `make run` and `make serve`) needs nothing
+# but the database. TASKS_BACKEND=immediate runs each job inside its request instead.
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+}
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[env_str("TASKS_BACKEND", "database")], "QUEUES": ["default"]}}
 
 # Case documents (cases.storage): stored outside STATIC_ROOT and every served folder,
 # and sent only by the download view, which checks that the user may see the case.

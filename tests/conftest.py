@@ -20,6 +20,13 @@ def _private_media_root(settings, tmp_path):
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "documents"
 
 
+@pytest.fixture(autouse=True)
+def _jobs_run_at_once(settings):
+    # Background jobs run inside the request that queues them; tests of the real
+    # worker (tests/cases/test_import_jobs.py) switch back to the database backend.
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
 @pytest.fixture
 def roles(db):
     """The three role groups by name (made by migrate, and again after every flush)."""

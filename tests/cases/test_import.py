@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 from django.utils import timezone
 
+from cases import importing
 from cases.importing import COLUMNS, roster_import
 from cases.models import Case, CaseStatus, Person, RosterImport, RosterImportOutcome, SpecificNeed
 from cases.names import latin_key, native_key
@@ -734,8 +735,14 @@ def test_an_update_bumps_the_version_so_an_edit_opened_before_it_is_refused():
 
 def test_a_clash_with_a_change_made_during_the_import_refuses_the_whole_file(monkeypatch, site):
     # Another import adds R-2 between this import's checks and its writes.
-    PersonFactory(registration_no="R-2", case=CaseFactory(case_no="C-OTHER", site=site))
-    monkeypatch.setattr("cases.importing._persons_on_record", lambda registration_nos: {})
+    checks = importing._check
+
+    def meanwhile(*args, **kwargs):
+        found = checks(*args, **kwargs)
+        PersonFactory(registration_no="R-2", case=CaseFactory(case_no="C-OTHER", site=site))
+        return found
+
+    monkeypatch.setattr(importing, "_check", meanwhile)
 
     result = run(csv_bytes(family()))
 

@@ -1,18 +1,21 @@
-"""The admin's roster import screen: Administrators only; upload, preview, confirm."""
+"""The admin's roster import screens: Administrators only; upload, check, confirm, each
+step a background job (run at once here: tests/conftest.py sets the immediate backend)."""
 
-import hashlib
+import datetime
 import io
 
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from cases.importing import COLUMNS
-from cases.models import Person, RosterImport, RosterImportOutcome
+from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
 from tests.cases.test_import import csv_bytes, family, person_row
 from tests.conftest import ROLES
-from tests.factories import SiteFactory
+from tests.factories import SiteFactory, UserFactory
 
 A, ST, SU, AD = ROLES
 IMPORT = reverse("admin:cases_person_import")
@@ -62,13 +65,25 @@ def test_the_person_list_links_to_the_import_for_administrators_only(client_for,
     assert (IMPORT in response.content.decode()) is shown
 
 
+def check(client, content: bytes, name="roster.csv"):
+    """Upload a file; the check runs as a job (at once in the tests) and the page follows it."""
+    return client.post(IMPORT, {"file": upload(content, name), "check": "1"}, follow=True)
+
+
+def job_url(job, action=""):
+    name = f"admin:cases_person_import_{action or 'job'}"
+    return reverse(name, args=[job.pk])
+
+
 def test_checking_a_file_shows_the_counts_and_writes_nothing(client_for):
-    response = client_for(AD).post(IMPORT, {"file": upload(csv_bytes(family())), "check": "1"})
+    response = check(client_for(AD), csv_bytes(family()))
 
     assert response.status_code == 200
-    assert response.context["result"].ok
-    assert (response.context["result"].new, response.context["result"].cases_new) == (3, 1)
-    assert 'name="confirm"' in response.content.decode()
+    job = response.context["job"]
+    assert job.status == RosterImportJobStatus.CHECKED
+    assert response.context["result"]["ok"]
+    assert (response.context["result"]["new"], response.context["result"]["cases_new"]) == (3, 1)
+    assert job_url(job, "confirm") in response.content.decode()
     assert not Person.objects.exists()
     assert RosterImport.objects.get().outcome == RosterImportOutcome.CHECKED
 
@@ -76,76 +91,109 @@ def test_checking_a_file_shows_the_counts_and_writes_nothing(client_for):
 def test_a_bad_file_shows_every_error_with_line_and_column_and_no_import_button(client_for):
     rows = family() + [person_row(registration_no="R-4", case_no="C-2", sex="Q", date_of_birth="1980-02-31")]
 
-    response = client_for(AD).post(IMPORT, {"file": upload(csv_bytes(rows)), "check": "1"})
+    response = check(client_for(AD), csv_bytes(rows))
 
     page = response.content.decode()
-    assert [(e.line, e.column) for e in response.context["errors"]] == [(5, "sex"), (5, "date_of_birth")]
+    errors = response.context["result"]["errors"]
+    assert [(e["line"], e["column"]) for e in errors] == [(5, "sex"), (5, "date_of_birth")]
     assert "1980-02-31" in page
-    assert 'name="confirm"' not in page
+    assert "Refused: nothing has been imported" in page
+    assert job_url(response.context["job"], "confirm") not in page
     assert not Person.objects.exists()
+    # A refused file is not kept.
+    assert bytes(RosterImportJob.objects.get().content) == b""
 
 
 def test_probable_duplicates_are_shown_in_the_preview(client_for):
     rows = family() + [person_row(registration_no="R-7", case_no="C-7", given_name="Muhammad", native_name="")]
 
-    response = client_for(AD).post(IMPORT, {"file": upload(csv_bytes(rows)), "check": "1"})
+    response = check(client_for(AD), csv_bytes(rows))
 
     assert "Probable duplicates" in response.content.decode()
-    assert [d.registration_no for d in response.context["duplicates"]] == ["R-7"]
+    assert [d["registration_no"] for d in response.context["result"]["duplicates"]] == ["R-7"]
 
 
-def test_confirming_the_checked_file_imports_it(client_for, administrator):
-    content = csv_bytes(family())
+def test_confirming_the_checked_file_imports_it_and_drops_the_file(client_for, administrator):
     client = client_for(AD)
-    preview = client.post(IMPORT, {"file": upload(content), "check": "1"})
+    job = check(client, csv_bytes(family())).context["job"]
 
-    response = client.post(
-        IMPORT,
-        {"file": upload(content), "checked_sha256": preview.context["checked_sha256"], "confirm": "1"},
-    )
+    response = client.post(job_url(job, "confirm"), follow=True)
 
-    assert response.status_code == 302
-    assert response["Location"] == CHANGELIST
+    assert "Imported" in response.content.decode()
+    assert response.context["result"]["summary"].startswith("3 rows: 3 new")
     assert Person.objects.count() == 3
     record = RosterImport.objects.latest("pk")
     assert (record.outcome, record.actor) == (RosterImportOutcome.IMPORTED, administrator)
     assert Person.objects.get(registration_no="R-1").history.get().history_user == administrator
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content), job.record) == (RosterImportJobStatus.DONE, b"", record)
 
 
-def test_confirming_with_another_file_only_checks_that_file(client_for):
-    checked = hashlib.sha256(csv_bytes(family())).hexdigest()
-    other = csv_bytes(family() + [person_row(registration_no="R-9", case_no="C-9")])
+def test_a_job_is_confirmed_once_and_only_by_its_owner(client_for, administrator):
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+    other = UserFactory(username="administrator-2", role=AD, is_staff=True)
+    stranger = Client()
+    stranger.force_login(other)
 
-    response = client_for(AD).post(IMPORT, {"file": upload(other), "checked_sha256": checked, "confirm": "1"})
-
-    assert response.status_code == 200
-    assert response.context["result"].dry_run
+    assert stranger.get(job_url(job)).status_code == 404
+    assert stranger.post(job_url(job, "confirm")).status_code == 404
     assert not Person.objects.exists()
+    client.post(job_url(job, "confirm"))
+    again = client.post(job_url(job, "confirm"), follow=True)
+    assert "cannot be imported now" in again.content.decode()
+    assert Person.objects.count() == 3
+    assert RosterImport.objects.filter(outcome=RosterImportOutcome.IMPORTED).count() == 1
+
+
+def test_cancelling_a_checked_job_deletes_its_file_and_imports_nothing(client_for):
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+
+    response = client.post(job_url(job, "cancel"), follow=True)
+
+    assert "nothing was imported" in response.content.decode()
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
+    assert client.post(job_url(job, "confirm")).status_code == 302
+    assert not Person.objects.exists()
+
+
+def test_a_check_left_unconfirmed_expires_and_its_file_is_deleted(client_for, settings):
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+    RosterImportJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES + 1)
+    )
+
+    client.get(IMPORT)  # any visit prunes; so does the worker
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
+    assert "not confirmed in time" in client.get(job_url(job)).content.decode()
 
 
 def test_the_uploaded_file_does_not_stay_on_disk(client_for, settings, tmp_path):
     # Force Django to spool the upload to a temporary file, in a folder we can watch.
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
-    content = csv_bytes(family())
     client = client_for(AD)
 
-    client.post(IMPORT, {"file": io.BytesIO(content), "check": "1"})
-    client.post(
-        IMPORT, {"file": io.BytesIO(content), "checked_sha256": hashlib.sha256(content).hexdigest(), "confirm": "1"}
-    )
+    job = client.post(IMPORT, {"file": io.BytesIO(csv_bytes(family())), "check": "1"}, follow=True).context["job"]
+    client.post(job_url(job, "confirm"))
 
     assert Person.objects.count() == 3
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_oversized_file_is_refused_with_the_limit_in_the_message(client_for, settings):
+def test_an_oversized_file_is_refused_with_the_limit_in_the_message_and_no_job(client_for, settings):
     settings.ROSTER_IMPORT_MAX_BYTES = 200
 
     response = client_for(AD).post(IMPORT, {"file": upload(csv_bytes(family())), "check": "1"})
 
-    assert "limit" in response.content.decode()
-    assert not response.context["result"].ok
+    assert response.status_code == 200
+    assert "larger than the limit" in response.content.decode()
+    assert not RosterImportJob.objects.exists()
 
 
 def test_the_csv_template_has_the_exact_headers_and_an_example_row_that_imports(client_for):
@@ -155,8 +203,8 @@ def test_the_csv_template_has_the_exact_headers_and_an_example_row_that_imports(
     lines = response.content.decode("utf-8-sig").splitlines()
     assert lines[0] == ",".join(COLUMNS)
     assert len(lines) == 2
-    preview = client_for(AD).post(IMPORT, {"file": upload(response.content), "check": "1"})
-    assert preview.context["result"].ok, preview.context["result"].report_lines()
+    preview = check(client_for(AD), response.content)
+    assert preview.context["result"]["ok"], preview.context["result"]["errors"]
 
 
 def test_the_xlsx_template_has_the_exact_headers_and_an_example_row(client_for):

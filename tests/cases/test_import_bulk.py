@@ -1,0 +1,353 @@
+"""The roster import at scale: progress reporting, writing in chunks, and the fast paths
+(name keys, duplicate search, the PostgreSQL staging table) giving what the plain
+definitions give."""
+
+import datetime
+import gc
+import itertools
+
+import pytest
+from django.db import connection
+
+from cases import importing
+from cases.demo import roster
+from cases.importing import COLUMNS, roster_import
+from cases.models import Case, Person, RosterImport, RosterImportOutcome, SpecificNeed
+from cases.names import latin_key, name_key, native_key
+from tests.cases.test_import import csv_bytes, family, person_row
+from tests.factories import CaseFactory, PersonFactory, SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+TODAY = datetime.date(2026, 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def site(db):
+    return SiteFactory(name="Camp Liberty", code="liberty")
+
+
+@pytest.fixture(autouse=True)
+def needs(db):
+    for code in ("medical_condition", "disability"):
+        SpecificNeed.objects.get_or_create(code=code, defaults={"label": code})
+
+
+def demo_rows(count: int, seed: int = 7) -> list[dict[str, str]]:
+    """A demo roster (households, transliteration variants, needs) at Camp Liberty."""
+    known = set(SpecificNeed.objects.values_list("code", flat=True))
+    return [
+        {
+            "registration_no": person.registration_no,
+            "case_no": person.case_no,
+            "relationship": person.relationship,
+            "family_name": person.family_name,
+            "given_name": person.given_name,
+            "native_name": person.native_name,
+            "sex": person.sex,
+            "date_of_birth": person.date_of_birth,
+            "nationality": person.nationality,
+            "site": "Camp Liberty",
+            "specific_needs": ";".join(need for need in person.needs if need in known),
+            "phone": person.phone,
+            "notes": "",
+        }
+        for person in roster(count, seed, TODAY)
+    ]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.calls.append((stage, done, total))
+
+    def stages(self) -> list[str]:
+        return [stage for stage, _group in itertools.groupby(stage for stage, _done, _total in self.calls)]
+
+
+def test_progress_goes_through_reading_checking_and_writing_to_the_end():
+    rows = demo_rows(400)
+    progress = Recorder()
+
+    result = roster_import(csv_bytes(rows), actor=None, filename="big.csv", dry_run=False, progress=progress)
+
+    assert result.ok, result.report_lines()[:5]
+    assert progress.stages() == ["reading", "checking", "writing"]
+    for stage in ("reading", "checking", "writing"):
+        calls = [(done, total) for name, done, total in progress.calls if name == stage]
+        totals = {total for _done, total in calls}
+        assert len(totals) == 1, stage
+        dones = [done for done, _total in calls]
+        assert dones == sorted(dones), stage  # never backwards
+        assert all(0 <= done <= total for done, total in calls), stage
+        # Reported to the end, and at most about every 2% of the way (plus start and end).
+        assert calls[-1][0] == calls[-1][1], stage
+        assert len(calls) <= 55, (stage, len(calls))
+    reading_total = {total for name, _done, total in progress.calls if name == "reading"}.pop()
+    assert reading_total == len(rows) + 1  # the file's lines: the header and a line a person
+    assert {total for name, _done, total in progress.calls if name == "checking"} == {len(rows)}
+
+
+def test_a_dry_run_reports_reading_and_checking_only():
+    progress = Recorder()
+
+    result = roster_import(csv_bytes(family()), actor=None, filename="f.csv", dry_run=True, progress=progress)
+
+    assert result.ok
+    assert progress.stages() == ["reading", "checking"]
+
+
+def test_an_unchanged_re_import_reports_its_rows_done_when_writing_starts():
+    rows = demo_rows(60)
+    roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False)
+    progress = Recorder()
+
+    result = roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False, progress=progress)
+
+    assert result.unchanged == len(rows)
+    writing = [(done, total) for stage, done, total in progress.calls if stage == "writing"]
+    assert writing[0] == (len(rows), len(rows))
+
+
+def test_a_refused_file_reports_no_writing_and_progress_is_optional():
+    progress = Recorder()
+    rows = family()
+    rows[1]["sex"] = "W"
+
+    result = roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False, progress=progress)
+
+    assert not result.ok
+    assert "writing" not in progress.stages()
+    # Without a callback nothing is called and nothing breaks.
+    assert roster_import(csv_bytes(family()), actor=None, filename="f.csv", dry_run=False).ok
+
+
+def test_rows_written_in_many_chunks_each_get_their_history_and_needs(monkeypatch):
+    monkeypatch.setattr(importing, "_BATCH", 7)
+    rows = demo_rows(300)
+    with_needs = [row for row in rows if row["specific_needs"]]
+    assert with_needs  # the demo roster has persons with needs
+
+    result = roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False)
+
+    assert result.ok, result.report_lines()[:5]
+    assert (result.new, result.cases_new) == (len(rows), len({row["case_no"] for row in rows}))
+    assert Person.objects.count() == Person.history.filter(history_type="+").count() == len(rows)
+    assert Case.history.filter(history_type="+").count() == Case.objects.count()
+    for row in with_needs:
+        person = Person.objects.get(registration_no=row["registration_no"])
+        wanted = sorted(row["specific_needs"].split(";"))
+        assert sorted(person.specific_needs.values_list("code", flat=True)) == wanted
+        record = person.history.get()
+        assert sorted(need.specificneed.code for need in record.specific_needs.all()) == wanted
+        assert person.name_key == name_key(person.family_name, person.given_name, person.native_name)
+    # In file order.
+    assert list(Person.objects.order_by("pk").values_list("registration_no", flat=True)) == [
+        row["registration_no"] for row in rows
+    ]
+
+
+def test_a_re_import_mixing_new_changed_and_unchanged_rows_writes_only_what_changed(monkeypatch):
+    monkeypatch.setattr(importing, "_BATCH", 5)
+    rows = demo_rows(120)
+    roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False)
+    history = Person.history.count()
+    rows[3]["phone"] = "+964 750 111 2222"
+    rows[10]["specific_needs"] = "disability"
+    extra = person_row(registration_no="R-NEW", case_no="C-NEW", given_name="Omid")
+
+    result = roster_import(csv_bytes([*rows, extra]), actor=None, filename="f.csv", dry_run=False)
+
+    assert (result.new, result.updated, result.unchanged, result.cases_new) == (1, 2, len(rows) - 2, 1)
+    assert Person.history.count() == history + 3
+    assert Person.objects.get(registration_no=rows[3]["registration_no"]).phone == "+964 750 111 2222"
+    changed = Person.objects.get(registration_no=rows[10]["registration_no"])
+    assert list(changed.specific_needs.values_list("code", flat=True)) == ["disability"]
+
+
+# Outside a test's transaction, so that the import's own commit runs (SQLite checks its
+# foreign keys only then).
+@pytest.mark.django_db(transaction=True)
+def test_a_case_deleted_between_the_checks_and_the_writes_refuses_the_whole_file(monkeypatch, site):
+    CaseFactory(case_no="C-1", site=site)
+    checks = importing._check
+
+    def meanwhile(*args, **kwargs):
+        found = checks(*args, **kwargs)
+        Case.objects.filter(case_no="C-1").delete()
+        return found
+
+    monkeypatch.setattr(importing, "_check", meanwhile)
+    rows = [*family(), person_row(registration_no="R-8", case_no="C-8")]
+
+    result = roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False)
+
+    assert not result.ok
+    assert "changed" in result.errors[0].message
+    assert not Person.objects.exists()
+    assert not Case.objects.exists()
+    assert RosterImport.objects.get().outcome == RosterImportOutcome.REFUSED
+
+
+def show(setting: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {setting}")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the staging table is PostgreSQL's")
+def test_the_staging_tables_and_settings_do_not_outlive_the_import():
+    settings = ("work_mem", "enable_nestloop", "jit")
+    before = [show(setting) for setting in settings]
+    during = []
+    rows = demo_rows(30)
+
+    def progress(stage, done, total):
+        if stage == "checking" and done == total:
+            during.append(show("enable_nestloop"))
+
+    for dry_run in (True, False, False):
+        assert roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=dry_run, progress=progress).ok
+
+    # Planner statistics can be far off right after a large import: no row-by-row joins.
+    assert during == ["off", "off", "off"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('pg_temp.roster_import_rows'), to_regclass('pg_temp.roster_import_keys')")
+        assert cursor.fetchone() == (None, None)
+    assert [show(setting) for setting in settings] == before
+
+
+def test_the_garbage_collector_is_paused_only_during_the_import():
+    seen = []
+    assert gc.isenabled()
+
+    roster_import(
+        csv_bytes(family()), actor=None, filename="f.csv", dry_run=True, progress=lambda *a: seen.append(gc.isenabled())
+    )
+
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        roster_import(csv_bytes(family()), actor=None, filename="f.csv", dry_run=True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("family_name", "given_name", "native_name"),
+    [
+        ("Hosseini", "Mohammad", "محمد حسینی"),
+        ("Abdul-Rahman", "Ali Reza", ""),
+        ("", "", ""),
+        ("Zamani", "", "کریم  زمانی"),
+        # Too many keys for the stored length: cut where name_key cuts them.
+        (" ".join(f"Name{chr(97 + i)}{chr(97 + j)}" for i in range(9) for j in range(5)), "Mohammad", "محمد"),
+    ],
+)
+def test_the_import_name_key_is_the_search_name_key(family_name, given_name, native_name):
+    assert importing._name_key(family_name, given_name, native_name) == name_key(family_name, given_name, native_name)
+
+
+def test_the_import_name_key_is_the_search_name_key_across_a_demo_roster():
+    for person in roster(2000, 3, TODAY):
+        assert importing._name_key(person.family_name, person.given_name, person.native_name) == name_key(
+            person.family_name, person.given_name, person.native_name
+        )
+
+
+def reference_duplicates(rows, db_people):
+    """The probable duplicates by their plain definition, in the order they are listed:
+    for each row in file order, its look-alikes by Latin name (on record, then earlier
+    rows), then by native name; a pair once."""
+    in_file = {row.registration_no for row in rows}
+    on_record = [person for person in db_people if person[0] not in in_file]
+    found = []
+    seen = set()
+
+    def same_birth(a_date, a_year, b_date, b_year):
+        return a_date == b_date if a_date and b_date else a_year == b_year
+
+    for index, row in enumerate(rows):
+        latin = (latin_key(row.family_name), latin_key(row.given_name))
+        native = native_key(row.native_name or "")
+        for kind in ("latin", "native"):
+            others = []
+            for reg, family_name, given_name, native_name, year, born in on_record:
+                if kind == "latin" and all(latin) and (latin_key(family_name), latin_key(given_name)) == latin:
+                    others.append((reg, year, born))
+                if kind == "native" and native and native_key(native_name) == native:
+                    others.append((reg, year, born))
+            for other in rows[:index]:
+                if (
+                    kind == "latin"
+                    and all(latin)
+                    and (latin_key(other.family_name), latin_key(other.given_name)) == latin
+                ):
+                    others.append((other.registration_no, other.birth_year, other.birth_date))
+                if kind == "native" and native and native_key(other.native_name or "") == native:
+                    others.append((other.registration_no, other.birth_year, other.birth_date))
+            for reg, year, born in others:
+                if reg == row.registration_no or (reg, row.registration_no) in seen:
+                    continue
+                if not same_birth(row.birth_date, row.birth_year, born, year):
+                    continue
+                seen.add((reg, row.registration_no))
+                found.append((row.line, row.registration_no, reg, kind))
+    return found
+
+
+def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order():
+    rows = demo_rows(700, seed=11)
+    # Look-alikes within the file: other spellings, a year for a date, another birthday.
+    for index, row in enumerate(rows[:60:4]):
+        variant = {**row, "registration_no": f"X-{index}", "family_name": row["family_name"].replace("i", "ee")}
+        if index % 3 == 1:
+            variant["date_of_birth"] = row["date_of_birth"][:4]
+        if index % 3 == 2:
+            variant["date_of_birth"] = row["date_of_birth"][:4] + "-01-01"
+        rows.insert(100 + index * 7, variant)
+    checker = importing._Checker({column: index for index, column in enumerate(COLUMNS)}, [])
+    parsed = [checker.row(line, [row[column] for column in COLUMNS]) for line, row in enumerate(rows, start=2)]
+    assert all(parsed)
+    # On record: some of the file's people again (not compared with themselves), and
+    # look-alikes of others.
+    db_people = [
+        (row.registration_no, row.family_name, row.given_name, row.native_name, row.birth_year, row.birth_date)
+        for row in parsed[::9]
+    ] + [
+        (f"DB-{index}", row.family_name.upper(), row.given_name, row.native_name, row.birth_year, row.birth_date)
+        for index, row in enumerate(parsed[::13])
+    ]
+
+    search = importing._DuplicateSearch(parsed)
+    search.in_file()
+    found = search.result(db_people)
+
+    reasons = {"latin": "same name in another spelling", "native": "same name in native script"}
+    assert [(d.line, d.registration_no, d.other_registration_no, d.reason) for d in found] == [
+        (line, reg, other, reasons[kind]) for line, reg, other, kind in reference_duplicates(parsed, db_people)
+    ]
+    assert any(d.other_line is None for d in found) and any(d.other_line for d in found)
+
+
+def test_probable_duplicates_of_persons_on_record_come_before_those_in_the_file(site):
+    PersonFactory(
+        registration_no="DB-1",
+        family_name="Hosseini",
+        given_name="Muhammad",
+        native_name="محمد حسینی",
+        birth_year=1985,
+        birth_date=datetime.date(1985, 3, 21),
+        case=CaseFactory(case_no="C-DB", site=site),
+        site=site,
+    )
+    rows = [*family(), person_row(registration_no="R-4", case_no="C-2", given_name="Mohammed")]
+
+    result = roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=True)
+
+    pairs = [(d.registration_no, d.other_registration_no) for d in result.duplicates]
+    assert pairs == [("R-1", "DB-1"), ("R-4", "DB-1"), ("R-4", "R-1")]

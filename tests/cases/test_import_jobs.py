@@ -1,0 +1,150 @@
+"""Roster imports as background jobs: the real database queue and its worker, the
+progress the admin page shows while a job runs, and failures."""
+
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+from django.urls import reverse
+
+from cases import import_jobs
+from cases.import_jobs import Progress, job_run, job_start
+from cases.models import Person, RosterImportJob, RosterImportJobStatus, SpecificNeed
+from tests.cases.test_import import csv_bytes, family
+from tests.factories import SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+
+@pytest.fixture(autouse=True)
+def site(db):
+    return SiteFactory(name="Camp Liberty", code="liberty")
+
+
+def job_url(job, action="job"):
+    return reverse(f"admin:cases_person_import_{action}", args=[job.pk])
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection, as between jobs
+def test_with_the_database_queue_the_worker_runs_the_check_then_the_import(client_for, settings, administrator):
+    settings.TASKS = DATABASE_QUEUE
+    # The need the roster names, made by a data migration: gone if another test flushed.
+    SpecificNeed.objects.get_or_create(code="medical_condition", defaults={"label": "Medical condition"})
+    client = client_for("Administrator")
+
+    response = client.post(
+        reverse("admin:cases_person_import"), {"file": _upload(csv_bytes(family())), "check": "1"}, follow=True
+    )
+
+    # The request only queued the job: the page waits for the worker, refreshing itself.
+    job = response.context["job"]
+    page = response.content.decode()
+    assert job.status == RosterImportJobStatus.QUEUED
+    assert '<meta http-equiv="refresh" content="2">' in page
+    assert "Waiting for the background worker" in page
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    job.refresh_from_db()
+    assert job.status == RosterImportJobStatus.CHECKED, job.result["errors"]
+    assert not Person.objects.exists()
+    client.post(job_url(job, "confirm"))
+    job.refresh_from_db()
+    assert job.status == RosterImportJobStatus.QUEUED and not job.dry_run
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    job.refresh_from_db()
+    assert (job.status, job.result["new"], bytes(job.content)) == (RosterImportJobStatus.DONE, 3, b"")
+    assert Person.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)  # as in the worker: progress written outside any transaction
+def test_a_running_job_shows_a_progress_bar(client_for, administrator):
+    job = RosterImportJob.objects.create(
+        actor=administrator, filename="big.csv", size=10, status=RosterImportJobStatus.RUNNING
+    )
+    Progress(job.pk)("checking", 250, 1000)
+
+    page = client_for("Administrator").get(job_url(job)).content.decode()
+
+    assert '<progress id="import-progress" max="100" value="25">' in page
+    assert "250 of 1000 rows" in page
+    assert '<meta http-equiv="refresh" content="2">' in page
+
+
+def test_the_import_reports_its_progress_through_the_stages(administrator, monkeypatch):
+    seen = []
+    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 0)
+    original = Progress.__call__
+
+    def spy(self, stage, done, total):
+        seen.append((stage, done, total))
+        original(self, stage, done, total)
+
+    monkeypatch.setattr(Progress, "__call__", spy)
+    job = job_start(actor=administrator, filename="roster.csv", content=csv_bytes(family()))
+
+    assert job.status == RosterImportJobStatus.CHECKED, job.result["errors"]
+    stages = [stage for stage, _done, _total in seen]
+    assert stages[0] == "reading" and "checking" in stages
+    assert all(0 <= done <= total for _stage, done, total in seen)
+
+
+def test_a_job_that_breaks_is_marked_failed_keeps_no_file_and_writes_nothing(client_for, administrator, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(import_jobs, "roster_import", broken)
+    job = RosterImportJob.objects.create(actor=administrator, filename="roster.csv", size=3, content=b"abc")
+
+    with pytest.raises(RuntimeError):
+        job_run(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content), job.failure) == (
+        RosterImportJobStatus.FAILED,
+        b"",
+        "RuntimeError: disk full",
+    )
+    assert "The job failed: nothing has been imported" in client_for("Administrator").get(job_url(job)).content.decode()
+    assert not Person.objects.exists()
+
+
+def test_a_job_run_twice_runs_once(administrator):
+    job = job_start(actor=administrator, filename="roster.csv", content=csv_bytes(family()))
+    assert job_run(job.pk) == RosterImportJobStatus.CHECKED  # not queued any more: nothing done
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer: no progress inside the write")
+def test_on_postgresql_progress_written_inside_the_import_transaction_is_seen_at_once(administrator):
+    job = RosterImportJob.objects.create(actor=administrator, filename="big.csv", size=1)
+    progress = Progress(job.pk)
+    seen = {}
+
+    def look():
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute(f"SELECT stage, done FROM {RosterImportJob._meta.db_table} WHERE id = %s", [job.pk])
+                seen["row"] = cursor.fetchone()
+        finally:
+            other.close()
+
+    try:
+        with transaction.atomic():
+            progress("writing", 40, 100)
+            reader = threading.Thread(target=look)
+            reader.start()
+            reader.join()
+    finally:
+        progress.close()
+    assert seen["row"] == ("writing", 40)
+
+
+def _upload(content):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("roster.csv", content, content_type="text/csv")
