@@ -4,12 +4,15 @@
 
 Prints JSON: solve time of the optimal allocation (SciPy milp / HiGHS), and for both
 the optimal and the greedy baseline (highest priority first, if it fits) the places
-filled and the total priority. No database: the engine is pure.
+filled and the total priority, with the machine's load average (1, 5, 15 minutes) at
+the end of the run, as timings on a busy machine are not comparable. No database:
+the engine is pure.
 """
 
 import argparse
 import datetime
 import json
+import os
 import random
 import sys
 import time
@@ -101,6 +104,7 @@ def main() -> None:
                 },
                 "target_seconds": 5,
                 "within_target": optimal_seconds < 5,
+                "load_average": [round(load, 2) for load in os.getloadavg()],
             },
             indent=2,
         )

@@ -6,10 +6,12 @@ An exact optimisation, solved with SciPy's `milp` (the HiGHS solver), in two sta
 2. among the selections that place that many persons, take the one with the highest
    total priority (vulnerability first, then time waiting).
 
-A case is one 0/1 variable, so a household is never split. Cases that break one of
-the offer's conditions are never variables at all. Two stages rather than one
-weighted objective, so that no weighting can trade a place for priority, and both
-stages run with a zero optimality gap.
+A case is taken whole or not at all (the model counts whole households), so a
+household is never split. Cases that break one of the offer's conditions are never in
+the model at all. Two stages rather than one weighted objective, so that no weighting
+can trade a place for priority, and both stages are solved to the exact optimum. The
+first stage needs no solver when a quick packing already fills every place (see
+`solve`).
 """
 
 import datetime
@@ -152,9 +154,12 @@ def _milp(
     """Maximise an objective whose value is a whole number at every candidate solution
     (persons placed; sums of whole priorities), no greater than `ceiling`.
 
-    A relative gap of 0.5 / ceiling lets the solver stop once no solution can beat the
-    one it has by a whole unit: with whole values that one is exactly optimal, and the
-    solver is spared proving the last fraction of a bound that cannot be reached.
+    Every column is an integer and every objective coefficient a whole number, so HiGHS
+    sees that the objective is integral and rounds its bound down to a whole number: a
+    solution within 1 of the LP bound is proved optimal at once, without branching.
+    The relative gap of 0.5 / ceiling (an absolute gap under a half, as the optimum is
+    at most `ceiling`) is the same guarantee stated to the solver: it may stop only
+    once no solution can beat the one it has by a whole unit, that is, at the optimum.
     """
     result = milp(
         c=-objective,
@@ -168,81 +173,141 @@ def _milp(
     return result.x
 
 
+@dataclass
+class _Class:
+    """Cases of one size that fit the same offers: interchangeable but for priority."""
+
+    size: int
+    offers: list[int]
+    members: list[int]  # case indices, highest priority first
+    levels: list[tuple[int, int]] = field(default_factory=list)  # (priority, how many), highest first
+
+
+def _classes(
+    pairs: Sequence[tuple[int, int]], sizes: Sequence[int], priorities: Sequence[int], capacities: Sequence[int]
+) -> list[_Class]:
+    fits: dict[int, set[int]] = {}
+    for case, offer in pairs:
+        # An offer with fewer places left than the household is no offer for it.
+        if sizes[case] <= capacities[offer]:
+            fits.setdefault(case, set()).add(offer)
+    grouped: dict[tuple[int, frozenset[int]], list[int]] = {}
+    for case, fitting_offers in fits.items():
+        grouped.setdefault((sizes[case], frozenset(fitting_offers)), []).append(case)
+    classes = []
+    for (size, class_offers), members in grouped.items():
+        members.sort(key=lambda c: -priorities[c])
+        # No more of a class can go than its offers have room for: drop the rest early.
+        del members[sum(capacities[o] for o in class_offers) // size :]
+        levels: list[tuple[int, int]] = []
+        for case in members:
+            if levels and levels[-1][0] == priorities[case]:
+                levels[-1] = (levels[-1][0], levels[-1][1] + 1)
+            else:
+                levels.append((priorities[case], 1))
+        classes.append(_Class(size, sorted(class_offers), members, levels))
+    return classes
+
+
+def _fill_greedily(classes: list[_Class], capacities: Sequence[int]) -> int:
+    """Persons a quick packing places (a lower bound on the most that can be placed):
+    offer by offer, the largest households that still fit, then smaller ones."""
+    left = list(capacities)
+    remaining = [len(cls.members) for cls in classes]
+    by_offer: dict[int, list[int]] = {}
+    for k, cls in enumerate(classes):
+        for offer in cls.offers:
+            by_offer.setdefault(offer, []).append(k)
+    placed = 0
+    # The offers open to the fewest classes first, while those classes are still there.
+    for offer in sorted(by_offer, key=lambda o: len(by_offer[o])):
+        for k in sorted(by_offer[offer], key=lambda k: -classes[k].size):
+            take = min(remaining[k], left[offer] // classes[k].size)
+            remaining[k] -= take
+            left[offer] -= take * classes[k].size
+            placed += take * classes[k].size
+    return placed
+
+
 def solve(
     pairs: Sequence[tuple[int, int]], sizes: Sequence[int], priorities: Sequence[int], capacities: Sequence[int]
 ) -> list[int]:
     """Choose pairs (case index, offer index): each case at most once, each offer
     within its capacity, most persons placed, then the highest total priority.
 
-    Returns the indices of the chosen pairs. Cases of the same size that fit the same
-    offers are interchangeable but for their priority, so the model counts how many
-    of each such class go to each offer (few integer variables) and takes each
-    class's best cases: the exact optimum, without one variable per case and offer.
+    Returns the indices of the chosen pairs. Priorities are whole numbers. Cases of the
+    same size that fit the same offers (a class) are interchangeable but for their
+    priority, and within a class cases of the same priority are interchangeable
+    outright. So the model has whole-number variables only: y[class, offer], how many
+    of a class go to an offer, and w[class, priority], how many of a class are taken at
+    that priority; the same count of a class either way. That is the exact optimum
+    without one variable per case and offer, and, all variables and priorities being
+    whole, an objective HiGHS knows to be whole (see `_milp`).
     """
-    if not pairs:
+    classes = _classes(pairs, sizes, priorities, capacities)
+    if not classes:
         return []
-    fits: dict[int, set[int]] = {}
-    for case, offer in pairs:
-        fits.setdefault(case, set()).add(offer)
-    classes: dict[tuple[int, frozenset[int]], list[int]] = {}
-    for case, fitting_offers in fits.items():
-        classes.setdefault((sizes[case], frozenset(fitting_offers)), []).append(case)
-    keys = list(classes)
-    for (size, class_offers), members in classes.items():
-        members.sort(key=lambda c: -priorities[c])
-        # No more of a class can go than its offers have room for: drop the rest early.
-        del members[sum(capacities[o] for o in class_offers) // size :]
 
-    # Columns: y[class, offer] (integer counts), then z[case] (0..1, continuous).
-    y_index = [(k, offer) for k, (_size, class_offers) in enumerate(keys) for offer in sorted(class_offers)]
-    cases = [c for key in keys for c in classes[key]]
-    n_y, n = len(y_index), len(y_index) + len(cases)
-    y_size = np.array([keys[k][0] for k, _offer in y_index], dtype=float)
+    # Columns: y[class, offer], then w[class, level]; all integers.
+    y_index = [(k, offer) for k, cls in enumerate(classes) for offer in cls.offers]
+    w_index = [(k, level) for k, cls in enumerate(classes) for level in range(len(cls.levels))]
+    n_y, n = len(y_index), len(y_index) + len(w_index)
+    y_size = np.array([classes[k].size for k, _offer in y_index], dtype=float)
 
     capacity_rows = csr_array((y_size, ([offer for _k, offer in y_index], range(n_y))), shape=(len(capacities), n))
-    link_rows, link_cols, link_vals = [], [], []
-    for col, (k, _offer) in enumerate(y_index):
-        link_rows.append(k)
-        link_cols.append(col)
-        link_vals.append(1.0)
-    z_col = n_y
-    for k, key in enumerate(keys):
-        for _case in classes[key]:
-            link_rows.append(k)
-            link_cols.append(z_col)
-            link_vals.append(-1.0)
-            z_col += 1
-    link = csr_array((link_vals, (link_rows, link_cols)), shape=(len(keys), n))
-    upper = np.concatenate(
-        [[min(len(classes[keys[k]]), capacities[offer] // keys[k][0]) for k, offer in y_index], np.ones(len(cases))]
+    link = csr_array(
+        (
+            np.concatenate([np.ones(n_y), -np.ones(len(w_index))]),
+            ([k for k, _offer in y_index] + [k for k, _level in w_index], range(n)),
+        ),
+        shape=(len(classes), n),
     )
-    integrality = np.concatenate([np.ones(n_y), np.zeros(len(cases))])
-    placed = np.concatenate([y_size, np.zeros(len(cases))])
-    constraints = [
-        LinearConstraint(capacity_rows, 0, np.array(capacities, dtype=float)),
-        LinearConstraint(link, 0, 0),
-    ]
+    upper = np.array(
+        [min(len(classes[k].members), capacities[offer] // classes[k].size) for k, offer in y_index]
+        + [classes[k].levels[level][1] for k, level in w_index],
+        dtype=float,
+    )
+    integrality = np.ones(n)
+    placed = np.concatenate([y_size, np.zeros(len(w_index))])
+    link_rows = LinearConstraint(link, 0, 0)
 
-    # Stage 1: the most persons placed.
-    filled = round(float(placed @ _milp(placed, integrality, upper, constraints, ceiling=float(sum(capacities)))))
+    # Stage 1: the most persons placed. No selection places more than every place
+    # there is; when a quick packing places that many, it is the optimum, no solver needed.
+    ceiling = sum(capacities)
+    filled = _fill_greedily(classes, capacities)
+    if filled < ceiling:
+        capacity = LinearConstraint(capacity_rows, 0, np.array(capacities, dtype=float))
+        x = _milp(placed, integrality, upper, [capacity, link_rows], ceiling=float(ceiling))
+        filled = max(filled, round(float(placed @ x)))
+
     # Stage 2: that many persons, and the highest total priority among such choices.
-    worth = np.concatenate([np.zeros(n_y), [float(priorities[c]) for c in cases]])
-    x = _milp(
-        worth,
-        integrality,
-        upper,
-        [*constraints, LinearConstraint(placed.reshape(1, -1), filled, np.inf)],
-        ceiling=float(worth.sum()),
-    )
+    if filled == ceiling:  # every offer full to the last place: equalities, which presolve can use
+        stage2 = [LinearConstraint(capacity_rows, np.array(capacities, dtype=float), np.array(capacities, dtype=float))]
+    else:
+        stage2 = [
+            LinearConstraint(capacity_rows, 0, np.array(capacities, dtype=float)),
+            LinearConstraint(placed.reshape(1, -1), filled, np.inf),
+        ]
+    worth = np.concatenate([np.zeros(n_y), [float(classes[k].levels[level][0]) for k, level in w_index]])
+    x = _milp(worth, integrality, upper, [*stage2, link_rows], ceiling=float(np.maximum(worth, 0) @ upper))
 
     pair_index = {pair: i for i, pair in enumerate(pairs)}
-    chosen = []
-    taken = dict.fromkeys(range(len(keys)), 0)
-    for col, (k, offer) in enumerate(y_index):
-        count = round(x[col])
-        for case in classes[keys[k]][taken[k] : taken[k] + count]:
-            chosen.append(pair_index[(case, offer)])
-        taken[k] += count
+    counts = [round(v) for v in x]
+    chosen: list[int] = []
+    y_col, w_col = 0, n_y
+    for cls in classes:
+        # The cases taken: at each priority, as many as w says (members are in level order)...
+        taken: list[int] = []
+        start = 0
+        for _priority, count in cls.levels:
+            taken.extend(cls.members[start : start + counts[w_col]])
+            start += count
+            w_col += 1
+        # ...handed to the offers as y says: within the class they are interchangeable.
+        for offer in cls.offers:
+            chosen.extend(pair_index[(case, offer)] for case in taken[: counts[y_col]])
+            del taken[: counts[y_col]]
+            y_col += 1
     return chosen
 
 

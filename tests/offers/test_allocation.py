@@ -109,3 +109,62 @@ def test_several_offers_share_cases_without_giving_one_case_twice():
     cases = [pairs[i][0] for i in chosen]
     assert sorted(cases) == sorted(set(cases))
     assert len(cases) == 2  # two offers of 3 filled with two households of 3
+
+
+def brute_force_many(pairs, sizes, priorities, capacities):
+    """The best (persons placed, total priority) over every way of giving each case to
+    one of its offers or to none."""
+    options = {}
+    for case, offer in pairs:
+        options.setdefault(case, [None]).append(offer)
+    cases = sorted(options)
+    best = (0, 0)
+    for choice in itertools.product(*(options[c] for c in cases)):
+        load = [0] * len(capacities)
+        for case, offer in zip(cases, choice, strict=True):
+            if offer is not None:
+                load[offer] += sizes[case]
+        if all(used <= cap for used, cap in zip(load, capacities, strict=True)):
+            taken = [c for c, offer in zip(cases, choice, strict=True) if offer is not None]
+            best = max(best, (sum(sizes[c] for c in taken), sum(priorities[c] for c in taken)))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_several_offers_get_the_best_of_every_possible_assignment(seed):
+    # Few sizes and few priorities: many cases alike, so classes and priority levels are
+    # shared, and capacities that a largest-first packing sometimes cannot fill exactly.
+    rng = random.Random(seed)
+    n_cases, n_offers = rng.randint(4, 8), rng.randint(1, 3)
+    sizes = [rng.choice([1, 2, 3, 3, 4, 5]) for _ in range(n_cases)]
+    priorities = [rng.choice([0, 5, 10, 10, 30]) for _ in range(n_cases)]
+    capacities = [rng.randint(0, 9) for _ in range(n_offers)]
+    pairs = [(c, o) for c in range(n_cases) for o in range(n_offers) if rng.random() < 0.7]
+    chosen = [pairs[i] for i in solve(pairs, sizes, priorities, capacities)]
+    cases = [case for case, _offer in chosen]
+    assert len(cases) == len(set(cases))  # never one case twice
+    for offer, cap in enumerate(capacities):
+        assert sum(sizes[case] for case, o in chosen if o == offer) <= cap
+    found = (sum(sizes[c] for c in cases), sum(priorities[c] for c in cases))
+    assert found == brute_force_many(pairs, sizes, priorities, capacities)
+
+
+def test_when_largest_first_cannot_fill_the_places_the_solver_still_does():
+    # Largest first puts the 4 in the offer of 6 and strands 2 places; 3 + 3 fill it.
+    sizes, priorities, capacities = [4, 3, 3], [9, 1, 1], [6]
+    pairs = [(0, 0), (1, 0), (2, 0)]
+    assert sorted(pairs[i][0] for i in solve(pairs, sizes, priorities, capacities)) == [1, 2]
+
+
+def test_among_cases_alike_the_higher_priority_ones_are_taken():
+    # Five single persons fit both offers; two places in all: the two of highest priority.
+    sizes, priorities, capacities = [1] * 5, [3, 8, 3, 8, 5], [1, 1]
+    pairs = [(c, o) for c in range(5) for o in range(2)]
+    chosen = [pairs[i] for i in solve(pairs, sizes, priorities, capacities)]
+    assert sorted(case for case, _offer in chosen) == [1, 3]
+    assert sorted(offer for _case, offer in chosen) == [0, 1]
+
+
+def test_nothing_to_choose_when_no_household_fits_any_offer():
+    assert solve([(0, 0), (1, 1)], sizes=[5, 4], priorities=[1, 1], capacities=[4, 0]) == []
+    assert solve([], sizes=[], priorities=[], capacities=[3]) == []
