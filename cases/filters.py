@@ -3,16 +3,28 @@
 Filters on members (nationality, age band, specific needs) match a case when any
 member matches; sex is the principal applicant's. Each is an EXISTS or IN subquery,
 so that a case is listed once and its size is counted right.
+
+The search (`q`) runs last, on the cases the other filters leave: one query finds the
+matching cases' ids, and the count and the page then take those ids (see `_Search`).
 """
 
+import contextlib
+import enum
+import functools
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import django_filters
+from django import forms
 from django.apps import apps
-from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection, transaction
+from django.db.models import Case as SqlCase
+from django.db.models import Exists, F, Func, Lookup, Min, OuterRef, Q, QuerySet, TextField, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
@@ -61,22 +73,282 @@ def _offers(request: HttpRequest | None) -> QuerySet[Any]:
     return apps.get_model("offers", "Offer")._default_manager.order_by("reference")
 
 
-def _search_words(value: str) -> Q:
-    """Persons whose names match every word of `value`, in either script and any spelling."""
+class _Rank(enum.IntEnum):
+    """How a case matches a search; with no column chosen, the list shows the closest first."""
+
+    NUMBER = 0  # its case number or a member's registration number, as typed (any letter case)
+    NUMBER_START = 1  # ... begins with what was typed
+    NAME_AS_TYPED = 2  # every word is one of a member's names, spelled as typed
+    NAME = 3  # every word is in a member's names in some spelling or script (the name keys)
+    NAME_SIMILAR = 4  # words no name key matches, by trigram similarity (PostgreSQL) or as a substring
+
+
+# At most this many matches are fetched and listed by id; a search matching more is run
+# as a subquery of the count and of the page instead (slower, as correct).
+MATCH_LIMIT = 20_000
+# Words of a search beyond this many are ignored.
+MAX_WORDS = 8
+
+
+class _NameTokens(Func):
+    """A person's name keys as an array: what the GIN index of migration 0008 holds, same expression."""
+
+    template = "string_to_array(btrim(%(expressions)s), ' ')"
+    output_field = ArrayField(TextField())
+
+
+class _AnyOf(Lookup):
+    """`lhs = ANY(%s)`: a list of values as one array parameter (PostgreSQL), however long."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _pk_in(ids: list[int]) -> Q | Lookup:
+    return _AnyOf(F("pk"), ids) if _postgres() else Q(pk__in=ids)
+
+
+def _match_limit() -> int:
+    if _postgres():
+        return MATCH_LIMIT
+    # SQLite: the ids are bound one parameter each, up to twice (the filter, the relevance).
+    return min(MATCH_LIMIT, (connection.features.max_query_params or 999) // 3)
+
+
+def _persons() -> QuerySet[Person]:
+    return Person.objects.alias(name_tokens=_NameTokens("name_key")) if _postgres() else Person.objects.all()
+
+
+def _keys_match(keys: frozenset[str]) -> Q:
+    """Persons with any of one word's keys (several for an ambiguous native word)."""
+    if _postgres():
+        return Q(name_tokens__overlap=sorted(keys))
     condition = Q()
-    for word in names.words(value):
-        matches = Q()
-        for key in names.word_keys(word):
-            matches |= Q(name_key__contains=f" {key} ")
-        if connection.vendor == "postgresql":
-            # pg_trgm (GIN-indexed): typos and partial words the keys miss ("Nadjafi", "Tehr").
-            for field in ("family_name", "given_name", "native_name"):
-                matches |= Q(**{f"{field}__trigram_word_similar": word})
-        else:
-            for field in ("family_name", "given_name", "native_name"):
-                matches |= Q(**{f"{field}__icontains": word})
-        condition &= matches
+    for key in sorted(keys):
+        condition |= Q(name_key__contains=f" {key} ")
     return condition
+
+
+def _similar(word: str) -> Q:
+    """Persons with a name close to `word`: a typo, or the start of a name."""
+    lookup = "trigram_word_similar" if _postgres() else "icontains"
+    return (
+        Q(**{f"family_name__{lookup}": word})
+        | Q(**{f"given_name__{lookup}": word})
+        | Q(**{f"native_name__{lookup}": word})
+    )
+
+
+def _as_typed(word: str) -> Q:
+    return Q(family_name__iexact=word) | Q(given_name__iexact=word) | Q(native_name__iexact=word)
+
+
+class _KnownCount:
+    """A queryset that answers count() without a query: the search has counted its matches.
+
+    Its clones (a slice, a further filter) are of the same class without the count, and ask
+    the database as usual."""
+
+    known_count: int | None = None
+
+    def count(self) -> int:
+        if self.known_count is not None:
+            return self.known_count
+        return super().count()  # type: ignore[misc]
+
+
+@functools.cache
+def _counted_class(cls: type[QuerySet[Any]]) -> type[QuerySet[Any]]:
+    return type(f"Counted{cls.__name__}", (_KnownCount, cls), {})
+
+
+def _counted(queryset: QuerySet[Case], count: int) -> QuerySet[Case]:
+    counted: Any = queryset.all()
+    counted.__class__ = _counted_class(type(queryset))
+    counted.known_count = count
+    return counted
+
+
+@contextlib.contextmanager
+def _index_scans() -> Iterator[None]:
+    """Queries planned with the indexes (PostgreSQL): whether any person has a key is a
+    GIN lookup of a few ms, but with a LIMIT 1 the planner may read the whole table
+    instead, hoping to meet one early (over a second at a million persons for a typo)."""
+    if not _postgres():
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        yield
+        cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+
+
+class _Search:
+    """One search of the case list: what was typed, read as numbers and as names.
+
+    A value with a digit and no space is a number: case and registration numbers that
+    are it (any letter case) or begin with it. Anything else is an exact case or
+    registration number ("C-FIND") or names: every word must be in one member's names,
+    in any spelling or script (cases.names keys). When that finds nothing, each word
+    whose keys no member of the listed cases has (a typo, part of a name) is looked
+    for by similarity instead: trigram word similarity on PostgreSQL (its GIN indexes
+    make it fast for rare words only, so it is never run beside a key that matches),
+    a substring elsewhere.
+    """
+
+    def __init__(self, value: str, *, relevance: bool) -> None:
+        self.relevance = relevance
+        self.numbers = sorted({value, value.upper()})
+        self.number_like = any(char.isdigit() for char in value) and not any(char.isspace() for char in value)
+        # Words without a letter (a number) are no part of a name.
+        self.words = [] if self.number_like else [w for w in names.words(value) if any(c.isalpha() for c in w)]
+        self.words = self.words[:MAX_WORDS]
+        self.keys = {word: names.word_keys(word) for word in self.words}
+
+    def _number_branches(self) -> list[tuple[_Rank, Q]]:
+        registered = Person.objects.filter(registration_no__in=self.numbers).values("case_id")
+        branches = [
+            (_Rank.NUMBER, Q(case_no__in=self.numbers)),
+            (_Rank.NUMBER, Q(pk__in=registered)),
+        ]
+        if self.number_like:
+            starts = Q()
+            persons = Q()
+            for number in self.numbers:
+                starts |= Q(case_no__startswith=number)
+                persons |= Q(registration_no__startswith=number)
+            branches.append((_Rank.NUMBER_START, starts))
+            branches.append((_Rank.NUMBER_START, Q(pk__in=Person.objects.filter(persons).values("case_id"))))
+        return branches
+
+    def _names(self, similar: Iterable[str] = ()) -> Q:
+        """Persons whose names match every word: by its keys, or (the words in `similar`) by similarity."""
+        condition = Q()
+        for word in self.words:
+            condition &= _similar(word) if word in similar or not self.keys[word] else _keys_match(self.keys[word])
+        return condition
+
+    def _name_rank(self, rank: _Rank) -> Any:
+        as_typed = Q()
+        for word in self.words:
+            as_typed &= _as_typed(word)
+        return SqlCase(When(as_typed, then=Value(int(_Rank.NAME_AS_TYPED))), default=Value(int(rank)))
+
+    def _find(self, cases: QuerySet[Case], branches: list[tuple[_Rank, Q]], names: tuple[_Rank, Q] | None) -> Any:
+        """(case id, rank) of every match, in one query (a UNION ALL), or None when there are too many."""
+        scoped = cases.order_by().prefetch_related(None)
+        queries: list[Any] = [
+            scoped.filter(condition).values_list("pk", Value(int(rank))) for rank, condition in branches
+        ]
+        if names is not None:
+            rank, condition = names
+            if self.relevance and rank == _Rank.NAME:
+                # From the persons, to rank the cases with names spelled as typed first.
+                persons = _persons().filter(condition, case__in=scoped.values("pk")).order_by()
+                best = persons.values("case_id").annotate(best=Min(self._name_rank(rank)))
+                queries.append(best.values_list("case_id", "best"))
+            else:
+                # The cases, with the persons as an IN subquery: the planner hashes the (fewer) matches.
+                matching = _persons().filter(condition).values("case_id")
+                queries.append(scoped.filter(pk__in=matching).values_list("pk", Value(int(rank))))
+        limit = _match_limit()
+        union = queries[0].union(*queries[1:], all=True).order_by() if len(queries) > 1 else queries[0]
+        rows = list(union[: limit + 1])
+        if len(rows) > limit:
+            return None
+        ranks: dict[int, int] = {}
+        for pk, rank in rows:
+            ranks[pk] = min(rank, ranks.get(pk, rank))
+        return ranks
+
+    def _unknown_words(self, cases: QuerySet[Case]) -> list[str]:
+        """The words whose keys no member of these cases has: typos, parts of names (or names not here)."""
+        if len(self.words) == 1:
+            return self.words  # the names query just found none
+        scoped = cases.order_by().values("pk")
+        with _index_scans():
+            return [
+                word
+                for word in self.words
+                if not self.keys[word] or not _persons().filter(_keys_match(self.keys[word]), case__in=scoped).exists()
+            ]
+
+    def apply(self, cases: QuerySet[Case]) -> QuerySet[Case]:
+        branches = self._number_branches()
+        names = (_Rank.NAME, self._names()) if self.words else None
+        ranks = self._find(cases, branches, names)
+        # Nothing at all: the words no key matches are looked for by similarity.
+        if ranks == {} and self.words and (similar := self._unknown_words(cases)):
+            names = (_Rank.NAME_SIMILAR, self._names(similar))
+            ranks = self._find(cases, [], names)
+        if ranks is None:
+            return self._subquery(cases, branches, names)
+        if not ranks:
+            return cases.none()
+        listed = cases.filter(_pk_in(list(ranks)))
+        tiers = sorted(set(ranks.values()))
+        if self.relevance and len(tiers) > 1:
+            ordering = SqlCase(
+                *(
+                    When(_pk_in([pk for pk, rank in ranks.items() if rank == tier]), then=Value(tier))
+                    for tier in tiers[:-1]
+                ),
+                default=Value(tiers[-1]),
+            )
+            listed = listed.alias(relevance=ordering).order_by("relevance", "case_no")
+        # The ids are the matches among these cases, so their number is the count (the
+        # paginator's COUNT(*) would fetch every one again).
+        return _counted(listed, len(ranks))
+
+    def _subquery(
+        self, cases: QuerySet[Case], branches: list[tuple[_Rank, Q]], names: tuple[_Rank, Q] | None
+    ) -> QuerySet[Case]:
+        """The search as subqueries of the count and of the page: for more matches than MATCH_LIMIT."""
+        condition = Q()
+        for _rank, branch in branches:
+            condition |= branch
+        if names is not None:
+            condition |= Q(pk__in=_persons().filter(names[1]).values("case_id"))
+        return cases.filter(condition)
+
+
+class _Select(forms.Select):
+    """Django's select, the same HTML, written here rather than through a template per option:
+    the nationality list's ~250 options cost ~30 ms a page through the templates."""
+
+    @staticmethod
+    def _attrs(attrs: dict[str, Any]) -> str:
+        # django/forms/widgets/attrs.html
+        return "".join(
+            f" {conditional_escape(name)}" + ("" if value is True else f'="{conditional_escape(value)}"')
+            for name, value in attrs.items()
+            if value is not False
+        )
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        # django/forms/widgets/select.html and select_option.html
+        widget = self.get_context(name, value, attrs)["widget"]
+        html = [f'<select name="{conditional_escape(widget["name"])}"{self._attrs(widget["attrs"])}>']
+        for group_name, options, _index in widget["optgroups"]:
+            if group_name:
+                html.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
+            for option in options:
+                html.append(
+                    f'\n  <option value="{conditional_escape(option["value"])}"{self._attrs(option["attrs"])}>'
+                    f"{conditional_escape(option['label'])}</option>\n"  # the option template's last line end
+                )
+            if group_name:
+                html.append("\n  </optgroup>")
+        html.append("\n</select>")
+        return mark_safe("".join(html))  # noqa: S308 - every value above is escaped
 
 
 class _AnyYesNo(django_filters.widgets.BooleanWidget):
@@ -109,28 +381,39 @@ class CaseFilter(django_filters.FilterSet):
         method="search",
         help_text=_("Case or registration number, or names in any spelling or script"),
     )
-    status = django_filters.ChoiceFilter(label=_("Status"), choices=CaseStatus.choices, empty_label=_("Any"))
-    site = django_filters.ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), empty_label=_("Any"))
+    status = django_filters.ChoiceFilter(
+        label=_("Status"), choices=CaseStatus.choices, empty_label=_("Any"), widget=_Select
+    )
+    site = django_filters.ModelChoiceFilter(
+        label=_("Site"), queryset=Site.objects.all(), empty_label=_("Any"), widget=_Select
+    )
     nationality = django_filters.ChoiceFilter(
         label=_("Nationality (any member)"),
         choices=lambda: list(countries),
         method="filter_nationality",
         empty_label=_("Any"),
+        widget=_Select,
     )
     sex = django_filters.ChoiceFilter(
-        label=_("Sex of principal applicant"), choices=Sex.choices, method="filter_sex", empty_label=_("Any")
+        label=_("Sex of principal applicant"),
+        choices=Sex.choices,
+        method="filter_sex",
+        empty_label=_("Any"),
+        widget=_Select,
     )
     age = django_filters.ChoiceFilter(
         label=_("Age (any member)"),
         choices=[(value, label) for value, label, _young, _old in AGE_BANDS],
         method="filter_age",
         empty_label=_("Any"),
+        widget=_Select,
     )
     need = django_filters.ModelChoiceFilter(
         label=_("Specific need (any member)"),
         queryset=SpecificNeed.objects.order_by("label"),
         method="filter_need",
         empty_label=_("Any"),
+        widget=_Select,
     )
     officer = UserFilter(
         label=_("Assigned officer"),
@@ -138,15 +421,24 @@ class CaseFilter(django_filters.FilterSet):
         queryset=lambda request: _team(),
         null_label=_("Nobody"),
         empty_label=_("Any"),
+        widget=_Select,
     )
     offer = django_filters.ModelChoiceFilter(
-        label=_("Nominated to offer"), queryset=_offers, method="filter_offer", empty_label=_("Any")
+        label=_("Nominated to offer"), queryset=_offers, method="filter_offer", empty_label=_("Any"), widget=_Select
     )
     in_status = django_filters.ChoiceFilter(
-        label=_("Time in current status"), choices=IN_STATUS_DAYS, method="filter_in_status", empty_label=_("Any")
+        label=_("Time in current status"),
+        choices=IN_STATUS_DAYS,
+        method="filter_in_status",
+        empty_label=_("Any"),
+        widget=_Select,
     )
     interview = django_filters.ChoiceFilter(
-        label=_("Interviews"), choices=INTERVIEW_CHOICES, method="filter_interview", empty_label=_("Any")
+        label=_("Interviews"),
+        choices=INTERVIEW_CHOICES,
+        method="filter_interview",
+        empty_label=_("Any"),
+        widget=_Select,
     )
     needs_review = django_filters.BooleanFilter(label=_("Needs review"), widget=_AnyYesNo)
     o = CaseOrderingFilter(
@@ -171,16 +463,23 @@ class CaseFilter(django_filters.FilterSet):
             # Not offered, and ignored when typed into the URL.
             del self.filters["need"]
 
+    def filter_queryset(self, queryset: QuerySet[Case]) -> QuerySet[Case]:
+        """As django-filter's, but the search last: it finds its matches among the cases the others leave."""
+        data = self.form.cleaned_data
+        for name, value in data.items():
+            if name != "q":
+                queryset = self.filters[name].filter(queryset, value)
+        return self.filters["q"].filter(queryset, data.get("q")) if "q" in self.filters else queryset
+
     def search(self, queryset: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
-        """Case or registration number, or members' names in any spelling or script."""
+        """Case or registration number, or members' names in any spelling or script.
+
+        Unless a column is chosen, the closest matches come first (see `_Rank`).
+        """
         value = value.strip()
         if not value:
             return queryset
-        numbers = [value, value.upper()]
-        persons = Q(registration_no__in=numbers)
-        if words := _search_words(value):
-            persons |= words
-        return queryset.filter(Q(case_no__in=numbers) | Q(pk__in=Person.objects.filter(persons).values("case_id")))
+        return _Search(value, relevance=not self.form.cleaned_data.get("o")).apply(queryset)
 
     def _members(self, queryset: QuerySet[Case], condition: Q) -> QuerySet[Case]:
         return queryset.filter(Exists(Person.objects.filter(condition, case=OuterRef("pk"))))

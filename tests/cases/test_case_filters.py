@@ -230,8 +230,9 @@ def test_a_filtered_sorted_page_costs_the_same_queries_at_any_size(
     }
     staff_client.get(reverse("cases:list"))  # a first request may refresh the session
     # session, user, user and group permissions; the chosen need, officer and offer
-    # (checked by the form); count, groups (role in the header); sites, specific
-    # needs, officers and offers for the filters; page of cases, their principal applicants
+    # (checked by the form); the search's matching cases (their number is the count);
+    # groups (role in the header); sites, specific needs, officers and offers for the
+    # filters; page of cases, their principal applicants
     with django_assert_num_queries(16):
         response = staff_client.get(reverse("cases:list"), params)
     assert response.context["page"].paginator.count == n
