@@ -4,10 +4,16 @@ Every function takes the dashboard's filters. Site and nationality narrow person
 cases, by their principal applicant's nationality); the date range narrows the
 figures over time (departures, interviews, incidents). Snapshot figures (pipeline,
 aging, population) describe today.
+
+On PostgreSQL the figures are read from summary tables that triggers keep exact
+(reports/figures.py): a few hundred rows whatever the number of persons. Elsewhere, and
+as the reference the tests hold them to, they are counted from the rows themselves
+(the live_* functions).
 """
 
 import datetime
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,10 +162,51 @@ class Population:
     living_by_status: dict[str, int]
 
 
-def population(filters: DashboardFilters) -> Population:
+def population(filters: DashboardFilters, sites: list[Site] | None = None) -> Population:
     """Relocated and still to relocate, per site and in all, persons present by sex and age
-    band, and living persons by case status: one pass over persons (joined to their case)
-    grouped by site, sex and case status, and the list of sites."""
+    band, and living persons by case status. `sites`: every site by name, if already read."""
+    from reports import figures
+
+    return figures.population(filters, sites) if figures.enabled() else live_population(filters, sites)
+
+
+def _age_band(year: int, birth_year: int) -> int | None:
+    """The index in AGE_BANDS of the age reached this year, if any."""
+    age = year - birth_year
+    for index, (_label, low, high) in enumerate(AGE_BANDS):
+        if low <= age and (high is None or age <= high):
+            return index
+    return None
+
+
+@dataclass
+class PopulationCounts:
+    """Counts to make a Population of: added up from rows of any grouping."""
+
+    per_site: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    per_sex: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * len(AGE_BANDS)))
+    living: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def finish(self, filters: DashboardFilters, sites: list[Site] | None = None) -> Population:
+        """The Population, with `sites` (every site by name; read if not given)."""
+        if sites is None:
+            sites = list(Site.objects.order_by("name"))
+        if filters.site is not None:
+            sites = [site for site in sites if site.pk == filters.site.pk]
+        return Population(
+            headline=Headline(
+                relocated=sum(n for _present, n in self.per_site.values()),
+                to_relocate=sum(n for n, _relocated in self.per_site.values()),
+            ),
+            sites=[SiteCount(site.name, *self.per_site.get(site.pk, [0, 0])) for site in sites],
+            by_sex=[SexRow(sex=sex, bands=list(self.per_sex.get(sex, [0] * len(AGE_BANDS)))) for sex in Sex],
+            living_by_status={status: n for status, n in self.living.items() if n},
+        )
+
+
+def live_population(filters: DashboardFilters, sites: list[Site] | None = None) -> Population:
+    """population() counted from the persons: one pass over persons (joined to their case)
+    grouped by site, sex and case status."""
     year = timezone.localdate().year
     present = Q(residence_status=ResidenceStatus.PRESENT)
     bands = {}
@@ -168,6 +215,7 @@ def population(filters: DashboardFilters) -> Population:
         if high is not None:
             q &= Q(birth_year__gte=year - high)
         bands[f"a{index}"] = Count("pk", filter=q)
+    counts = PopulationCounts()
     rows: list[dict[str, Any]] = [
         dict(row)
         for row in Person.objects.order_by()
@@ -179,24 +227,13 @@ def population(filters: DashboardFilters) -> Population:
             **bands,
         )
     ]
-    per_site: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    per_sex: dict[str, list[int]] = defaultdict(lambda: [0] * len(AGE_BANDS))
-    living: dict[str, int] = defaultdict(int)
     for row in rows:
-        living[row["case__status"]] += row["present"] + row["relocated"]
-        per_site[row["site_id"]][0] += row["present"]
-        per_site[row["site_id"]][1] += row["relocated"]
+        counts.living[row["case__status"]] += row["present"] + row["relocated"]
+        counts.per_site[row["site_id"]][0] += row["present"]
+        counts.per_site[row["site_id"]][1] += row["relocated"]
         for index in range(len(AGE_BANDS)):
-            per_sex[row["sex"]][index] += row[f"a{index}"]
-    sites = Site.objects.order_by("name")
-    if filters.site is not None:
-        sites = sites.filter(pk=filters.site.pk)
-    return Population(
-        headline=Headline(relocated=sum(r["relocated"] for r in rows), to_relocate=sum(r["present"] for r in rows)),
-        sites=[SiteCount(site.name, *per_site[site.pk]) for site in sites],
-        by_sex=[SexRow(sex=sex, bands=per_sex[sex]) for sex in Sex],
-        living_by_status=dict(living),
-    )
+            counts.per_sex[row["sex"]][index] += row[f"a{index}"]
+    return counts.finish(filters, sites)
 
 
 @dataclass(frozen=True)
@@ -217,30 +254,50 @@ class CaseFigures:
 
 def case_figures(filters: DashboardFilters, population: Population) -> CaseFigures:
     """The pipeline (cases, and the living persons of `population`, per status, every status
-    listed) and the open cases by time in their status, in one query over cases."""
-    now = timezone.now()
-    buckets = {}
-    for index, (_label, low, high) in enumerate(AGING_BUCKETS):
-        q = Q(status_changed_at__lte=now - datetime.timedelta(days=low))
-        if high is not None:
-            q &= Q(status_changed_at__gt=now - datetime.timedelta(days=high))
-        buckets[f"b{index}"] = Count("pk", filter=q)
-    cases: dict[str, dict[str, Any]] = {
-        row["status"]: dict(row)
-        for row in _cases(Case.objects.order_by(), filters).values("status").annotate(n=Count("pk"), **buckets)
-    }
+    listed) and the open cases by time in their status."""
+    from reports import figures
+
+    if figures.enabled():
+        return figures.case_figures(filters, population)
+    return live_case_figures(filters, population)
+
+
+def aging_bounds(now: datetime.datetime) -> list[datetime.datetime]:
+    """The instants between AGING_BUCKETS, newest first: now, then 30, 90… days back. Bucket i
+    holds the cases that entered their status in (bounds[i + 1], bounds[i]]; the last, before."""
+    return [now - datetime.timedelta(days=low) for _label, low, _high in AGING_BUCKETS]
+
+
+def _case_figures(cases: dict[str, int], aging: dict[str, list[int]], population: Population) -> CaseFigures:
     persons = population.living_by_status
     return CaseFigures(
         pipeline=[
-            StatusCount(status=status, cases=cases.get(status, {}).get("n", 0), persons=persons.get(status, 0))
+            StatusCount(status=status, cases=cases.get(status, 0), persons=persons.get(status, 0))
             for status in CaseStatus
         ],
         aging=[
-            AgingRow(status=status, buckets=[cases.get(status, {}).get(key, 0) for key in buckets])
+            AgingRow(status=status, buckets=list(aging.get(status, [0] * len(AGING_BUCKETS))))
             for status in CaseStatus
             if status not in workflow.ENDED
         ],
     )
+
+
+def live_case_figures(filters: DashboardFilters, population: Population) -> CaseFigures:
+    """case_figures() counted from the cases, in one query."""
+    bounds = aging_bounds(timezone.now())
+    buckets = {}
+    for index, (_label, _low, high) in enumerate(AGING_BUCKETS):
+        q = Q(status_changed_at__lte=bounds[index])
+        if high is not None:
+            q &= Q(status_changed_at__gt=bounds[index + 1])
+        buckets[f"b{index}"] = Count("pk", filter=q)
+    cases: dict[str, int] = {}
+    aging: dict[str, list[int]] = {}
+    for row in _cases(Case.objects.order_by(), filters).values("status").annotate(n=Count("pk"), **buckets):
+        cases[row["status"]] = row["n"]
+        aging[row["status"]] = [row[key] for key in buckets]
+    return _case_figures(cases, aging, population)
 
 
 # Over time
@@ -256,7 +313,36 @@ class WeekDepartures:
 
 def departures_per_week(filters: DashboardFilters) -> list[WeekDepartures]:
     """Persons departed per week (from the manifests of departures marked departed) and the
-    running total of persons relocated, counting those who left before the range; one query."""
+    running total of persons relocated, counting those who left before the range."""
+    from reports import figures
+
+    return figures.departures_per_week(filters) if figures.enabled() else live_departures_per_week(filters)
+
+
+def weekly_departures(
+    filters: DashboardFilters, rows: Iterable[tuple[datetime.date, int, int]]
+) -> list[WeekDepartures]:
+    """The weeks of the range from (week, departures, persons) rows of weeks up to its end."""
+    first = _monday(filters.date_from)
+    before = 0
+    by_week: dict[datetime.date, list[int]] = defaultdict(lambda: [0, 0])
+    for week, departures, persons in rows:
+        if week < first:
+            before += persons
+        else:
+            by_week[week][0] += departures
+            by_week[week][1] += persons
+    weeks = []
+    total = before
+    for week in _weeks(filters):
+        departures, persons = by_week.get(week, (0, 0))
+        total += persons
+        weeks.append(WeekDepartures(week=week, departures=departures, persons=persons, cumulative=total))
+    return weeks
+
+
+def live_departures_per_week(filters: DashboardFilters) -> list[WeekDepartures]:
+    """departures_per_week() counted from the manifests, in one query."""
     rows = (
         DeparturePerson.objects.filter(
             _persons(filters, "person__"),
@@ -266,23 +352,9 @@ def departures_per_week(filters: DashboardFilters) -> list[WeekDepartures]:
         .annotate(week=TruncWeek("departure__departed_at", output_field=DateField()))
         .values("week")
         .annotate(departures=Count("departure", distinct=True), persons=Count("pk"))
-        .order_by("week")
+        .values_list("week", "departures", "persons")
     )
-    first = _monday(filters.date_from)
-    before = 0
-    by_week: dict[datetime.date, tuple[int, int]] = {}
-    for row in rows:
-        if row["week"] < first:
-            before += row["persons"]
-        else:
-            by_week[row["week"]] = (row["departures"], row["persons"])
-    weeks = []
-    total = before
-    for week in _weeks(filters):
-        departures, persons = by_week.get(week, (0, 0))
-        total += persons
-        weeks.append(WeekDepartures(week=week, departures=departures, persons=persons, cumulative=total))
-    return weeks
+    return weekly_departures(filters, rows)
 
 
 def _rate(attended: int, decided: int) -> float | None:
@@ -330,24 +402,37 @@ class InterviewFigures:
 
 
 def interviews_per_week(filters: DashboardFilters) -> InterviewFigures:
-    """Interviews scheduled per week by outcome, in one query."""
+    """Interviews scheduled per week by outcome."""
+    from reports import figures
+
+    return figures.interviews_per_week(filters) if figures.enabled() else live_interviews_per_week(filters)
+
+
+def weekly_interviews(filters: DashboardFilters, rows: Iterable[tuple[datetime.date, str, int]]) -> InterviewFigures:
+    """The weeks of the range from (week, outcome, interviews) rows."""
+    counts: dict[datetime.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, int] = defaultdict(int)
+    for week, outcome, n in rows:
+        counts[week][outcome] += n
+        totals[outcome] += n
+    weeks = [
+        WeekInterviews(week=week, by_outcome={o: counts[week].get(o, 0) for o in InterviewOutcome})
+        for week in _weeks(filters)
+    ]
+    return InterviewFigures(weeks=weeks, totals={o: totals.get(o, 0) for o in InterviewOutcome})
+
+
+def live_interviews_per_week(filters: DashboardFilters) -> InterviewFigures:
+    """interviews_per_week() counted from the interviews, in one query."""
     rows = (
         _cases(Interview.objects.order_by(), filters, "case__")
         .filter(scheduled_at__gte=_start(filters.date_from), scheduled_at__lt=_end(filters.date_to))
         .annotate(week=TruncWeek("scheduled_at", output_field=DateField()))
         .values("week", "outcome")
         .annotate(n=Count("pk"))
+        .values_list("week", "outcome", "n")
     )
-    counts: dict[datetime.date, dict[str, int]] = defaultdict(dict)
-    totals: dict[str, int] = defaultdict(int)
-    for row in rows:
-        counts[row["week"]][row["outcome"]] = row["n"]
-        totals[row["outcome"]] += row["n"]
-    weeks = [
-        WeekInterviews(week=week, by_outcome={o: counts[week].get(o, 0) for o in InterviewOutcome})
-        for week in _weeks(filters)
-    ]
-    return InterviewFigures(weeks=weeks, totals={o: totals.get(o, 0) for o in InterviewOutcome})
+    return weekly_interviews(filters, rows)
 
 
 @dataclass(frozen=True)
@@ -359,6 +444,13 @@ class NeedCount:
 
 def specific_needs(filters: DashboardFilters) -> list[NeedCount]:
     """Persons present per specific need, most frequent first, in one query."""
+    from reports import figures
+
+    return figures.specific_needs(filters) if figures.enabled() else live_specific_needs(filters)
+
+
+def live_specific_needs(filters: DashboardFilters) -> list[NeedCount]:
+    """specific_needs() counted from the persons' needs."""
     Through = Person.specific_needs.through
     rows = (
         Through.objects.filter(_persons(filters, "person__"), person__residence_status=ResidenceStatus.PRESENT)

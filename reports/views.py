@@ -24,7 +24,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     departures = selectors.departures_per_week(filters)
     interviews = selectors.interviews_per_week(filters)
-    population = selectors.population(filters)
+    population = selectors.population(filters, form.sites)
     cases = selectors.case_figures(filters, population)
     incidents = selectors.incidents_per_month(filters)
     # Counts of specific needs are shown to those who may see persons' needs.
