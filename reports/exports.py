@@ -38,8 +38,9 @@ from xlsxwriter.xmlwriter import XMLwriter
 
 from cases.filters import CaseFilter
 from cases.models import Case, Incident, IncidentEffect, IncidentPerson, Interview, Person, Relationship
+from cases.scope import Sites, in_sites
 from offers.models import Departure, DeparturePerson, Nomination
-from offers.selectors import offer_list
+from offers.selectors import departures_in, offer_list
 from reports import filters
 
 CHUNK_SIZE = 2000
@@ -80,6 +81,8 @@ class ExportList:
     # that the list's own filters do not take then choose those cases.
     case_filter_path: str = ""
     order_by: tuple[str, ...] = ("pk",)
+    # The rows of a user limited to some sites (cases.scope); offers belong to no site.
+    in_scope: Callable[[Sites], Q] = lambda sites: Q()
 
     def columns_for(self, *, sensitive: bool) -> list[Column]:
         return [c for c in self.columns if sensitive or not c.sensitive]
@@ -149,6 +152,7 @@ EXPORTS: dict[str, ExportList] = {
             queryset=_persons,
             filterset=filters.PersonExportFilter,
             case_filter_path="case",
+            in_scope=lambda sites: in_sites(sites, "site", "case__site"),
             order_by=("registration_no",),
             # The roster import's columns, so that an export can be read back.
             columns=(
@@ -174,6 +178,7 @@ EXPORTS: dict[str, ExportList] = {
             title=_("Cases"),
             queryset=_cases,
             filterset=filters.CaseExportFilter,
+            in_scope=in_sites,
             order_by=("case_no",),
             columns=(
                 Column("case_no", "case_no"),
@@ -199,6 +204,7 @@ EXPORTS: dict[str, ExportList] = {
             queryset=Interview.objects.all,
             filterset=filters.InterviewExportFilter,
             case_filter_path="case",
+            in_scope=lambda sites: in_sites(sites, "case__site"),
             order_by=("scheduled_at", "pk"),
             columns=(
                 Column("case_no", "case__case_no"),
@@ -238,6 +244,7 @@ EXPORTS: dict[str, ExportList] = {
             queryset=Nomination.objects.all,
             filterset=filters.NominationExportFilter,
             case_filter_path="case",
+            in_scope=lambda sites: in_sites(sites, "case__site"),
             order_by=("nominated_at", "pk"),
             columns=(
                 Column("offer", "offer__reference"),
@@ -260,6 +267,7 @@ EXPORTS: dict[str, ExportList] = {
             title=_("Departures"),
             queryset=_departures,
             filterset=filters.DepartureExportFilter,
+            in_scope=departures_in,
             order_by=("planned_date", "pk"),
             columns=(
                 Column("offer", "offer__reference"),
@@ -277,6 +285,7 @@ EXPORTS: dict[str, ExportList] = {
             title=_("Incidents"),
             queryset=_incidents,
             filterset=filters.IncidentExportFilter,
+            in_scope=in_sites,
             order_by=("occurred_at", "pk"),
             columns=(
                 Column("occurred_at", "occurred_at", kind="datetime"),
@@ -299,10 +308,11 @@ def _given(data: QueryDict, names: Iterable[str]) -> bool:
     return any(data.get(name) for name in names)
 
 
-def export_rows(export: ExportList, data: QueryDict, *, sensitive: bool) -> "ExportRows":
-    """The list's rows, filtered by the GET parameters `data`: iterate for tuples in column
-    order, fetched in chunks. Raises InvalidFilters, before any row is read, on a bad parameter."""
-    queryset = export.queryset()
+def export_rows(export: ExportList, data: QueryDict, *, sensitive: bool, sites: Sites = None) -> "ExportRows":
+    """The list's rows within `sites` (cases.scope), filtered by the GET parameters `data`:
+    iterate for tuples in column order, fetched in chunks. Raises InvalidFilters, before any
+    row is read, on a bad parameter."""
+    queryset = export.queryset().filter(export.in_scope(sites))
     filterset = export.filterset(data, queryset=queryset)
     errors = filters.filter_errors(filterset)
     # The case list's parameters that the list's own filters do not take choose the rows' cases.

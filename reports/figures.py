@@ -44,9 +44,9 @@ def _where(filters: DashboardFilters, nationality: str = "nationality") -> tuple
     """SQL conditions (and their parameters) for the site and nationality filters."""
     conditions: list[str] = ["TRUE"]
     params: list[Any] = []
-    if filters.site is not None:
-        conditions.append("site_id = %s")
-        params.append(filters.site.pk)
+    if filters.site_ids is not None:
+        conditions.append("site_id = ANY(%s)")
+        params.append(list(filters.site_ids))
     if filters.nationality:
         conditions.append(f"{nationality} = %s")
         params.append(filters.nationality)
@@ -109,9 +109,9 @@ def case_figures(filters: DashboardFilters, population: selectors.Population) ->
     where, params = _where(filters, "pa_nationality")
     live_where: list[str] = ["TRUE"]
     live_params: list[Any] = []
-    if filters.site is not None:
-        live_where.append("c.site_id = %s")
-        live_params.append(filters.site.pk)
+    if filters.site_ids is not None:
+        live_where.append("c.site_id = ANY(%s)")
+        live_params.append(list(filters.site_ids))
     if filters.nationality:
         # A subquery per case (a few thousand, through the one-PA-per-case index), not a join
         # with every principal applicant of the nationality.
@@ -160,8 +160,8 @@ def departures_per_week(filters: DashboardFilters) -> list[selectors.WeekDepartu
     rows = DepartureCount.objects.filter(
         departure__status=DepartureStatus.DEPARTED, departure__departed_at__lt=selectors._end(filters.date_to)
     )
-    if filters.site is not None:
-        rows = rows.filter(site=filters.site)
+    if filters.site_ids is not None:
+        rows = rows.filter(site__in=filters.site_ids)
     if filters.nationality:
         rows = rows.filter(nationality=filters.nationality)
     per_departure = (
@@ -189,8 +189,8 @@ def interviews_per_week(filters: DashboardFilters) -> selectors.InterviewFigures
     rows = InterviewCount.objects.filter(
         slot__gte=selectors._start(filters.date_from), slot__lt=selectors._end(filters.date_to)
     )
-    if filters.site is not None:
-        rows = rows.filter(site=filters.site)
+    if filters.site_ids is not None:
+        rows = rows.filter(site__in=filters.site_ids)
     if filters.nationality:
         rows = rows.filter(pa_nationality=filters.nationality)
     weekly: Iterable[tuple[datetime.date, str, int]] = (
@@ -205,8 +205,8 @@ def interviews_per_week(filters: DashboardFilters) -> selectors.InterviewFigures
 def specific_needs(filters: DashboardFilters) -> list[selectors.NeedCount]:
     """selectors.specific_needs(), from the needs counted per site, nationality and residence."""
     rows = NeedCount.objects.filter(residence_status=ResidenceStatus.PRESENT)
-    if filters.site is not None:
-        rows = rows.filter(site=filters.site)
+    if filters.site_ids is not None:
+        rows = rows.filter(site__in=filters.site_ids)
     if filters.nationality:
         rows = rows.filter(nationality=filters.nationality)
     counted = (

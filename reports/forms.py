@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
 from cases.models import Site
+from cases.scope import Sites, limit
 
 # Weekly charts stay legible up to about three years of bars.
 MAX_DAYS = 3 * 366
@@ -25,6 +26,15 @@ class DashboardFilters:
     nationality: str
     date_from: datetime.date
     date_to: datetime.date
+    # The sites the user is limited to (cases.scope), or None for a user who sees every site.
+    scope: Sites = None
+
+    @property
+    def site_ids(self) -> tuple[int, ...] | None:
+        """The sites counted: the one chosen, else those of the user's scope; None for all."""
+        if self.site is not None:
+            return (self.site.pk,)
+        return None if self.scope is None else tuple(sorted(self.scope))
 
 
 def default_range(today: datetime.date | None = None) -> tuple[datetime.date, datetime.date]:
@@ -68,7 +78,7 @@ class DashboardFilterForm(forms.Form):
     date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
-    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+    def __init__(self, data: Any = None, *, scope: Sites = None, **kwargs: Any) -> None:
         # The default range shows in the form, so the page says which dates it counts.
         data = data.copy() if data is not None else {}
         date_from, date_to = default_range()
@@ -78,7 +88,9 @@ class DashboardFilterForm(forms.Form):
             data["date_to"] = date_to.isoformat()
         super().__init__(data, **kwargs)
         # Every site, by name: the choices, and the rows of the persons-per-site table.
-        self.sites = list(Site.objects.order_by("name"))
+        # A user limited to some sites (cases.scope) chooses among those, and sees only them.
+        self.scope = scope
+        self.sites = list(limit(Site.objects, scope, "pk").order_by("name"))
         field: Any = self.fields["site"]
         field.choices = [("", _("All sites")), *((site.pk, site.name) for site in self.sites)]
 
@@ -109,6 +121,7 @@ class DashboardFilterForm(forms.Form):
             nationality=cleaned.get("nationality") or "",
             date_from=cleaned.get("date_from") or date_from,
             date_to=cleaned.get("date_to") or date_to,
+            scope=self.scope,
         )
 
     def export_query(self) -> dict[str, str]:

@@ -106,8 +106,8 @@ def _pa_nationality(nationality: str, case_path: str = "pk") -> Exists:
 def _persons(filters: DashboardFilters, prefix: str = "") -> Q:
     """Site and nationality filters on persons (reached through `prefix`)."""
     q = Q()
-    if filters.site is not None:
-        q &= Q(**{f"{prefix}site": filters.site})
+    if filters.site_ids is not None:
+        q &= Q(**{f"{prefix}site__in": filters.site_ids})
     if filters.nationality:
         q &= Q(**{f"{prefix}nationality": filters.nationality})
     return q
@@ -115,8 +115,8 @@ def _persons(filters: DashboardFilters, prefix: str = "") -> Q:
 
 def _cases(queryset: QuerySet, filters: DashboardFilters, prefix: str = "") -> QuerySet:
     """Site and principal applicant's nationality filters on cases (reached through `prefix`)."""
-    if filters.site is not None:
-        queryset = queryset.filter(**{f"{prefix}site": filters.site})
+    if filters.site_ids is not None:
+        queryset = queryset.filter(**{f"{prefix}site__in": filters.site_ids})
     if filters.nationality:
         queryset = queryset.filter(_pa_nationality(filters.nationality, f"{prefix}pk" if prefix else "pk"))
     return queryset
@@ -191,8 +191,8 @@ class PopulationCounts:
         """The Population, with `sites` (every site by name; read if not given)."""
         if sites is None:
             sites = list(Site.objects.order_by("name"))
-        if filters.site is not None:
-            sites = [site for site in sites if site.pk == filters.site.pk]
+        if filters.site_ids is not None:
+            sites = [site for site in sites if site.pk in filters.site_ids]
         return Population(
             headline=Headline(
                 relocated=sum(n for _present, n in self.per_site.values()),
@@ -494,8 +494,8 @@ def incidents_per_month(filters: DashboardFilters) -> list[MonthIncidents]:
     """
     within = Q(occurred_at__gte=_start(filters.date_from), occurred_at__lt=_end(filters.date_to))
     incidents = Incident.objects.order_by().filter(within)
-    if filters.site is not None:
-        incidents = incidents.filter(site=filters.site)
+    if filters.site_ids is not None:
+        incidents = incidents.filter(site__in=filters.site_ids)
     if filters.nationality:
         incidents = incidents.filter(
             Exists(IncidentPerson.objects.filter(incident=OuterRef("pk"), person__nationality=filters.nationality))
@@ -512,8 +512,8 @@ def incidents_per_month(filters: DashboardFilters) -> list[MonthIncidents]:
         incident__occurred_at__gte=_start(filters.date_from),
         incident__occurred_at__lt=_end(filters.date_to),
     )
-    if filters.site is not None:
-        affected = affected.filter(incident__site=filters.site)
+    if filters.site_ids is not None:
+        affected = affected.filter(incident__site__in=filters.site_ids)
     effects: dict[datetime.date, dict[str, int]] = defaultdict(dict)
     for month, effect, n in (
         affected.annotate(month=TruncMonth("incident__occurred_at", output_field=DateField()))

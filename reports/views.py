@@ -8,6 +8,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_safe
 
 from cases.models import IncidentEffect, IncidentKind, InterviewOutcome
+from cases.scope import sites_of
 from offers.selectors import offer_list
 from reports import charts, selectors
 from reports.exports import EXPORTS, InvalidFilters, csv_stream, export_rows, xlsx_file
@@ -20,7 +21,7 @@ from reports.services import export_log_finish, export_log_start
 @permission_required("reports.view_dashboard", raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    form = DashboardFilterForm(request.GET)
+    form = DashboardFilterForm(request.GET, scope=sites_of(user))
     filters = form.filters()
     departures = selectors.departures_per_week(filters)
     interviews = selectors.interviews_per_week(filters)
@@ -75,7 +76,7 @@ def export(request: HttpRequest, list_name: str, fmt: str) -> HttpResponse | Str
     user: Any = request.user
     sensitive = request.GET.get("sensitive") == "1" and user.has_perm("cases.view_specific_needs")
     try:
-        rows = export_rows(export_list, request.GET, sensitive=sensitive)
+        rows = export_rows(export_list, request.GET, sensitive=sensitive, sites=sites_of(user))
     except InvalidFilters as exc:
         return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
     columns = export_list.columns_for(sensitive=sensitive)

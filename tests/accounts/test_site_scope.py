@@ -88,8 +88,10 @@ def test_the_case_list_and_its_search_show_only_the_users_sites(north_staff, our
         person.family_name = "Sadeghi"
         person.save()  # the search keys follow the name
     assert listed(q="Sadeqi") == ["C-NORTH"]
-    # Filtering by the other site gives nothing either.
-    assert listed(site=theirs.site_id) == []
+    # The other site is not a choice: asking for it is refused, and shows nothing of it.
+    refused = client.get("/cases/", {"site": theirs.site_id})
+    assert "site" in refused.context["filter"].form.errors
+    assert "C-SOUTH" not in refused.content.decode()
 
 
 def test_an_unlimited_user_sees_every_site(client_for, ours, theirs):
@@ -306,3 +308,69 @@ def test_administrators_limit_a_user_to_sites_on_the_user_page(client_for, north
     response = client.post(url, data)
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     assert list(staff.site_assignments.values_list("site", flat=True)) == [north.pk]
+
+
+def test_the_case_list_offers_only_the_users_sites_to_filter_by(north_staff, north, south):
+    form = _client(north_staff).get("/cases/").context["filter"].form
+    assert list(form.fields["site"].queryset) == [north]
+    assert south.name not in str(form["site"])
+
+
+def test_the_dashboard_counts_only_the_users_sites(north, ours, theirs):
+    boss = _limited(SUPERVISOR, north)
+    client = _client(boss)
+    response = client.get("/reports/")
+    assert [site.name for site in response.context["sites"]] == ["North camp"]
+    assert response.context["headline"].to_relocate == 2  # ours; theirs' two persons are not counted
+    pipeline = response.context["status_counts"]
+    assert (sum(row.cases for row in pipeline), sum(row.persons for row in pipeline)) == (1, 2)
+    assert south_choice(response) is False
+    # Asking for the other site is an invalid choice: the page keeps to the user's sites.
+    other = client.get("/reports/", {"site": theirs.site_id})
+    assert "site" in other.context["form"].errors
+    assert other.context["headline"].to_relocate == 2
+
+
+def south_choice(response):
+    return "South camp" in str(response.context["form"]["site"])
+
+
+def test_exports_hold_only_the_users_sites_records(north, south, ours, theirs, supervisor, staff):
+    offer = OfferFactory(reference="CA-EXPORT", places=20)
+    nominations = []
+    for case in (ours, theirs):
+        waiting = CaseFactory(case_no=f"{case.case_no}-I", site=case.site, size=1, status=CaseStatus.REGISTERED)
+        interview_schedule(
+            waiting, actor=staff, scheduled_at=timezone.now() + datetime.timedelta(hours=1), place="Tent"
+        )
+        nomination = offer_nominate(offer, case, actor=supervisor)
+        nomination_record_decision(nomination, actor=supervisor, accepted=True, reason="")
+        nominations.append(nomination_record_consent(nomination, actor=supervisor, consents=True))
+    departure_plan(
+        offer, actor=supervisor, planned_date=datetime.date(2027, 1, 5), route="NORTH 1", nominations=nominations[:1]
+    )
+    departure_plan(
+        offer, actor=supervisor, planned_date=datetime.date(2027, 1, 6), route="SOUTH 1", nominations=nominations[1:]
+    )
+    for site in (north, south):
+        incident_record(
+            actor=staff, site=site, kind=IncidentKind.FIRE, occurred_at=timezone.now(), summary=f"Fire at {site.code}"
+        )
+    client = _client(_limited(SUPERVISOR, north))
+
+    def exported(name):
+        response = client.get(reverse("reports:export", kwargs={"list_name": name, "fmt": "csv"}))
+        assert response.status_code == 200, name
+        return b"".join(response.streaming_content).decode("utf-8-sig")
+
+    for name, ours_mark, theirs_mark in [
+        ("persons", "C-NORTH", "C-SOUTH"),
+        ("cases", "C-NORTH", "C-SOUTH"),
+        ("interviews", "C-NORTH", "C-SOUTH"),
+        ("nominations", "C-NORTH", "C-SOUTH"),
+        ("departures", "NORTH 1", "SOUTH 1"),
+        ("incidents", "Fire at north", "Fire at south"),
+    ]:
+        text = exported(name)
+        assert ours_mark in text and theirs_mark not in text, name
+    assert "CA-EXPORT" in exported("offers")  # offers belong to no site
