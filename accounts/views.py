@@ -9,6 +9,7 @@ from django.views.decorators.http import require_safe
 
 from cases.scope import sites_of
 from cases.selectors import case_status_counts, worklist
+from reports import figures
 
 
 @require_safe
@@ -17,7 +18,10 @@ def home(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {}
     if request.user.has_perm("cases.view_case"):
         sites = sites_of(request.user)
-        context["status_counts"] = case_status_counts(sites)
+        # On PostgreSQL from the dashboard's summary tables: counting a million persons' cases
+        # took over a second.
+        counts = figures.case_status_counts if figures.enabled() else case_status_counts
+        context["status_counts"] = counts(sites)
         context["worklist"] = worklist(request.user, sites)
     return render(request, "accounts/home.html", context)
 

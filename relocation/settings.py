@@ -125,6 +125,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
+else:
+    # The app's queries are short. PostgreSQL's JIT compiler, started by the planner's cost
+    # estimate rather than the real work, spent ~560 ms compiling the worklist's 40 ms count
+    # at 100,000 persons (bench/load_test.sh): off for the app's connections.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

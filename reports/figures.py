@@ -24,6 +24,8 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from cases.models import CaseStatus, ResidenceStatus, Site
+from cases.scope import Sites
+from cases.selectors import StatusCount
 from offers.models import DepartureStatus
 from reports import selectors
 from reports.forms import DashboardFilters
@@ -51,6 +53,25 @@ def _where(filters: DashboardFilters, nationality: str = "nationality") -> tuple
         conditions.append(f"{nationality} = %s")
         params.append(filters.nationality)
     return " AND ".join(conditions), params
+
+
+def case_status_counts(sites: Sites = None) -> list[StatusCount]:
+    """cases.selectors.case_status_counts() for the home page, in one query over two summary
+    tables rather than every case and person: cases by their site, living persons by theirs."""
+    where, params = ("site_id = ANY(%s)", [sorted(sites)]) if sites is not None else ("TRUE", [])
+    sql = f"""
+        SELECT 0, status, sum(n) FROM reports_casecount WHERE {where} GROUP BY 2
+        UNION ALL
+        SELECT 1, case_status, sum(n) FROM reports_personstatuscount
+        WHERE {where} AND residence_status IN (%s, %s) GROUP BY 2
+    """  # noqa: S608 - no value in the text
+    counts: dict[CaseStatus, list[int]] = {status: [0, 0] for status in CaseStatus}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *params, *LIVING])
+        for kind, status, n in cursor.fetchall():
+            if status in CaseStatus.values:
+                counts[CaseStatus(status)][kind] = int(n)
+    return [StatusCount(status=status, cases=cases, persons=persons) for status, (cases, persons) in counts.items()]
 
 
 def population(filters: DashboardFilters, sites: list[Site] | None = None) -> selectors.Population:
