@@ -26,9 +26,9 @@ from django.utils import timezone
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
-from django_countries import countries
 
 from cases import names
+from cases.countries import country_choices
 from cases.forms import _team
 from cases.models import Case, CaseStatus, Interview, InterviewOutcome, Person, Relationship, Sex, Site, SpecificNeed
 from cases.scope import limit, sites_of
@@ -335,18 +335,30 @@ class _Select(forms.Select):
         )
 
     def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
-        # django/forms/widgets/select.html and select_option.html
-        widget = self.get_context(name, value, attrs)["widget"]
-        html = [f'<select name="{conditional_escape(widget["name"])}"{self._attrs(widget["attrs"])}>']
-        for group_name, options, _index in widget["optgroups"]:
-            if group_name:
+        # django/forms/widgets/select.html and select_option.html, with the options walked as
+        # ChoiceWidget.optgroups walks them but without a context dict per option (~4 ms a
+        # select, ~40 ms a case list page).
+        widget_attrs = self.build_attrs(self.attrs, attrs)
+        if self.allow_multiple_selected:
+            widget_attrs["multiple"] = True
+        chosen = set(self.format_value(value))
+        html = [f'<select name="{conditional_escape(name)}"{self._attrs(widget_attrs)}>']
+        has_selected = False
+        for option_value, option_label in self.choices:
+            group_name = None
+            choices: Any = [(option_value, option_label)]
+            if isinstance(option_label, (list, tuple)):
+                group_name, choices = option_value, option_label
                 html.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
-            for option in options:
+            for sub_value, sub_label in choices:
+                sub_value = "" if sub_value is None else sub_value
+                selected = (not has_selected or self.allow_multiple_selected) and str(sub_value) in chosen
+                has_selected |= selected
                 html.append(
-                    f'\n  <option value="{conditional_escape(option["value"])}"{self._attrs(option["attrs"])}>'
-                    f"{conditional_escape(option['label'])}</option>\n"  # the option template's last line end
+                    f'\n  <option value="{conditional_escape(sub_value)}"{" selected" if selected else ""}>'
+                    f"{conditional_escape(sub_label)}</option>\n"  # the option template's last line end
                 )
-            if group_name:
+            if group_name is not None:
                 html.append("\n  </optgroup>")
         html.append("\n</select>")
         return mark_safe("".join(html))  # noqa: S308 - every value above is escaped
@@ -390,7 +402,7 @@ class CaseFilter(django_filters.FilterSet):
     )
     nationality = django_filters.ChoiceFilter(
         label=_("Nationality (any member)"),
-        choices=lambda: list(countries),
+        choices=country_choices,
         method="filter_nationality",
         empty_label=_("Any"),
         widget=_Select,

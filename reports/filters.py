@@ -12,8 +12,8 @@ import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_countries import countries
 
+from cases.countries import country_choices
 from cases.filters import CaseFilter
 from cases.models import (
     IncidentKind,
@@ -30,7 +30,7 @@ from offers.models import DepartureStatus, NominationStatus, Offer, OfferStatus
 
 
 def _countries() -> list[tuple[str, str]]:
-    return [(country.code, country.name) for country in countries]
+    return country_choices()
 
 
 def _pa_nationality(queryset: QuerySet, value: str, case_path: str) -> QuerySet:

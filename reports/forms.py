@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
-from django_countries import countries
 
+from cases.countries import country_choices
 from cases.models import Site
 from cases.scope import Sites, limit
 
@@ -45,7 +45,7 @@ def default_range(today: datetime.date | None = None) -> tuple[datetime.date, da
 
 
 def _nationality_choices() -> list[tuple[str, str]]:
-    return [("", str(_("All nationalities"))), *((c.code, c.name) for c in countries)]
+    return [("", str(_("All nationalities"))), *country_choices()]
 
 
 class QuickSelect(forms.Select):
