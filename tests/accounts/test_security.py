@@ -117,3 +117,22 @@ def test_passwords_shorter_than_twelve_or_common_are_refused():
         with pytest.raises(ValidationError):
             validate_password(weak)
     validate_password("a-long-unusual-passphrase")
+
+
+@pytest.mark.django_db
+def test_passwords_are_hashed_with_argon2_and_older_hashes_upgraded_at_login(settings):
+    from django.contrib.auth.hashers import make_password
+
+    from relocation import settings as configured
+
+    settings.PASSWORD_HASHERS = configured.PASSWORD_HASHERS  # not the tests' fast one
+    user = UserFactory(username="hashed")
+    user.set_password("a long enough passphrase")
+    user.save()
+    assert user.password.startswith("argon2$argon2id$")
+    user.password = make_password("a long enough passphrase", hasher="pbkdf2_sha256")
+    user.save()
+    response = Client().post(LOGIN, {"username": "hashed", "password": "a long enough passphrase"})
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$argon2id$")
