@@ -8,7 +8,7 @@ PORT ?= 8000
 
 WORKERS ?= 3
 
-.PHONY: run serve test install install-dev lint typecheck pytest browser-deps clean
+.PHONY: run serve test install install-dev install-bench lint typecheck pytest browser-deps load-test restart-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-bench: $(VENV)/.installed-bench
 
 # A demo password made once per checkout (never committed), so logins stay the same.
 .demo-password:
@@ -72,6 +77,14 @@ browser-deps:
 	fi
 
 test: lint typecheck browser-deps pytest
+
+# Issue #7's checks, outside the test suite (minutes each; they start and stop their own
+# PostgreSQL and gunicorn on loopback): see docs/load-and-faults.md. LOAD_ARGS passes options.
+load-test: install-bench
+	bench/load_test.sh $(LOAD_ARGS)
+
+restart-check: install-dev
+	$(BIN)/python bench/pg_restart_check.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo-password staticfiles
