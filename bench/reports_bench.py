@@ -315,6 +315,9 @@ def _step_export(fmt: str) -> dict[str, Any]:
 
     client = _client()
     site = _export_site()
+    # Warm-up, as a server process is by its first export: code loaded, connection open
+    # (another list, so that no row of the measured one is fetched before it).
+    b"".join(client.get(f"/reports/export/offers.{fmt}").streaming_content)
     before = peak_rss_mb()
     started = time.perf_counter()
     response = client.get(f"/reports/export/persons.{fmt}", {"site": site})
