@@ -70,7 +70,7 @@ def test_a_running_job_shows_a_progress_bar(client_for, administrator):
     page = client_for("Administrator").get(job_url(job)).content.decode()
 
     assert '<progress id="import-progress" max="100" value="25">' in page
-    assert "250 of 1000 rows" in page
+    assert "250 of 1,000 rows" in page
     assert '<meta http-equiv="refresh" content="2">' in page
 
 
