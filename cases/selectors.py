@@ -367,7 +367,7 @@ class Worklist:
 
 
 def worklist(user: Any, sites: Sites = None) -> Worklist:
-    """What needs the user's action, and how much of it is theirs, in four queries whatever the data.
+    """What needs the user's action, and how much of it is theirs, in seven queries whatever the data.
 
     "Theirs" means cases whose assigned officer is the user. Counts are of cases, except
     for interviews; each item's query is the case list's filter for the same cases. Only
@@ -412,22 +412,26 @@ def worklist(user: Any, sites: Sites = None) -> Worklist:
             "needs_review=true",
         ),
     ]
-    aggregates: dict[str, Any] = {"my_open_cases": Count("pk", filter=mine & ~Q(status__in=workflow.ENDED))}
-    for key, _label, _help, condition, _query in kinds:
-        # Aliases apart from field names: Django refuses an aggregate named like a field.
-        aggregates[f"all_{key}"] = Count("pk", filter=condition)
-        aggregates[f"mine_{key}"] = Count("pk", filter=condition & mine)
-    counts = limit(Case.objects, sites).aggregate(**aggregates)
+    # Two queries: every case once for the counts of all, and the user's cases alone (an
+    # index scan) for theirs, rather than every condition twice over every case (330 ms
+    # at a million persons, the no-show subquery run twice for each registered case).
+    # Aliases apart from field names: Django refuses an aggregate named like a field.
+    counts = limit(Case.objects, sites).aggregate(
+        **{f"all_{key}": Count("pk", filter=condition) for key, _label, _help, condition, _query in kinds}
+    )
+    counts |= limit(Case.objects.filter(mine), sites).aggregate(
+        my_open_cases=Count("pk", filter=~Q(status__in=workflow.ENDED)),
+        **{f"mine_{key}": Count("pk", filter=condition) for key, _label, _help, condition, _query in kinds},
+    )
 
     pending = limit(Interview.objects.filter(outcome=InterviewOutcome.PENDING), sites, "case__site")
     later_today = interview_later_today(now=now)
     overdue = Q(scheduled_at__lt=now)
     interview_mine = Q(case__assigned_officer=user)
-    interview_counts = pending.aggregate(
-        today=Count("pk", filter=later_today),
-        overdue=Count("pk", filter=overdue),
-        today_mine=Count("pk", filter=later_today & interview_mine),
-        overdue_mine=Count("pk", filter=overdue & interview_mine),
+    # As for cases: all pending interviews without their cases, then the user's through theirs.
+    interview_counts = pending.aggregate(today=Count("pk", filter=later_today), overdue=Count("pk", filter=overdue))
+    interview_counts |= pending.filter(interview_mine).aggregate(
+        today_mine=Count("pk", filter=later_today), overdue_mine=Count("pk", filter=overdue)
     )
     listed = pending.select_related("case", "interviewer")
     return Worklist(

@@ -162,8 +162,8 @@ def test_the_home_page_costs_the_same_queries_for_a_small_or_a_busy_camp(
     client = client_for("Staff")
     client.get(reverse("home"))  # a first request may refresh the session
     # session, user, user permissions, group permissions, status counts, worklist case
-    # counts, interview counts, overdue interviews, interviews later today, groups
-    # (role in the header)
-    with django_assert_num_queries(11):
+    # counts (all, the user's), interview counts (all, the user's), overdue interviews,
+    # interviews later today, groups (role in the header)
+    with django_assert_num_queries(13):
         response = client.get(reverse("home"))
     assert response.status_code == 200
