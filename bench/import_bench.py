@@ -66,24 +66,7 @@ def _write_files(rows: int, seed: int, folder: Path) -> tuple[Path, Path]:
     from cases.importing import COLUMNS
 
     people = roster(rows, seed, TODAY)
-    values = [
-        [
-            p.registration_no,
-            p.case_no,
-            p.relationship,
-            p.family_name,
-            p.given_name,
-            p.native_name,
-            p.sex,
-            p.date_of_birth,
-            p.nationality,
-            SITE,
-            ";".join(p.needs),
-            p.phone,
-            "",
-        ]
-        for p in people
-    ]
+    values = [[record[column] for column in COLUMNS] for record in (person.record(SITE) for person in people)]
     csv_path = folder / "roster.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)

@@ -5,6 +5,7 @@ Used by `manage.py seed_demo` and by the benchmarks. Pure data: no database acce
 
 import datetime
 import random
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 # (Latin spellings — the first is the usual one, the others real transliteration
@@ -113,6 +114,25 @@ class DemoPerson:
     @property
     def date_of_birth(self) -> str:
         return self.birth_date.isoformat() if self.birth_date else str(self.birth_year)
+
+    def record(self, site: str, needs: Container[str] | None = None) -> dict[str, str]:
+        """This person as a row of a roster file (cases.importing.COLUMNS) at `site`; with
+        `needs`, only the specific needs among them."""
+        return {
+            "registration_no": self.registration_no,
+            "case_no": self.case_no,
+            "relationship": self.relationship,
+            "family_name": self.family_name,
+            "given_name": self.given_name,
+            "native_name": self.native_name,
+            "sex": self.sex,
+            "date_of_birth": self.date_of_birth,
+            "nationality": self.nationality,
+            "site": site,
+            "specific_needs": ";".join(need for need in self.needs if needs is None or need in needs),
+            "phone": self.phone,
+            "notes": "",
+        }
 
 
 def _name(rng: random.Random, names: list[tuple[tuple[str, ...], str]]) -> tuple[str, str]:

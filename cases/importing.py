@@ -910,6 +910,8 @@ _COMPARED = (
     "site_id",
     *OPTIONAL_TEXT_COLUMNS,
 )
+# A row's values of the _COMPARED fields, in that order (also the staging table's order).
+_compared_values = operator.attrgetter(*_COMPARED)
 
 
 def _among(field: str, values: list[Any]) -> Iterator[dict[str, Any]]:
@@ -928,19 +930,7 @@ def _among(field: str, values: list[Any]) -> Iterator[dict[str, Any]]:
 
 def _changes(row: _Row, values: tuple[Any, ...], needs: frozenset[int]) -> list[str]:
     """The fields `row` changes on a person whose _COMPARED fields are `values`."""
-    wanted = (
-        row.relationship,
-        row.family_name,
-        row.given_name,
-        row.sex,
-        row.birth_year,
-        row.birth_date,
-        row.nationality,
-        row.site_id,
-        row.native_name,
-        row.phone,
-        row.notes,
-    )
+    wanted = _compared_values(row)
     changed = [
         name
         for name, value, on_record in zip(_COMPARED, wanted, values, strict=True)
@@ -1004,25 +994,7 @@ def _stage(rows: list[_Row], progress: _Progress) -> None:
                     needs = needs_literal.get(row.needs)
                     if needs is None:
                         needs = needs_literal[row.needs] = "{" + ",".join(map(str, sorted(row.needs))) + "}"
-                copy.write_row(
-                    (
-                        row.line,
-                        row.registration_no,
-                        row.case_no,
-                        row.relationship,
-                        row.family_name,
-                        row.given_name,
-                        row.sex,
-                        row.birth_year,
-                        row.birth_date,
-                        row.nationality,
-                        row.site_id,
-                        row.native_name,
-                        row.phone,
-                        row.notes,
-                        needs,
-                    )
-                )
+                copy.write_row((row.line, row.registration_no, row.case_no, *_compared_values(row), needs))
 
 
 def _unstage() -> None:

@@ -36,24 +36,7 @@ def needs(db):
 def demo_rows(count: int, seed: int = 7) -> list[dict[str, str]]:
     """A demo roster (households, transliteration variants, needs) at Camp Liberty."""
     known = set(SpecificNeed.objects.values_list("code", flat=True))
-    return [
-        {
-            "registration_no": person.registration_no,
-            "case_no": person.case_no,
-            "relationship": person.relationship,
-            "family_name": person.family_name,
-            "given_name": person.given_name,
-            "native_name": person.native_name,
-            "sex": person.sex,
-            "date_of_birth": person.date_of_birth,
-            "nationality": person.nationality,
-            "site": "Camp Liberty",
-            "specific_needs": ";".join(need for need in person.needs if need in known),
-            "phone": person.phone,
-            "notes": "",
-        }
-        for person in roster(count, seed, TODAY)
-    ]
+    return [person.record("Camp Liberty", needs=known) for person in roster(count, seed, TODAY)]
 
 
 class Recorder:

@@ -217,24 +217,8 @@ def _delete_a_case(world: dict) -> None:
 def _import_a_roster(world: dict) -> None:
     """The roster import writes new persons and their needs in one statement (PostgreSQL)."""
     SiteFactory(name="Camp Liberty", code="liberty")
-    rows = [
-        {
-            "registration_no": person.registration_no,
-            "case_no": person.case_no,
-            "relationship": person.relationship,
-            "family_name": person.family_name,
-            "given_name": person.given_name,
-            "native_name": person.native_name,
-            "sex": person.sex,
-            "date_of_birth": person.date_of_birth,
-            "nationality": person.nationality,
-            "site": "Camp Liberty",
-            "specific_needs": ";".join(need for need in person.needs if need in ("medical_condition", "disability")),
-            "phone": person.phone,
-            "notes": "",
-        }
-        for person in roster(40, 3, timezone.localdate())
-    ]
+    needs = ("medical_condition", "disability")
+    rows = [person.record("Camp Liberty", needs=needs) for person in roster(40, 3, timezone.localdate())]
     assert any(row["specific_needs"] for row in rows)
     assert roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False).ok
 
