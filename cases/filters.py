@@ -31,7 +31,7 @@ from cases import names
 from cases.countries import country_choices
 from cases.forms import _team
 from cases.models import Case, CaseStatus, Interview, InterviewOutcome, Person, Relationship, Sex, Site, SpecificNeed
-from cases.scope import limit, sites_of
+from cases.scope import narrow_site_choices, sites_of
 from cases.selectors import case_no_show_to_follow_up, case_stuck_since, interview_later_today
 
 # (value, label, youngest, oldest): ages are this year minus the year of birth.
@@ -476,9 +476,7 @@ class CaseFilter(django_filters.FilterSet):
             # Not offered, and ignored when typed into the URL.
             del self.filters["need"]
         if user is not None:
-            # A user limited to some sites chooses among those; another site is an invalid choice.
-            site: Any = self.filters["site"]
-            site.queryset = limit(Site.objects.all(), sites_of(user), "pk")
+            narrow_site_choices(self, sites_of(user))
 
     def filter_queryset(self, queryset: QuerySet[Case]) -> QuerySet[Case]:
         """As django-filter's, but the search last: it finds its matches among the cases the others leave."""

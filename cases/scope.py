@@ -17,7 +17,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Manager, Model, Q, QuerySet
 from django.http import Http404, HttpRequest
 
-from cases.models import SiteAssignment
+from cases.models import Site, SiteAssignment
 
 Sites = frozenset[int] | None
 _CACHE = "_relocation_sites"
@@ -49,6 +49,13 @@ def in_sites(sites: Sites, *paths: str) -> Q:
 def limit[M: Model](queryset: QuerySet[M] | Manager[M], sites: Sites, *paths: str) -> QuerySet[M]:
     """`queryset` narrowed to `sites` (through `paths`, default "site"); unchanged for None."""
     return queryset.all() if sites is None else queryset.filter(in_sites(sites, *paths))
+
+
+def narrow_site_choices(filterset: Any, sites: Sites) -> None:
+    """Offer a filterset's `site` filter only the sites of `sites` (before its form is made):
+    another site is then an invalid choice, refused like any bad value."""
+    if sites is not None and "site" in filterset.filters:
+        filterset.filters["site"].queryset = limit(Site.objects, sites, "pk")
 
 
 def refuse(request: HttpRequest, queryset: QuerySet[Any] | Manager[Any], **lookup: Any) -> Http404:

@@ -38,7 +38,7 @@ from xlsxwriter.xmlwriter import XMLwriter
 
 from cases.filters import CaseFilter
 from cases.models import Case, Incident, IncidentEffect, IncidentPerson, Interview, Person, Relationship
-from cases.scope import Sites, in_sites
+from cases.scope import Sites, in_sites, narrow_site_choices
 from offers.models import Departure, DeparturePerson, Nomination
 from offers.selectors import departures_in, offer_list
 from reports import filters
@@ -314,10 +314,13 @@ def export_rows(export: ExportList, data: QueryDict, *, sensitive: bool, sites: 
     row is read, on a bad parameter."""
     queryset = export.queryset().filter(export.in_scope(sites))
     filterset = export.filterset(data, queryset=queryset)
+    # Another site than the user's is refused as a bad value, not answered with no rows.
+    narrow_site_choices(filterset, sites)
     errors = filters.filter_errors(filterset)
     # The case list's parameters that the list's own filters do not take choose the rows' cases.
     case_params = CaseFilter.base_filters.keys() - filterset.base_filters.keys() if export.case_filter_path else set()
     cases = CaseFilter(data, queryset=Case.objects.all())
+    narrow_site_choices(cases, sites)
     if case_params:
         errors |= {k: v for k, v in filters.filter_errors(cases).items() if k in case_params}
     if errors:

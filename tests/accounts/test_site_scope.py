@@ -374,3 +374,14 @@ def test_exports_hold_only_the_users_sites_records(north, south, ours, theirs, s
         text = exported(name)
         assert ours_mark in text and theirs_mark not in text, name
     assert "CA-EXPORT" in exported("offers")  # offers belong to no site
+
+
+@pytest.mark.parametrize("name", ["persons", "cases", "interviews", "nominations", "incidents"])
+def test_exporting_another_sites_records_is_refused_and_nothing_logged(north, theirs, name):
+    from reports.models import ExportLog
+
+    client = _client(_limited(SUPERVISOR, north))
+    response = client.get(reverse("reports:export", kwargs={"list_name": name, "fmt": "csv"}), {"site": theirs.site_id})
+    assert response.status_code == 400
+    assert "site" in response.content.decode()
+    assert not ExportLog.objects.exists()

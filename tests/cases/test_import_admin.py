@@ -19,6 +19,7 @@ from tests.factories import SiteFactory, UserFactory
 
 A, ST, SU, AD = ROLES
 IMPORT = reverse("admin:cases_person_import")
+QUERIES_IMPORT_PAGE = 7
 TEMPLATE_CSV = reverse("admin:cases_person_import_template", args=["csv"])
 TEMPLATE_XLSX = reverse("admin:cases_person_import_template", args=["xlsx"])
 CHANGELIST = reverse("admin:cases_person_changelist")
@@ -223,3 +224,18 @@ def test_an_unknown_template_kind_is_not_found(client_for):
 @pytest.mark.parametrize(("role", "expected"), [(A, 302), (ST, 403), (SU, 403), (AD, 200)])
 def test_only_administrators_read_the_record_of_imports(client_for, role, expected):
     assert client_for(role).get(reverse("admin:cases_rosterimport_changelist")).status_code == expected
+
+
+@pytest.mark.parametrize("jobs", [1, 8])
+def test_the_import_page_costs_the_same_queries_whatever_the_jobs_listed(
+    client_for, administrator, django_assert_num_queries, jobs
+):
+    client = client_for("Administrator")
+    for number in range(jobs):
+        RosterImportJob.objects.create(actor=administrator, filename=f"roster-{number}.csv", size=10)
+    client.get(IMPORT)  # a first request may refresh the session
+    # session, user, permissions (user, groups), checks left unconfirmed dropped, groups
+    # (role in the header), the user's recent jobs
+    with django_assert_num_queries(QUERIES_IMPORT_PAGE):
+        response = client.get(IMPORT)
+    assert len(response.context["jobs"]) == jobs
