@@ -120,8 +120,9 @@ def test_passwords_shorter_than_twelve_or_common_are_refused():
 
 
 @pytest.mark.django_db
-def test_passwords_are_hashed_with_argon2_and_older_hashes_upgraded_at_login(settings):
-    from django.contrib.auth.hashers import make_password
+@pytest.mark.parametrize("older", ["pbkdf2_sha256", "argon2"])
+def test_passwords_are_hashed_with_argon2id_and_older_hashes_upgraded_at_login(settings, older):
+    from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 
     from relocation import settings as configured
 
@@ -129,10 +130,14 @@ def test_passwords_are_hashed_with_argon2_and_older_hashes_upgraded_at_login(set
     user = UserFactory(username="hashed")
     user.set_password("a long enough passphrase")
     user.save()
-    assert user.password.startswith("argon2$argon2id$")
-    user.password = make_password("a long enough passphrase", hasher="pbkdf2_sha256")
+    # Argon2id at OWASP's parameters: 19 MiB, 2 passes, 1 lane.
+    assert user.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
+    if older == "argon2":  # Django's own parameters (100 MiB, 8 lanes), as stored before
+        user.password = Argon2PasswordHasher().encode("a long enough passphrase", "somesaltsomesalt")
+    else:
+        user.password = make_password("a long enough passphrase", hasher=older)
     user.save()
     response = Client().post(LOGIN, {"username": "hashed", "password": "a long enough passphrase"})
     assert response.status_code == 302
     user.refresh_from_db()
-    assert user.password.startswith("argon2$argon2id$")
+    assert user.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
