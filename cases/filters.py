@@ -138,14 +138,32 @@ def _keys_match(keys: frozenset[str]) -> Q:
     return condition
 
 
-def _similar(word: str) -> Q:
-    """Persons with a name close to `word`: a typo, or the start of a name."""
-    lookup = "trigram_word_similar" if _postgres() else "icontains"
-    return (
-        Q(**{f"family_name__{lookup}": word})
-        | Q(**{f"given_name__{lookup}": word})
-        | Q(**{f"native_name__{lookup}": word})
-    )
+# At most this many close words of the names are looked for (PostgreSQL).
+MAX_CLOSE_WORDS = 50
+
+
+def _close_words(word: str) -> list[str]:
+    """The words of the names closest to `word` by trigram word similarity (pg_trgm's
+    threshold): from the table of distinct name words of migration 0013, in a few ms."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT word FROM cases_nameword WHERE word %%> %s ORDER BY %s <<-> word, word LIMIT %s",
+            [word.lower(), word.lower(), MAX_CLOSE_WORDS],
+        )
+        return [close for (close,) in cursor.fetchall()]
+
+
+def _similar(word: str) -> Q | None:
+    """Persons with a name close to `word` (a typo, or the start of a name); None: nobody.
+
+    PostgreSQL: the persons with the keys of the name words close to it, through the name
+    keys' index. Elsewhere: the names that hold it."""
+    if not _postgres():
+        return Q(family_name__icontains=word) | Q(given_name__icontains=word) | Q(native_name__icontains=word)
+    keys: set[str] = set()
+    for close in _close_words(word):
+        keys |= names.word_keys(close)
+    return _keys_match(frozenset(keys)) if keys else None
 
 
 def _as_typed(word: str) -> Q:
@@ -200,9 +218,8 @@ class _Search:
     registration number ("C-FIND") or names: every word must be in one member's names,
     in any spelling or script (cases.names keys). When that finds nothing, each word
     whose keys no member of the listed cases has (a typo, part of a name) is looked
-    for by similarity instead: trigram word similarity on PostgreSQL (its GIN indexes
-    make it fast for rare words only, so it is never run beside a key that matches),
-    a substring elsewhere.
+    for by similarity instead: on PostgreSQL, the persons with the keys of the name
+    words closest to it by trigram word similarity (_similar); a substring elsewhere.
     """
 
     def __init__(self, value: str, *, relevance: bool) -> None:
@@ -230,11 +247,18 @@ class _Search:
             branches.append((_Rank.NUMBER_START, Q(pk__in=Person.objects.filter(persons).values("case_id"))))
         return branches
 
-    def _names(self, similar: Iterable[str] = ()) -> Q:
-        """Persons whose names match every word: by its keys, or (the words in `similar`) by similarity."""
+    def _names(self, similar: Iterable[str] = ()) -> Q | None:
+        """Persons whose names match every word: by its keys, or (the words in `similar`) by
+        similarity. None when a word is close to no name: nobody matches."""
         condition = Q()
         for word in self.words:
-            condition &= _similar(word) if word in similar or not self.keys[word] else _keys_match(self.keys[word])
+            if word in similar or not self.keys[word]:
+                close = _similar(word)
+                if close is None:
+                    return None
+                condition &= close
+            else:
+                condition &= _keys_match(self.keys[word])
         return condition
 
     def _name_rank(self, rank: _Rank) -> Any:
@@ -284,12 +308,14 @@ class _Search:
 
     def apply(self, cases: QuerySet[Case]) -> QuerySet[Case]:
         branches = self._number_branches()
-        names = (_Rank.NAME, self._names()) if self.words else None
+        condition = self._names() if self.words else None
+        names = (_Rank.NAME, condition) if condition is not None else None
         ranks = self._find(cases, branches, names)
         # Nothing at all: the words no key matches are looked for by similarity.
         if ranks == {} and self.words and (similar := self._unknown_words(cases)):
-            names = (_Rank.NAME_SIMILAR, self._names(similar))
-            ranks = self._find(cases, [], names)
+            condition = self._names(similar)
+            names = (_Rank.NAME_SIMILAR, condition) if condition is not None else None
+            ranks = self._find(cases, [], names) if names is not None else {}
         if ranks is None:
             return self._subquery(cases, branches, names)
         if not ranks:
