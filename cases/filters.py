@@ -172,29 +172,16 @@ def _as_typed(word: str) -> Q:
 
 class _KnownCount:
     """A queryset that answers count() without a query: the search has counted its matches.
-    With `ordered_ids` (every match's id, in the list's order), a slice (a page) is fetched
-    by its own ids rather than by sorting every match again (~15 ms at 2,000 matches).
 
-    Its clones (a slice, a further filter) are of the same class without the count or the
-    ids, and ask the database as usual."""
+    Its clones (a slice, a further filter) are of the same class without the count, and ask
+    the database as usual."""
 
     known_count: int | None = None
-    ordered_ids: list[int] | None = None
 
     def count(self) -> int:
         if self.known_count is not None:
             return self.known_count
         return super().count()  # type: ignore[misc]
-
-    def __getitem__(self, k: Any) -> Any:
-        if self.ordered_ids is None or not isinstance(k, slice) or k.step is not None:
-            return super().__getitem__(k)  # type: ignore[misc]
-        ids = self.ordered_ids[k]
-        if not ids:
-            return self.none()  # type: ignore[attr-defined]
-        # The page's rows, in the order of their ids.
-        position = SqlCase(*(When(pk=pk, then=Value(index)) for index, pk in enumerate(ids)))
-        return self.filter(_pk_in(ids)).order_by(position)  # type: ignore[attr-defined]
 
 
 @functools.cache
@@ -202,11 +189,10 @@ def _counted_class(cls: type[QuerySet[Any]]) -> type[QuerySet[Any]]:
     return type(f"Counted{cls.__name__}", (_KnownCount, cls), {})
 
 
-def _counted(queryset: QuerySet[Case], count: int, ordered_ids: list[int] | None = None) -> QuerySet[Case]:
+def _counted(queryset: QuerySet[Case], count: int) -> QuerySet[Case]:
     counted: Any = queryset.all()
     counted.__class__ = _counted_class(type(queryset))
     counted.known_count = count
-    counted.ordered_ids = ordered_ids
     return counted
 
 
@@ -222,17 +208,6 @@ def _index_scans() -> Iterator[None]:
         cursor.execute("SET LOCAL enable_seqscan = off")
         yield
         cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
-
-
-def _in_list_order(listed: QuerySet[Case], ranks: dict[int, int]) -> list[int] | None:
-    """The matches' ids (in case number order) in the order of the list, when it is by case
-    number; None when it is by another column."""
-    ordering = listed.query.order_by or listed.model._meta.ordering
-    if ordering and ordering[0] == "case_no":
-        return list(ranks)
-    if ordering and ordering[0] == "-case_no":
-        return list(reversed(ranks))
-    return None
 
 
 class _Search:
@@ -293,31 +268,29 @@ class _Search:
         return SqlCase(When(as_typed, then=Value(int(_Rank.NAME_AS_TYPED))), default=Value(int(rank)))
 
     def _find(self, cases: QuerySet[Case], branches: list[tuple[_Rank, Q]], names: tuple[_Rank, Q] | None) -> Any:
-        """{case id: rank} of every match, in case number order, in one query (a UNION ALL),
-        or None when there are too many."""
+        """(case id, rank) of every match, in one query (a UNION ALL), or None when there are too many."""
         scoped = cases.order_by().prefetch_related(None)
         queries: list[Any] = [
-            scoped.filter(condition).values_list("pk", Value(int(rank)), "case_no") for rank, condition in branches
+            scoped.filter(condition).values_list("pk", Value(int(rank))) for rank, condition in branches
         ]
         if names is not None:
             rank, condition = names
             if self.relevance and rank == _Rank.NAME:
                 # From the persons, to rank the cases with names spelled as typed first.
                 persons = _persons().filter(condition, case__in=scoped.values("pk")).order_by()
-                best = persons.values("case_id", "case__case_no").annotate(best=Min(self._name_rank(rank)))
-                queries.append(best.values_list("case_id", "best", "case__case_no"))
+                best = persons.values("case_id").annotate(best=Min(self._name_rank(rank)))
+                queries.append(best.values_list("case_id", "best"))
             else:
                 # The cases, with the persons as an IN subquery: the planner hashes the (fewer) matches.
                 matching = _persons().filter(condition).values("case_id")
-                queries.append(scoped.filter(pk__in=matching).values_list("pk", Value(int(rank)), "case_no"))
+                queries.append(scoped.filter(pk__in=matching).values_list("pk", Value(int(rank))))
         limit = _match_limit()
-        # In case number order, by the database's collation, as the list is ordered.
-        union = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
-        rows = list(union.order_by("case_no" if queries[0].model is Case else "case__case_no")[: limit + 1])
+        union = queries[0].union(*queries[1:], all=True).order_by() if len(queries) > 1 else queries[0]
+        rows = list(union[: limit + 1])
         if len(rows) > limit:
             return None
         ranks: dict[int, int] = {}
-        for pk, rank, _case_no in rows:
+        for pk, rank in rows:
             ranks[pk] = min(rank, ranks.get(pk, rank))
         return ranks
 
@@ -349,7 +322,6 @@ class _Search:
             return cases.none()
         listed = cases.filter(_pk_in(list(ranks)))
         tiers = sorted(set(ranks.values()))
-        ordered_ids = _in_list_order(listed, ranks)
         if self.relevance and len(tiers) > 1:
             ordering = SqlCase(
                 *(
@@ -359,10 +331,9 @@ class _Search:
                 default=Value(tiers[-1]),
             )
             listed = listed.alias(relevance=ordering).order_by("relevance", "case_no")
-            ordered_ids = sorted(ranks, key=ranks.__getitem__)  # stable: by case number within a rank
         # The ids are the matches among these cases, so their number is the count (the
         # paginator's COUNT(*) would fetch every one again).
-        return _counted(listed, len(ranks), ordered_ids)
+        return _counted(listed, len(ranks))
 
     def _subquery(
         self, cases: QuerySet[Case], branches: list[tuple[_Rank, Q]], names: tuple[_Rank, Q] | None
