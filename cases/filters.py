@@ -28,6 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from cases import names
+from cases.choices import FilterModelChoiceField, ModelChoiceFilter
 from cases.countries import country_choices
 from cases.forms import _team
 from cases.models import Case, CaseStatus, Interview, InterviewOutcome, Person, Relationship, Sex, Site, SpecificNeed
@@ -396,12 +397,12 @@ class _AnyYesNo(django_filters.widgets.BooleanWidget):
         self.choices = [("", _("Any")), ("true", _("Yes")), ("false", _("No"))]
 
 
-class _UserField(django_filters.fields.ModelChoiceField):
+class _UserField(FilterModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return obj.get_full_name() or obj.get_username()
 
 
-class UserFilter(django_filters.ModelChoiceFilter):
+class UserFilter(ModelChoiceFilter):
     field_class = _UserField
 
 
@@ -423,9 +424,7 @@ class CaseFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         label=_("Status"), choices=CaseStatus.choices, empty_label=_("Any"), widget=_Select
     )
-    site = django_filters.ModelChoiceFilter(
-        label=_("Site"), queryset=Site.objects.all(), empty_label=_("Any"), widget=_Select
-    )
+    site = ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), empty_label=_("Any"), widget=_Select)
     nationality = django_filters.ChoiceFilter(
         label=_("Nationality (any member)"),
         choices=country_choices,
@@ -447,7 +446,7 @@ class CaseFilter(django_filters.FilterSet):
         empty_label=_("Any"),
         widget=_Select,
     )
-    need = django_filters.ModelChoiceFilter(
+    need = ModelChoiceFilter(
         label=_("Specific need (any member)"),
         queryset=SpecificNeed.objects.order_by("label"),
         method="filter_need",
@@ -462,7 +461,7 @@ class CaseFilter(django_filters.FilterSet):
         empty_label=_("Any"),
         widget=_Select,
     )
-    offer = django_filters.ModelChoiceFilter(
+    offer = ModelChoiceFilter(
         label=_("Nominated to offer"), queryset=_offers, method="filter_offer", empty_label=_("Any"), widget=_Select
     )
     in_status = django_filters.ChoiceFilter(

@@ -15,6 +15,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cases.choices import ModelChoiceField
 from cases.models import (
     Case,
     CaseStatus,
@@ -40,7 +41,7 @@ def _user_label(user: Any) -> str:
     return user.get_full_name() or user.get_username()
 
 
-class UserChoiceField(forms.ModelChoiceField):
+class UserChoiceField(ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return _user_label(obj)
 
@@ -205,7 +206,7 @@ def _transfer_reason() -> forms.CharField:
 class SiteTransferForm(forms.Form):
     """Where, when and why one case moves (cases.services.site_transfer decides)."""
 
-    to_site = forms.ModelChoiceField(label=_("Move to site"), queryset=Site.objects.none())
+    to_site = ModelChoiceField(label=_("Move to site"), queryset=Site.objects.none())
     date = _date_of_move()
     reason = _transfer_reason()
 
@@ -221,8 +222,8 @@ class SiteTransferForm(forms.Form):
 class BulkSiteTransferForm(forms.Form):
     """A whole site's cases, or some of them, moving to another site."""
 
-    from_site = forms.ModelChoiceField(label=_("From site"), queryset=Site.objects.all())
-    to_site = forms.ModelChoiceField(label=_("To site"), queryset=Site.objects.filter(is_active=True))
+    from_site = ModelChoiceField(label=_("From site"), queryset=Site.objects.all())
+    to_site = ModelChoiceField(label=_("To site"), queryset=Site.objects.filter(is_active=True))
     date = _date_of_move()
     reason = _transfer_reason()
     statuses = forms.MultipleChoiceField(
@@ -291,7 +292,7 @@ class IncidentForm(forms.Form):
     Valid only when every number is a known person: nothing is recorded otherwise.
     """
 
-    site = forms.ModelChoiceField(label=_("Site"), queryset=Site.objects.none())
+    site = ModelChoiceField(label=_("Site"), queryset=Site.objects.none())
     kind = forms.ChoiceField(label=_("Kind"), choices=IncidentKind.choices)
     date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
     time = forms.TimeField(label=_("Time"), widget=forms.TimeInput(attrs={"type": "time"}))

@@ -75,7 +75,7 @@ def case_list() -> QuerySet[Case]:
     """
     members = Person.objects.filter(case=OuterRef("pk")).order_by().values("case").annotate(n=Count("pk")).values("n")
     return (
-        Case.objects.select_related("site", "assigned_officer")
+        Case.objects.select_related("site")
         .annotate(size=Coalesce(Subquery(members), Value(0)))
         .prefetch_related(
             Prefetch(

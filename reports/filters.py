@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cases.choices import ModelChoiceFilter
 from cases.countries import country_choices
 from cases.filters import CaseFilter
 from cases.models import (
@@ -79,7 +80,7 @@ class PersonExportFilter(django_filters.FilterSet):
 
 class InterviewExportFilter(DateRangeFilter):
     date_field = "scheduled_at"
-    site = django_filters.ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), field_name="case__site")
+    site = ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), field_name="case__site")
     nationality = django_filters.ChoiceFilter(label=_("Nationality"), choices=_countries, method="filter_nationality")
     outcome = django_filters.ChoiceFilter(label=_("Outcome"), choices=InterviewOutcome.choices)
     kind = django_filters.ChoiceFilter(label=_("Kind"), choices=InterviewKind.choices)
@@ -95,9 +96,9 @@ class OfferExportFilter(django_filters.FilterSet):
 
 class NominationExportFilter(DateRangeFilter):
     date_field = "nominated_at"
-    offer = django_filters.ModelChoiceFilter(label=_("Offer"), queryset=Offer.objects.all())
+    offer = ModelChoiceFilter(label=_("Offer"), queryset=Offer.objects.all())
     status = django_filters.ChoiceFilter(label=_("Status"), choices=NominationStatus.choices)
-    site = django_filters.ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), field_name="case__site")
+    site = ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), field_name="case__site")
     nationality = django_filters.ChoiceFilter(label=_("Nationality"), choices=_countries, method="filter_nationality")
 
     def filter_nationality(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -106,13 +107,13 @@ class NominationExportFilter(DateRangeFilter):
 
 class DepartureExportFilter(DateRangeFilter):
     date_field = "planned_date"
-    offer = django_filters.ModelChoiceFilter(label=_("Offer"), queryset=Offer.objects.all())
+    offer = ModelChoiceFilter(label=_("Offer"), queryset=Offer.objects.all())
     status = django_filters.ChoiceFilter(label=_("Status"), choices=DepartureStatus.choices)
 
 
 class IncidentExportFilter(DateRangeFilter):
     date_field = "occurred_at"
-    site = django_filters.ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all())
+    site = ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all())
     kind = django_filters.ChoiceFilter(label=_("Kind"), choices=IncidentKind.choices)
     nationality = django_filters.ChoiceFilter(label=_("Nationality"), choices=_countries, method="filter_nationality")
 
