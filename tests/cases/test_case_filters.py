@@ -194,9 +194,27 @@ def test_pages_keep_the_filters_and_the_order_in_their_links(staff_client):
     response = staff_client.get(reverse("cases:list"), {"status": "eligible", "o": "-case_no"})
     assert response.context["page"].paginator.count == 55
     assert 'href="?status=eligible&amp;o=-case_no&amp;page=2"' in response.text
-    second = staff_client.get(reverse("cases:list"), {"status": "eligible", "o": "-case_no", "page": 2})
-    assert len(second.context["page"]) == 5
-    assert 'name="o" value="-case_no"' in second.text  # the search form keeps the order too
+    third = staff_client.get(reverse("cases:list"), {"status": "eligible", "o": "-case_no", "page": 3})
+    assert len(third.context["page"]) == 5  # 25 a page
+    assert 'name="o" value="-case_no"' in third.text  # the search form keeps the order too
+
+
+def test_rows_per_page_can_be_chosen_and_are_kept_with_the_filters(staff_client):
+    for _ in range(55):
+        CaseFactory(status=CaseStatus.ELIGIBLE)
+    listed = staff_client.get(reverse("cases:list"), {"status": "eligible"})
+    assert len(listed.context["page"]) == 25
+    assert 'href="?status=eligible&amp;per_page=50"' in listed.text
+    assert 'href="?status=eligible&amp;per_page=100"' in listed.text
+    assert 'name="per_page"' not in listed.text  # the default needs no field
+    fifty = staff_client.get(reverse("cases:list"), {"status": "eligible", "per_page": "50"})
+    assert len(fifty.context["page"]) == 50
+    assert 'href="?status=eligible&amp;per_page=50&amp;page=2"' in fifty.text
+    assert '<input type="hidden" name="per_page" value="50">' in fifty.text  # kept by the search form
+    assert 'href="?status=eligible"' in fifty.text  # back to the default
+    # Anything else is the default, not an error (nor a page of a million rows).
+    for odd in ("7", "100000", "abc", ""):
+        assert len(staff_client.get(reverse("cases:list"), {"per_page": odd}).context["page"]) == 25
 
 
 def _varied_camp(n, staff, supervisor):
