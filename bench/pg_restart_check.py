@@ -1,7 +1,7 @@
 """PostgreSQL restarts under load: the app recovers by itself and leaves no partial write.
 
     .venv/bin/python bench/pg_restart_check.py [--persons 100000] [--writers 4] [--phase 12]
-        [--recover-within 5] [--gunicorn gthread:3:2] [--port 8798] [--pg-port 54338]
+        [--recover-within 5] [--gunicorn sync:3:1] [--port 8798] [--pg-port 54338]
 
 Starts the same throwaway stack as bench/load_test.sh (its own PostgreSQL cluster under
 /tmp, the cached seed_demo data, gunicorn with DEBUG off) and puts a steady load on it
@@ -435,7 +435,7 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--phase", type=float, default=12, help="seconds of load before, between and after restarts")
     parser.add_argument("--recover-within", type=float, default=5, help="seconds allowed to recover after PG is back")
-    parser.add_argument("--gunicorn", default="gthread:3:2", help="CLASS:WORKERS:THREADS")
+    parser.add_argument("--gunicorn", default="sync:3:1", help="CLASS:WORKERS:THREADS (default: what make serve runs)")
     parser.add_argument("--port", type=int, default=8798)
     parser.add_argument("--pg-port", type=int, default=54338)
     parser.add_argument("--fresh-data", action="store_true")

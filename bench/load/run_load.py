@@ -48,8 +48,9 @@ from stack import (
 )
 
 LOCUST_REQUIREMENT = "locust==2.47.0"
-# Chosen on the 2-core machine (docs/load-and-faults.md has the comparison).
-DEFAULT_GUNICORN = "gthread:3:2"
+# What `make serve` runs (gunicorn's sync workers, WORKERS=3); it also did best of the
+# settings compared on the 2-core machine (docs/load-and-faults.md).
+DEFAULT_GUNICORN = "sync:3:1"
 USERNAME = "staff"  # the Staff demo login of seed_demo (REQUIRE_ADMIN_2FA concerns Administrators only)
 
 
