@@ -132,6 +132,25 @@ def test_the_known_count_is_not_kept_by_a_narrower_queryset():
     assert Case.objects.filter(pk__in=found.values("pk")).count() == 3
 
 
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        # As typed first (C-060 ... C-069 spelled "Mohammed"), then the others by case number.
+        ({}, [f"C-{i:03d}" for i in [*range(60, 70), *range(0, 60), *range(70, 80)]]),
+        ({"o": "case_no"}, [f"C-{i:03d}" for i in range(80)]),
+        ({"o": "-case_no"}, [f"C-{i:03d}" for i in range(79, -1, -1)]),
+        ({"o": "status"}, [f"C-{i:03d}" for i in range(80)]),  # one status: by case number within it
+    ],
+)
+def test_the_pages_of_a_search_follow_one_another_in_its_order(staff_client, order, expected):
+    for index in range(80):
+        _person(f"C-{index:03d}", "Karimi", "Mohammed" if 60 <= index < 70 else "Mohammad")
+    pages = []
+    for number in (1, 2, 3, 4):
+        pages += _listed(staff_client, q="Mohammed", page=str(number), **order)
+    assert pages == expected
+
+
 def test_more_matches_than_are_fetched_by_id_are_still_all_listed_and_counted(staff_client, monkeypatch):
     monkeypatch.setattr(filters, "MATCH_LIMIT", 3)
     for index in range(6):
