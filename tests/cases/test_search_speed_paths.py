@@ -179,6 +179,17 @@ def test_the_selects_are_djangos_html_exactly(staff, client_for):
     assert '<option value="IR" selected>' in str(form["nationality"])
 
 
+def test_a_select_with_groups_or_odd_text_is_djangos_html_exactly():
+    choices = [
+        ("", "Any"),
+        ("Asia & more", [("IR", "Iran"), ("AF", "<Afghanistan>")]),
+        ("x", 'Other "one"'),
+        (None, "-"),
+    ]
+    for value in ("AF", "x", "", None, "nothing"):
+        assert filters._Select(choices=choices).render("c", value) == forms.Select(choices=choices).render("c", value)
+
+
 # PostgreSQL: the indexes the search is planned with ------------------------------------------
 
 
