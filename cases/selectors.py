@@ -367,7 +367,7 @@ class Worklist:
 
 
 def worklist(user: Any, sites: Sites = None) -> Worklist:
-    """What needs the user's action, and how much of it is theirs, in seven queries whatever the data.
+    """What needs the user's action, and how much of it is theirs, in six queries whatever the data.
 
     "Theirs" means cases whose assigned officer is the user. Counts are of cases, except
     for interviews; each item's query is the case list's filter for the same cases. Only

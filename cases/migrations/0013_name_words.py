@@ -10,8 +10,8 @@ in a few milliseconds; the search then finds their persons by their name keys
 (cases.filters._similar), through the GIN index of the name keys.
 
 cases_nameword holds each word of a family, given or native name, lower-cased and split
-as cases.names.words splits them;
-words without a letter (numbers) are left out, as the search leaves them out. A trigger adds the words of every person written (a
+as cases.names.words splits them; words without a letter (numbers) are left out, as the
+search leaves them out. A trigger adds the words of every person written (a
 statement-level trigger over the statement's rows: one INSERT for a roster of 100,000).
 Words whose persons are gone are left: they only make a close word that finds no one.
 PostgreSQL only (SQLite's fallback compares the names themselves, as substrings).

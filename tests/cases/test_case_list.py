@@ -42,7 +42,7 @@ def test_the_list_costs_the_same_queries_for_one_case_or_a_full_page(client_for,
     client = client_for("Staff")
     for _ in range(cases):
         CaseFactory(size=2)
-    # session, user, user and group permissions, groups (role in the header), count,
+    # session, user, user and group permissions, the user's sites, groups (role in the header), count,
     # page of cases, their principal applicants; sites, specific needs, officers and
     # offers for the filters
     with django_assert_num_queries(13):

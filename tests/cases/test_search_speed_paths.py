@@ -5,6 +5,7 @@ it relies on at a million persons (bench/cases_bench.py measures those)."""
 import pytest
 from django import forms
 from django.db import connection
+from django.db.models import QuerySet
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -177,6 +178,18 @@ def test_the_selects_are_djangos_html_exactly(staff, client_for):
             checked += 1
     assert checked >= 9
     assert '<option value="IR" selected>' in str(form["nationality"])
+
+
+def test_the_selects_read_their_short_lists_in_one_plain_query_each(staff_client, monkeypatch):
+    # queryset.iterator() opens a server-side cursor on PostgreSQL: four round trips for a
+    # list of a dozen sites, needs, officers or offers (cases.choices).
+    def no_cursor(self, *args, **kwargs):
+        raise AssertionError(f"iterator() over {self.model.__name__}")
+
+    monkeypatch.setattr(QuerySet, "iterator", no_cursor)
+    page = staff_client.get(reverse("cases:list")).text
+    for name in ("site", "need", "officer", "offer"):
+        assert f'<select name="{name}"' in page
 
 
 def test_a_select_with_groups_or_odd_text_is_djangos_html_exactly():
