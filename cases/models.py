@@ -119,7 +119,10 @@ class SpecificNeed(models.Model):
 
 class Case(models.Model):
     case_no = models.CharField(_("case number"), max_length=40, unique=True)
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="cases", verbose_name=_("site"))
+    # No index of its own: the (site, status) index serves lookups by site.
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="cases", verbose_name=_("site"), db_index=False
+    )
     # Written only by cases.services.case_transition (see cases/workflow.py).
     status = models.CharField(_("status"), max_length=30, choices=CaseStatus.choices, default=CaseStatus.REGISTERED)
     status_changed_at = models.DateTimeField(_("in status since"), default=timezone.now)
@@ -145,7 +148,9 @@ class Case(models.Model):
     # Bumped by cases.services.case_update: an edit based on an older version is refused.
     version = models.PositiveIntegerField(_("version"), default=0, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    # The history is read by record (its id) and by time; an index on each copied key and
+    # foreign key would only slow every write (an import writes a history row per case).
+    history = HistoricalRecords(excluded_fields=["updated_at"], no_db_index=["case_no", "site", "assigned_officer"])
 
     class Meta:
         ordering = ["case_no"]
@@ -198,7 +203,10 @@ class Person(models.Model):
     birth_year = models.PositiveSmallIntegerField(_("year of birth"))
     birth_date = models.DateField(_("date of birth"), null=True, blank=True)
     nationality = CountryField(_("nationality"))
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="persons", verbose_name=_("site"))
+    # No index of its own: the (site, residence_status) index serves lookups by site.
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="persons", verbose_name=_("site"), db_index=False
+    )
     residence_status = models.CharField(
         _("residence status"),
         max_length=20,
@@ -215,7 +223,12 @@ class Person(models.Model):
     # Bumped by cases.services.person_update: an edit based on an older version is refused.
     version = models.PositiveIntegerField(_("version"), default=0, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["updated_at", "name_key"], m2m_fields=[specific_needs])
+    # As the case's history: indexed by record and time only (an import writes a row per person).
+    history = HistoricalRecords(
+        excluded_fields=["updated_at", "name_key"],
+        m2m_fields=[specific_needs],
+        no_db_index=["registration_no", "case", "site"],
+    )
 
     class Meta:
         ordering = ["family_name", "given_name"]
