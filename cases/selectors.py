@@ -414,7 +414,9 @@ def worklist(user: Any, sites: Sites = None) -> Worklist:
     ]
     # Two queries: every case once for the counts of all, and the user's cases alone (an
     # index scan) for theirs, rather than every condition twice over every case (330 ms
-    # at a million persons, the no-show subquery run twice for each registered case).
+    # at a million persons, the no-show subquery run twice for each registered case) or one
+    # pass grouped into theirs and the others' (the planner sorts every case: 417 against
+    # 207 ms at a million).
     # Aliases apart from field names: Django refuses an aggregate named like a field.
     counts = limit(Case.objects, sites).aggregate(
         **{f"all_{key}": Count("pk", filter=condition) for key, _label, _help, condition, _query in kinds}

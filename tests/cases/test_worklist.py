@@ -78,14 +78,17 @@ def test_no_shows_count_only_registered_cases_whose_latest_interview_was_a_no_sh
     assert _items(staff)["no_show"].count == 1
 
 
-def test_it_counts_cases_waiting_on_a_decision(staff):
+def test_it_counts_cases_waiting_on_a_decision(staff, supervisor):
     CaseFactory(status=CaseStatus.INTERVIEWED, assigned_officer=staff)
     CaseFactory(status=CaseStatus.INTERVIEWED)
+    CaseFactory(status=CaseStatus.INTERVIEWED, assigned_officer=supervisor)  # a colleague's
     CaseFactory(status=CaseStatus.NOMINATED)
     CaseFactory(status=CaseStatus.ELIGIBLE)
     items = _items(staff)
-    assert (items["interviewed"].count, items["interviewed"].mine) == (2, 1)
+    assert (items["interviewed"].count, items["interviewed"].mine) == (3, 1)
     assert (items["nominated"].count, items["nominated"].mine) == (1, 0)
+    colleague = _items(supervisor)
+    assert (colleague["interviewed"].count, colleague["interviewed"].mine) == (3, 1)
 
 
 def test_cases_stuck_for_more_than_30_days_leave_out_finished_ones(staff):
