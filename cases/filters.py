@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import django_filters
-from django import forms
 from django.apps import apps
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
@@ -23,12 +22,10 @@ from django.db.models import Case as SqlCase
 from django.db.models import Exists, F, Func, Lookup, Min, OuterRef, Q, QuerySet, TextField, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import conditional_escape
-from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from cases import names
-from cases.choices import FilterModelChoiceField, ModelChoiceFilter
+from cases.choices import FilterModelChoiceField, ModelChoiceFilter, Select
 from cases.countries import country_choices
 from cases.forms import _team
 from cases.models import Case, CaseStatus, Interview, InterviewOutcome, Person, Relationship, Sex, Site, SpecificNeed
@@ -348,66 +345,6 @@ class _Search:
         return cases.filter(condition)
 
 
-def _choices_key(choices: list[Any]) -> tuple[tuple[str | None, str, str], ...]:
-    """(optgroup or None, value, label) of each option, as strings in the active language."""
-    flat: list[tuple[str | None, str, str]] = []
-    for value, label in choices:
-        group, options = (str(value), label) if isinstance(label, (list, tuple)) else (None, [(value, label)])
-        flat += [(group, "" if v is None else str(v), str(text)) for v, text in options]
-    return tuple(flat)
-
-
-@functools.lru_cache(maxsize=256)
-def _escaped_options(choices: tuple[tuple[str | None, str, str], ...]) -> tuple[tuple[str | None, str, str, str], ...]:
-    """(optgroup, value, escaped value, escaped label) of each option: made once per list of
-    choices (the nationality list's ~250 on every case list page: ~2.5 ms)."""
-    return tuple(
-        (group, value, conditional_escape(value), conditional_escape(label)) for group, value, label in choices
-    )
-
-
-class _Select(forms.Select):
-    """Django's select, the same HTML, written here rather than through a template per option:
-    the nationality list's ~250 options cost ~30 ms a page through the templates."""
-
-    @staticmethod
-    def _attrs(attrs: dict[str, Any]) -> str:
-        # django/forms/widgets/attrs.html
-        return "".join(
-            f" {conditional_escape(name)}" + ("" if value is True else f'="{conditional_escape(value)}"')
-            for name, value in attrs.items()
-            if value is not False
-        )
-
-    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
-        # django/forms/widgets/select.html and select_option.html, with the options walked as
-        # ChoiceWidget.optgroups walks them but without a context dict per option (~4 ms a
-        # select, ~40 ms a case list page).
-        widget_attrs = self.build_attrs(self.attrs, attrs)
-        if self.allow_multiple_selected:
-            widget_attrs["multiple"] = True
-        chosen = set(self.format_value(value))
-        html = [f'<select name="{conditional_escape(name)}"{self._attrs(widget_attrs)}>']
-        has_selected = False
-        group = None
-        # Through iter(): list() would ask a model select's len(), a COUNT query.
-        for in_group, option, value_html, label_html in _escaped_options(_choices_key(list(iter(self.choices)))):
-            if in_group != group:
-                if group is not None:
-                    html.append("\n  </optgroup>")
-                if in_group is not None:
-                    html.append(f'\n  <optgroup label="{conditional_escape(in_group)}">')
-                group = in_group
-            selected = (not has_selected or self.allow_multiple_selected) and option in chosen
-            has_selected |= selected
-            # The option template's last line end included.
-            html.append(f'\n  <option value="{value_html}"{" selected" if selected else ""}>{label_html}</option>\n')
-        if group is not None:
-            html.append("\n  </optgroup>")
-        html.append("\n</select>")
-        return mark_safe("".join(html))  # noqa: S308 - every value above is escaped
-
-
 class _AnyYesNo(django_filters.widgets.BooleanWidget):
     def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         super().__init__(attrs)
@@ -439,36 +376,36 @@ class CaseFilter(django_filters.FilterSet):
         help_text=_("Case or registration number, or names in any spelling or script"),
     )
     status = django_filters.ChoiceFilter(
-        label=_("Status"), choices=CaseStatus.choices, empty_label=_("Any"), widget=_Select
+        label=_("Status"), choices=CaseStatus.choices, empty_label=_("Any"), widget=Select
     )
-    site = ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), empty_label=_("Any"), widget=_Select)
+    site = ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all(), empty_label=_("Any"), widget=Select)
     nationality = django_filters.ChoiceFilter(
         label=_("Nationality (any member)"),
         choices=country_choices,
         method="filter_nationality",
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     sex = django_filters.ChoiceFilter(
         label=_("Sex of principal applicant"),
         choices=Sex.choices,
         method="filter_sex",
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     age = django_filters.ChoiceFilter(
         label=_("Age (any member)"),
         choices=[(value, label) for value, label, _young, _old in AGE_BANDS],
         method="filter_age",
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     need = ModelChoiceFilter(
         label=_("Specific need (any member)"),
         queryset=SpecificNeed.objects.order_by("label"),
         method="filter_need",
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     officer = UserFilter(
         label=_("Assigned officer"),
@@ -476,24 +413,24 @@ class CaseFilter(django_filters.FilterSet):
         queryset=lambda request: _team(),
         null_label=_("Nobody"),
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     offer = ModelChoiceFilter(
-        label=_("Nominated to offer"), queryset=_offers, method="filter_offer", empty_label=_("Any"), widget=_Select
+        label=_("Nominated to offer"), queryset=_offers, method="filter_offer", empty_label=_("Any"), widget=Select
     )
     in_status = django_filters.ChoiceFilter(
         label=_("Time in current status"),
         choices=IN_STATUS_DAYS,
         method="filter_in_status",
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     interview = django_filters.ChoiceFilter(
         label=_("Interviews"),
         choices=INTERVIEW_CHOICES,
         method="filter_interview",
         empty_label=_("Any"),
-        widget=_Select,
+        widget=Select,
     )
     needs_review = django_filters.BooleanFilter(label=_("Needs review"), widget=_AnyYesNo)
     o = CaseOrderingFilter(

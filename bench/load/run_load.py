@@ -361,9 +361,8 @@ def main() -> int:
     parser.add_argument(
         "--password-hasher",
         choices=["django-argon2", "pbkdf2", "scrypt"],
-        help="what-if: hash passwords with this instead of the app's Argon2id at OWASP's parameters (a settings "
-        "module of bench/load "
-        "changes only PASSWORD_HASHERS); the figures are then not the app's as it is",
+        help="what-if: hash passwords with this instead of the app's Argon2id at OWASP's parameters (a settings"
+        " module of bench/load changes only PASSWORD_HASHERS); the figures are then not the app's as it is",
     )
     parser.add_argument("--fresh-data", action="store_true", help="run seed_demo again instead of the cached dump")
     parser.add_argument(

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cases import filters
+from cases.choices import Select
 from cases.filters import CaseFilter
 from cases.models import Case, CaseStatus
 from cases.selectors import case_list
@@ -171,7 +172,7 @@ def test_the_selects_are_djangos_html_exactly(staff, client_for):
     form = CaseFilter(request.GET, queryset=case_list(), request=request).form
     checked = 0
     for field in form:
-        if isinstance(field.field.widget, filters._Select):
+        if isinstance(field.field.widget, Select):
             ours = str(field)
             field.field.widget.__class__ = forms.Select
             assert str(field) == ours, field.name
@@ -200,7 +201,7 @@ def test_a_select_with_groups_or_odd_text_is_djangos_html_exactly():
         (None, "-"),
     ]
     for value in ("AF", "x", "", None, "nothing"):
-        assert filters._Select(choices=choices).render("c", value) == forms.Select(choices=choices).render("c", value)
+        assert Select(choices=choices).render("c", value) == forms.Select(choices=choices).render("c", value)
 
 
 # PostgreSQL: the indexes the search is planned with ------------------------------------------
