@@ -37,8 +37,10 @@ def test_search_finds_a_case_by_number_registration_or_name_in_either_script(cli
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("cases", [1, 30])
-def test_the_list_costs_the_same_queries_for_one_case_or_a_full_page(client_for, django_assert_num_queries, cases):
+@pytest.mark.parametrize(("cases", "per_page", "rows"), [(1, "", 1), (30, "", 25), (101, "100", 100)])
+def test_the_list_costs_the_same_queries_for_one_case_or_a_full_page(
+    client_for, django_assert_num_queries, cases, per_page, rows
+):
     client = client_for("Staff")
     for _ in range(cases):
         CaseFactory(size=2)
@@ -46,4 +48,5 @@ def test_the_list_costs_the_same_queries_for_one_case_or_a_full_page(client_for,
     # page of cases, their principal applicants; sites, specific needs, officers and
     # offers for the filters
     with django_assert_num_queries(13):
-        client.get(reverse("cases:list"))
+        response = client.get(reverse("cases:list"), {"per_page": per_page})
+    assert len(response.context["page"]) == rows
