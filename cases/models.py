@@ -159,6 +159,8 @@ class Case(models.Model):
         indexes = [
             models.Index(fields=["status", "status_changed_at"]),
             models.Index(fields=["site", "status"]),
+            # The few cases flagged for review, for the worklist's count.
+            models.Index(fields=["site"], condition=models.Q(needs_review=True), name="cases_case_to_review"),
         ]
         permissions = [
             ("transition_case", _("Can move a case through the workflow")),
@@ -356,7 +358,12 @@ class Interview(models.Model):
         ordering = ["-scheduled_at"]
         verbose_name = _("interview")
         verbose_name_plural = _("interviews")
-        indexes = [models.Index(fields=["outcome", "scheduled_at"])]
+        indexes = [
+            models.Index(fields=["outcome", "scheduled_at"]),
+            # A case's interviews in time order: whether a no-show is its latest interview
+            # (the worklist, the case list's no-show filter) is one probe.
+            models.Index(fields=["case", "scheduled_at"], name="cases_interview_case_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.case} — {self.get_kind_display()} {self.scheduled_at:%Y-%m-%d %H:%M}"

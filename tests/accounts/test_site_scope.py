@@ -265,11 +265,20 @@ def test_a_departure_carrying_another_sites_case_is_not_the_limited_users(north,
 
 
 def test_the_worklist_counts_only_the_users_sites(north_staff, ours, theirs):
+    long_ago = timezone.now() - datetime.timedelta(days=40)
     for case in (ours, theirs):
         case.status = CaseStatus.INTERVIEWED
+        case.status_changed_at = long_ago
+        case.needs_review = True
+        case.assigned_officer = north_staff
         case.save()
+        Interview.objects.create(case=case, scheduled_at=timezone.now() - datetime.timedelta(hours=2), place="Room 1")
     worklist = _client(north_staff).get("/").context["worklist"]
-    assert {item.key: item.count for item in worklist.items}["interviewed"] == 1
+    for item in worklist.items:
+        expected = (0, 0) if item.key in ("no_show", "nominated") else (1, 1)
+        assert (item.count, item.mine) == expected, item.key
+    assert (worklist.my_open_cases, worklist.overdue_count, worklist.overdue_mine) == (1, 1, 1)
+    assert [interview.case for interview in worklist.overdue] == [ours]
 
 
 def test_the_admin_lists_only_the_users_sites_too(north, ours, theirs):

@@ -70,12 +70,21 @@ def test_every_change_to_a_person_is_kept_in_its_history():
     assert [h.given_name for h in person.history.all()] == ["Mohammad", "Mohamad"]
 
 
+# Partial indexes, over a few rows each (introspection does not tell them apart).
+PARTIAL_INDEXES = {"cases_case_to_review"}
+
+
 def _indexed_columns(table: str) -> list[list[str]]:
+    """The columns of each index over a whole table."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, table)
-    return [c["columns"] for c in constraints.values() if c["index"] and not c["primary_key"]]
+    return [
+        c["columns"]
+        for name, c in constraints.items()
+        if c["index"] and not c["primary_key"] and name not in PARTIAL_INDEXES
+    ]
 
 
 @pytest.mark.django_db
