@@ -123,14 +123,20 @@ def sync_roles(apps: Any, *, strict: bool = True) -> None:
         group.permissions.set(wanted)
 
 
+_CACHE = "_relocation_role"
+
+
 def role_of(user: Any) -> str | None:
-    """The highest role a user holds, or None."""
+    """The highest role a user holds, or None. Kept on the user object, as Django keeps
+    its permissions: a request asks once (the two-factor check and the page's header)."""
     if not user.is_authenticated:
         return None
     if user.is_superuser:
         return ADMINISTRATOR
-    names = {g.name for g in user.groups.all()}
-    for role in reversed(ROLES):
-        if role in names:
-            return role
-    return None
+    try:
+        return getattr(user, _CACHE)
+    except AttributeError:
+        names = {g.name for g in user.groups.all()}
+        role = next((role for role in reversed(ROLES) if role in names), None)
+        setattr(user, _CACHE, role)
+        return role

@@ -1,6 +1,8 @@
 """Administrators confirm a one-time code after their password (when REQUIRE_ADMIN_2FA)."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -64,6 +66,19 @@ def test_an_enrolled_administrator_confirms_a_code_at_each_new_login(client_for,
 @pytest.mark.parametrize("role", ["Staff", "Supervisor"])
 def test_other_roles_are_not_asked_for_a_second_factor(client_for, role):
     assert client_for(role).get(reverse("cases:list")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_check_costs_a_page_no_query_of_its_own(client_for, settings):
+    # The role it asks for is the one the page's header shows: read once a request.
+    client = client_for("Staff")
+    client.get(reverse("offers:list"))
+    with CaptureQueriesContext(connection) as checked:
+        assert client.get(reverse("offers:list")).status_code == 200
+    settings.REQUIRE_ADMIN_2FA = False
+    with CaptureQueriesContext(connection) as unchecked:
+        client.get(reverse("offers:list"))
+    assert len(checked) == len(unchecked)
 
 
 @pytest.mark.django_db
