@@ -132,6 +132,14 @@ def test_each_count_links_to_the_case_list_showing_the_same_cases(client_for, st
         assert client.get(f"{cases}?interview={which}").context["page"].paginator.count == 1
 
 
+def test_a_scope_of_no_site_counts_nothing(staff):
+    _busy_camp(1, staff)
+    work = worklist(staff, frozenset())
+    assert [(item.count, item.mine) for item in work.items] == [(0, 0)] * len(work.items)
+    assert (work.my_open_cases, work.overdue_count, work.today_count, work.overdue, work.today) == (0, 0, 0, [], [])
+    assert worklist(staff).my_open_cases == 1  # the same camp, every site
+
+
 def test_interviews_on_the_worklist_link_to_their_case(client_for):
     case = CaseFactory(size=1, case_no="C-LATE", status=CaseStatus.INTERVIEW_SCHEDULED)
     _interview(case, hours=-2)
