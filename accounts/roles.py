@@ -126,17 +126,20 @@ def sync_roles(apps: Any, *, strict: bool = True) -> None:
 _CACHE = "_relocation_role"
 
 
+def remember_groups(user: Any, names: set[str]) -> None:
+    """Keep the role that the groups named `names` give `user` on the user object."""
+    setattr(user, _CACHE, next((role for role in reversed(ROLES) if role in names), None))
+
+
 def role_of(user: Any) -> str | None:
     """The highest role a user holds, or None. Kept on the user object, as Django keeps
-    its permissions: a request asks once (the two-factor check and the page's header)."""
+    its permissions (accounts.backends reads the groups with them): a request asks once."""
     if not user.is_authenticated:
         return None
     if user.is_superuser:
         return ADMINISTRATOR
-    try:
-        return getattr(user, _CACHE)
-    except AttributeError:
-        names = {g.name for g in user.groups.all()}
-        role = next((role for role in reversed(ROLES) if role in names), None)
-        setattr(user, _CACHE, role)
-        return role
+    if not hasattr(user, _CACHE):
+        user.get_all_permissions()  # every page asks for them; accounts.backends reads the groups too
+    if not hasattr(user, _CACHE):
+        remember_groups(user, {g.name for g in user.groups.all()})
+    return getattr(user, _CACHE)

@@ -155,7 +155,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # Counts failed logins per username and address (see AXES_* below) before Django checks the password.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, reading a user's permissions and groups in one query (accounts/backends.py).
+    "accounts.backends.ModelBackend",
 ]
 
 LOGIN_URL = "login"

@@ -162,11 +162,11 @@ def test_the_incident_pages_cost_the_same_queries_at_any_size(client_for, staff,
         incident = _incident(staff, persons, IncidentEffect.INJURED)
     client = client_for("Staff")
     client.get(reverse("home"))  # a first request may refresh the session
-    # session, user, user permissions, group permissions, count, page of incidents
-    # with site and reporter, groups (role in the header)
-    with django_assert_num_queries(8):
+    # session, user, permissions with groups, count, page of incidents
+    # with site and reporter
+    with django_assert_num_queries(6):
         client.get(reverse("cases:incident_list"))
-    # session, user, user permissions, group permissions, the incident with site and
-    # reporter, the persons affected with their cases, groups
-    with django_assert_num_queries(8):
+    # session, user, permissions with groups, the incident with site and
+    # reporter, the persons affected with their cases
+    with django_assert_num_queries(6):
         client.get(reverse("cases:incident_detail", args=[incident.pk]))

@@ -88,8 +88,8 @@ def test_the_proposal_page_costs_the_same_queries_for_few_or_many_candidates(
         CaseFactory(status=CaseStatus.ELIGIBLE, size=2)
     client = client_for("Supervisor")
     client.get(reverse("offers:allocation", args=[offer.pk]))  # the session is warm
-    # session, user, user and group permissions, the offer, places taken, needs it
+    # session, user, permissions with groups, the offer, places taken, needs it
     # cannot receive, eligible cases, their members present, those members' needs,
     # groups (role in the header)
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(10):
         client.get(reverse("offers:allocation", args=[offer.pk]))
