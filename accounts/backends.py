@@ -1,4 +1,6 @@
-"""Django's ModelBackend, reading what a request needs of a user in one query."""
+"""Django's ModelBackend, reading what a request needs of a user in one query: their
+permissions, their groups (for their role, accounts.roles) and the sites they are limited
+to (cases.scope)."""
 
 from typing import Any
 
@@ -8,9 +10,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
 from accounts.roles import remember_groups
+from cases.models import SiteAssignment
+from cases.scope import remember_sites
 
 
-def _permissions_and_groups_sql() -> str:
+def _access_sql() -> str:
     permission, group = Permission._meta.db_table, Group._meta.db_table
     content_type = ContentType._meta.db_table
     user_permissions = Permission.user_set.through._meta.db_table
@@ -25,13 +29,15 @@ def _permissions_and_groups_sql() -> str:
         f" JOIN {user_groups} ug ON ug.group_id = gp.group_id WHERE ug.user_id = %s"
         f" UNION ALL SELECT 'name', '', g.name FROM {group} g"
         f" JOIN {user_groups} ug ON ug.group_id = g.id WHERE ug.user_id = %s"
+        f" UNION ALL SELECT 'site', '', CAST(sa.site_id AS varchar(20)) FROM {SiteAssignment._meta.db_table} sa"
+        " WHERE sa.user_id = %s"
     )
 
 
 class ModelBackend(DjangoModelBackend):
-    """The same permissions as Django's ModelBackend, read with the user's groups (for their
-    role, accounts.roles) in one query instead of three: every page asks for all three.
-    Kept on the user object, as Django keeps them, so a request reads them once."""
+    """The same permissions as Django's ModelBackend, read with the user's groups and sites in
+    one query instead of four: every page asks for them all. Kept on the user object, as
+    Django keeps permissions, so a request reads them once."""
 
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
         if (
@@ -42,12 +48,13 @@ class ModelBackend(DjangoModelBackend):
             and not hasattr(user_obj, "_user_perm_cache")
             and not hasattr(user_obj, "_group_perm_cache")
         ):
-            found: dict[str, set[str]] = {"user": set(), "group": set(), "name": set()}
+            found: dict[str, set[str]] = {"user": set(), "group": set(), "name": set(), "site": set()}
             with connection.cursor() as cursor:
-                cursor.execute(_permissions_and_groups_sql(), [user_obj.pk] * 3)
+                cursor.execute(_access_sql(), [user_obj.pk] * 4)
                 for kind, app_label, name in cursor.fetchall():
                     found[kind].add(f"{app_label}.{name}" if app_label else name)
             user_obj._user_perm_cache = found["user"]
             user_obj._group_perm_cache = found["group"]
             remember_groups(user_obj, found["name"])
+            remember_sites(user_obj, {int(site) for site in found["site"]})
         return super().get_all_permissions(user_obj, obj)

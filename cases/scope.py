@@ -8,7 +8,8 @@ refusal is marked on the request and accounts.middleware.AccessLogMiddleware wri
 the access log.
 
 Selectors take `sites` (a frozenset of site ids, or None for every site) and views get it
-with `sites_of(request.user)`: one query per request, and none for anonymous users.
+with `sites_of(request.user)`: read once a request with the user's permissions
+(accounts.backends), and never for anonymous users.
 """
 
 from typing import Any
@@ -23,17 +24,21 @@ Sites = frozenset[int] | None
 _CACHE = "_relocation_sites"
 
 
+def remember_sites(user: Any, ids: set[int]) -> None:
+    """Keep the sites `user` is limited to (assignments to the sites `ids`) on the user object."""
+    setattr(user, _CACHE, frozenset(ids) or None)
+
+
 def sites_of(user: Any) -> Sites:
-    """The ids of the sites `user` is limited to, or None when the user sees every site."""
+    """The ids of the sites `user` is limited to, or None when the user sees every site.
+    Read with the user's permissions (accounts.backends), or here when those were not."""
     if not user.is_authenticated:
         return frozenset()
-    try:
-        return getattr(user, _CACHE)
-    except AttributeError:
-        ids = frozenset(SiteAssignment.objects.filter(user_id=user.pk).values_list("site_id", flat=True))
-        sites = ids or None
-        setattr(user, _CACHE, sites)
-        return sites
+    if not hasattr(user, _CACHE):
+        user.get_all_permissions()
+    if not hasattr(user, _CACHE):
+        remember_sites(user, set(SiteAssignment.objects.filter(user_id=user.pk).values_list("site_id", flat=True)))
+    return getattr(user, _CACHE)
 
 
 def in_sites(sites: Sites, *paths: str) -> Q:

@@ -247,10 +247,10 @@ def test_a_filtered_sorted_page_costs_the_same_queries_at_any_size(
         "o": "-persons",
     }
     staff_client.get(reverse("cases:list"))  # a first request may refresh the session
-    # session, user, permissions with groups; the chosen need, officer and offer
+    # session, user, permissions with groups and sites; the chosen need, officer and offer
     # (checked by the form); the search's matching cases (their number is the count);
-    # groups (role in the header); sites, specific needs, officers and offers for the
-    # filters; page of cases, their principal applicants
-    with django_assert_num_queries(14):
+    # sites, specific needs, officers and offers for the filters; page of cases, their
+    # principal applicants
+    with django_assert_num_queries(13):
         response = staff_client.get(reverse("cases:list"), params)
     assert response.context["page"].paginator.count == n

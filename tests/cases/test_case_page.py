@@ -186,11 +186,11 @@ def test_the_page_costs_the_same_queries_for_a_small_or_a_large_case(
 ):
     case = _busy_case(size, changes, staff, supervisor)
     client = client_for("Staff")
-    # session, user, permissions with groups, the case with site and
+    # session, user, permissions with groups and sites, the case with site and
     # officer, members, their specific needs, status changes, interviews with their
     # interviewer, nominations, their offers, incidents, history, documents, site
     # transfers, the access-log row
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(15):
         response = _page(client, case)
     assert response.status_code == 200
 
@@ -328,10 +328,10 @@ def test_a_case_open_for_booking_costs_the_same_queries_at_any_size(client_for, 
         person.specific_needs.set(SpecificNeed.objects.all()[:2])
     interview_schedule(case, actor=staff, scheduled_at=timezone.now(), place="Room", interviewer=staff)
     client = client_for("Staff")
-    # session, user, permissions with groups, the case, members, their
+    # session, user, permissions with groups and sites, the case, members, their
     # specific needs, status changes, interviews with their interviewer, nominations
     # (none, so no offers), incidents, history, documents, site transfers, interviewers
     # for the booking form, the access-log row
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(15):
         response = _page(client, case)
     assert "Book an interview" in response.text

@@ -358,10 +358,10 @@ def test_the_case_page_costs_the_same_queries_however_many_documents(
     case_document_delete(CaseDocument.objects.first(), actor=supervisor, reason="Duplicate")
     client = client_for("Supervisor")
     client.get(case.get_absolute_url())  # the session is warm
-    # session, user, permissions with groups, the case, members, their
+    # session, user, permissions with groups and sites, the case, members, their
     # specific needs, status changes, interviews, nominations, incidents, history,
     # documents with who uploaded and deleted them, site transfers, interviewers for the
     # booking form, the access-log row
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(15):
         response = client.get(case.get_absolute_url())
     assert len(response.context["detail"].documents) == documents

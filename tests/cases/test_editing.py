@@ -240,11 +240,11 @@ def test_the_edit_pages_cost_a_fixed_number_of_queries(client_for, staff, django
         case_update(case, actor=staff, version=version, changes={"notes": str(version)})
         person_update(person, actor=staff, version=version, changes={"phone": str(version)})
     client = client_for("Staff")
-    # session, user, permissions with groups, the case with its site,
+    # session, user, permissions with groups and sites, the case with its site,
     # users to assign, the access-log row
-    with django_assert_num_queries(7):
-        assert client.get(reverse("cases:edit", args=[case.pk])).status_code == 200
-    # session, user, permissions with groups, the person with their case,
-    # the access-log row
     with django_assert_num_queries(6):
+        assert client.get(reverse("cases:edit", args=[case.pk])).status_code == 200
+    # session, user, permissions with groups and sites, the person with their case,
+    # the access-log row
+    with django_assert_num_queries(5):
         assert client.get(reverse("cases:person_edit", args=[person.pk])).status_code == 200

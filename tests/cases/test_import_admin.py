@@ -234,7 +234,7 @@ def test_the_import_page_costs_the_same_queries_whatever_the_jobs_listed(
     for number in range(jobs):
         RosterImportJob.objects.create(actor=administrator, filename=f"roster-{number}.csv", size=10)
     client.get(IMPORT)  # a first request may refresh the session
-    # session, user, permissions with groups, checks left unconfirmed dropped, the user's
+    # session, user, permissions with groups and sites, checks left unconfirmed dropped, the user's
     # recent jobs
     with django_assert_num_queries(QUERIES_IMPORT_PAGE):
         response = client.get(IMPORT)

@@ -162,11 +162,11 @@ def test_the_incident_pages_cost_the_same_queries_at_any_size(client_for, staff,
         incident = _incident(staff, persons, IncidentEffect.INJURED)
     client = client_for("Staff")
     client.get(reverse("home"))  # a first request may refresh the session
-    # session, user, permissions with groups, count, page of incidents
+    # session, user, permissions with groups and sites, count, page of incidents
     # with site and reporter
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         client.get(reverse("cases:incident_list"))
-    # session, user, permissions with groups, the incident with site and
+    # session, user, permissions with groups and sites, the incident with site and
     # reporter, the persons affected with their cases
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         client.get(reverse("cases:incident_detail", args=[incident.pk]))

@@ -94,8 +94,8 @@ def test_the_page_costs_the_same_queries_however_long_its_history(client_for, st
     for version in range(edits):
         person_update(person, actor=staff, version=version, changes={"phone": str(version)})
     client = client_for("Staff")
-    # session, user, permissions with groups, the person with case and site,
+    # session, user, permissions with groups and sites, the person with case and site,
     # specific needs, incidents, history, site history,
     # the access-log row
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9):
         assert _page(client, person).status_code == 200

@@ -480,9 +480,9 @@ def test_the_transfer_list_costs_the_same_queries_however_many_transfers(
         site_transfer(actor=supervisor, cases=[case], to_site=sites[(index + 1) % 2], date=_today(), reason="Again")
     client = client_for("Staff")
     client.get(reverse("cases:transfer_list"))  # the session is warm
-    # session, user, permissions with groups, count, transfers with their
+    # session, user, permissions with groups and sites, count, transfers with their
     # sites and actor
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         response = client.get(reverse("cases:transfer_list"))
     assert len(response.context["page"].object_list) == transfers
 

@@ -172,9 +172,9 @@ def test_the_home_page_costs_the_same_queries_for_a_small_or_a_busy_camp(
     _busy_camp(n, staff)
     client = client_for("Staff")
     client.get(reverse("home"))  # a first request may refresh the session
-    # session, user, permissions with groups, the user's sites, status counts, the
+    # session, user, permissions with groups and sites, status counts, the
     # worklist's counts (the camp's, the user's, the interviews'), overdue interviews, interviews
     # later today
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         response = client.get(reverse("home"))
     assert response.status_code == 200

@@ -88,8 +88,7 @@ def test_the_proposal_page_costs_the_same_queries_for_few_or_many_candidates(
         CaseFactory(status=CaseStatus.ELIGIBLE, size=2)
     client = client_for("Supervisor")
     client.get(reverse("offers:allocation", args=[offer.pk]))  # the session is warm
-    # session, user, permissions with groups, the offer, places taken, needs it
-    # cannot receive, eligible cases, their members present, those members' needs,
-    # groups (role in the header)
-    with django_assert_num_queries(10):
+    # session, user, permissions with groups and sites, the offer, places taken, needs it
+    # cannot receive, eligible cases, their members present, those members' needs
+    with django_assert_num_queries(9):
         client.get(reverse("offers:allocation", args=[offer.pk]))

@@ -159,9 +159,9 @@ def test_the_departure_page_costs_the_same_queries_for_any_number_of_persons(
     nominations = [accepted(offer, supervisor, size=3) for _ in range(cases)]
     departure = departure_plan(offer, actor=supervisor, planned_date=DAY, route="", nominations=nominations)
     client = client_for(SU)
-    # session, user, permissions with groups,
+    # session, user, permissions with groups and sites,
     # the departure with its offer, its manifest with persons and cases
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         client.get(reverse("offers:departure", args=[departure.pk]))
 
 

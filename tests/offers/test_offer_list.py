@@ -23,7 +23,7 @@ def test_the_offer_list_costs_the_same_queries_for_any_number_of_offers(client_f
     client = client_for("Staff")
     for _ in range(offers):
         OfferFactory()
-    # session, user, permissions with groups,
+    # session, user, permissions with groups and sites,
     # offers with their figures
     with django_assert_num_queries(4):
         client.get(reverse("offers:list"))

@@ -128,11 +128,11 @@ def test_the_offer_page_costs_the_same_queries_for_any_number_of_nominations(
     offer = OfferFactory(places=100)
     _fill(offer, supervisor, size)
     client = client_for(SU)
-    # session, user, permissions with groups, the
+    # session, user, permissions with groups and sites, the
     # offer with its figures, its nominations with case and departure, their principal
     # applicants, its departures with their counts, the eligible cases' count, their
     # page, their principal applicants
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(10):
         client.get(reverse("offers:detail", args=[offer.pk]))
 
 
@@ -144,7 +144,7 @@ def test_staff_see_the_offer_page_in_fewer_queries_without_the_eligible_cases(
     _fill(offer, supervisor, size)
     client = client_for(ST)
     # as for a supervisor, less the three queries of the eligible cases
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         client.get(reverse("offers:detail", args=[offer.pk]))
 
 

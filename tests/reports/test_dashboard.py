@@ -57,13 +57,12 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_data(client_for, djan
     client = client_for("Supervisor")
     _data(rows)
     params = {"site": SiteFactory().pk, "nationality": "IR", "date_from": "2024-01-01"} if filtered else {}
-    # session, user, permissions with groups, the sites the
-    # user is limited to (cases.scope): 4; the sites (filter, table), departures per week,
+    # session, user, permissions with groups and sites (cases.scope): 3; the sites (filter, table), departures per week,
     # interviews per week, persons (headline, sites, sex and age, pipeline), cases per
     # status (pipeline, aging), incidents and persons affected per month (2), specific
     # needs, offers: 9. On PostgreSQL from the summary
     # tables (reports/figures.py), elsewhere from the rows.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         response = client.get(DASHBOARD, params)
     assert response.status_code == 200
     assert not response.context["form"].errors

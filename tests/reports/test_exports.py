@@ -284,11 +284,11 @@ def test_an_export_costs_the_same_queries_whatever_the_rows(client_for, django_a
     client = client_for("Supervisor")
     for _ in range(rows):
         CaseFactory(size=2)
-    # session, user, permissions with groups (export, then sensitive), the sites the user
-    # is limited to (cases.scope): 4; the export log row, the access log row
+    # session, user, permissions with groups and sites (cases.scope; export, then
+    # sensitive): 3; the export log row, the access log row
     # (accounts.middleware), the rows (one query: chunked by a server-side cursor on
     # PostgreSQL), the export log's row count.
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         response = client.get(url("persons", fmt), {"sensitive": "1"})
         b"".join(response.streaming_content)
 
