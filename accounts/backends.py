@@ -52,7 +52,8 @@ class ModelBackend(DjangoModelBackend):
             with connection.cursor() as cursor:
                 cursor.execute(_access_sql(), [user_obj.pk] * 4)
                 for kind, app_label, name in cursor.fetchall():
-                    found[kind].add(f"{app_label}.{name}" if app_label else name)
+                    # Permissions as Django writes them ("app.codename"); group names and site ids as they are.
+                    found[kind].add(f"{app_label}.{name}" if kind in ("user", "group") else name)
             user_obj._user_perm_cache = found["user"]
             user_obj._group_perm_cache = found["group"]
             remember_groups(user_obj, found["name"])

@@ -155,7 +155,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # Counts failed logins per username and address (see AXES_* below) before Django checks the password.
     "axes.backends.AxesStandaloneBackend",
-    # Django's, reading a user's permissions and groups in one query (accounts/backends.py).
+    # Django's, reading a user's permissions, groups and sites in one query (accounts/backends.py).
     "accounts.backends.ModelBackend",
 ]
 

@@ -44,9 +44,8 @@ def test_the_list_costs_the_same_queries_for_one_case_or_a_full_page(
     client = client_for("Staff")
     for _ in range(cases):
         CaseFactory(size=2)
-    # session, user, permissions with groups and sites, count,
-    # page of cases, their principal applicants; sites, specific needs, officers and
-    # offers for the filters
+    # session, user, permissions with groups and sites, count, page of cases, their principal
+    # applicants; sites, specific needs, officers and offers for the filters
     with django_assert_num_queries(10):
         response = client.get(reverse("cases:list"), {"per_page": per_page})
     assert len(response.context["page"]) == rows

@@ -54,16 +54,22 @@ def test_a_user_without_a_role_sees_no_worklist(client, nobody):
 
 
 def test_it_counts_overdue_interviews_and_those_later_today(staff):
-    _interview(CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED), hours=-30)
+    # Counts chosen so that the user's and the others' differ, today and overdue alike.
+    for hours in (-30, -3):
+        _interview(CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED), hours=hours)
     _interview(CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED, assigned_officer=staff), hours=-0.5)
     _interview(CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED), hours=_later_today())
+    for _ in range(2):
+        mine = CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED, assigned_officer=staff)
+        _interview(mine, hours=_later_today())
     _interview(CaseFactory(size=1), hours=-5, outcome=InterviewOutcome.ATTENDED)  # done: not overdue
     _interview(CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED), hours=30)  # not today
+    _interview(CaseFactory(size=1, status=CaseStatus.INTERVIEW_SCHEDULED, assigned_officer=staff), hours=30)
     work = worklist(staff)
-    assert (work.overdue_count, work.overdue_mine) == (2, 1)
-    assert (work.today_count, work.today_mine) == (1, 0)
-    assert [i.scheduled_at < timezone.now() for i in work.overdue] == [True, True]
-    assert len(work.today) == 1
+    assert (work.overdue_count, work.overdue_mine) == (3, 1)
+    assert (work.today_count, work.today_mine) == (3, 2)
+    assert [i.scheduled_at < timezone.now() for i in work.overdue] == [True, True, True]
+    assert len(work.today) == 3
 
 
 def test_no_shows_count_only_registered_cases_whose_latest_interview_was_a_no_show(staff):
@@ -172,9 +178,8 @@ def test_the_home_page_costs_the_same_queries_for_a_small_or_a_busy_camp(
     _busy_camp(n, staff)
     client = client_for("Staff")
     client.get(reverse("home"))  # a first request may refresh the session
-    # session, user, permissions with groups and sites, status counts, the
-    # worklist's counts (the camp's, the user's, the interviews'), overdue interviews, interviews
-    # later today
+    # session, user, permissions with groups and sites, status counts, the worklist's counts
+    # (the camp's, the user's, the interviews'), overdue interviews, interviews later today
     with django_assert_num_queries(7):
         response = client.get(reverse("home"))
     assert response.status_code == 200
