@@ -231,6 +231,25 @@ def test_on_postgresql_every_word_of_the_names_written_is_in_the_table_of_name_w
     assert "yusuf" in _name_words()
     Person.objects.filter(pk=person.pk).update(family_name="Tabrizi")  # a bulk update
     assert "tabrizi" in _name_words()
+    # Many persons in one statement, sharing some of their names (each distinct name is
+    # split once): every word of every name is there, and each only once.
+    case = CaseFactory(case_no="C-MANY")
+    Person.objects.bulk_create(
+        PersonFactory.build(
+            case=case,
+            relationship=Relationship.PRINCIPAL_APPLICANT if n == 0 else Relationship.CHILD,
+            family_name="Nazari" if n % 2 else "Golzar-Nazari",
+            given_name=f"Omid {'Sina' if n % 3 else 'Kian'}",
+            native_name="نظری" if n == 4 else "",
+        )
+        for n in range(6)
+    )
+    words = _name_words()
+    assert {"nazari", "golzar", "omid", "sina", "kian", "نظری"} <= words
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), count(DISTINCT word) FROM cases_nameword")
+        total, distinct = cursor.fetchone()
+    assert total == distinct == len(words)
 
 
 @pytest.mark.postgres
