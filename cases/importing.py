@@ -211,12 +211,14 @@ class ImportResult:
                 "%(file)s refused: %(n)d errors; nothing was imported.",
                 len(self.errors),
             ) % {"file": self.filename, "n": len(self.errors)}
-        text = _("%(rows)d rows: %(new)d new, %(updated)d updated, %(unchanged)d unchanged; %(cases)d new cases.") % {
-            "rows": self.rows,
+        rows = ngettext("%(n)d row", "%(n)d rows", self.rows) % {"n": self.rows}
+        cases = ngettext("%(n)d new case", "%(n)d new cases", self.cases_new) % {"n": self.cases_new}
+        text = _("%(rows)s: %(new)d new, %(updated)d updated, %(unchanged)d unchanged; %(cases)s.") % {
+            "rows": rows,
             "new": self.new,
             "updated": self.updated,
             "unchanged": self.unchanged,
-            "cases": self.cases_new,
+            "cases": cases,
         }
         if self.dry_run:
             return _("Dry run, nothing written. %(text)s") % {"text": text}

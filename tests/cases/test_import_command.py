@@ -32,7 +32,7 @@ def test_it_imports_a_file_and_prints_the_counts(roster):
 
     call_command("import_roster", str(roster(family())), stdout=out)
 
-    assert "3 rows: 3 new, 0 updated, 0 unchanged; 1 new cases." in out.getvalue()
+    assert "3 rows: 3 new, 0 updated, 0 unchanged; 1 new case." in out.getvalue()
     assert Person.objects.count() == 3
 
 
