@@ -81,7 +81,7 @@ def _needs_second_factor(request: HttpRequest) -> bool:
 
 
 # Pages whose every answer is written to the access log: those that show one protected
-# record, hand out a document, or export a list.
+# record, hand out a document, or export a list (a roster import's full report too).
 LOGGED_VIEWS = {
     "cases:detail": "view",
     "cases:person": "view",
@@ -90,6 +90,7 @@ LOGGED_VIEWS = {
     "cases:document_download": "download",
     "offers:departure_manifest": "view",
     "reports:export": "export",
+    "admin:cases_person_import_report": "export",
 }
 
 
@@ -112,7 +113,7 @@ class AccessLogMiddleware:
         from accounts.models import AccessKind, AccessLog
 
         kind = AccessKind.REFUSED if response.status_code >= 400 else LOGGED_VIEWS[match.view_name]
-        object_id = str(match.kwargs.get("pk") or match.kwargs.get("list_name") or "")
+        object_id = str(match.kwargs.get("pk") or match.kwargs.get("list_name") or match.kwargs.get("job_id") or "")
         AccessLog.objects.create(
             user=request.user,
             address=request.META.get("REMOTE_ADDR") or None,

@@ -8,12 +8,14 @@ upload is read into memory and closed at once (Django deletes a temporary upload
 when it is closed); the job keeps the bytes in its row only until they are not needed.
 """
 
+import gzip
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -65,6 +67,7 @@ class RosterImportAdminMixin:
             path("import/<int:job_id>/", view(self.import_job_view), name=f"{name}_job"),
             path("import/<int:job_id>/confirm/", view(require_POST(self.import_confirm_view)), name=f"{name}_confirm"),
             path("import/<int:job_id>/cancel/", view(require_POST(self.import_cancel_view)), name=f"{name}_cancel"),
+            path("import/<int:job_id>/report.csv", view(self.import_report_view), name=f"{name}_report"),
             *super().get_urls(),  # type: ignore[misc]
         ]
 
@@ -96,6 +99,7 @@ class RosterImportAdminMixin:
             "max_rows": max_rows(),
             "max_megabytes": max_bytes() // (1024 * 1024),
             "confirm_minutes": settings.ROSTER_IMPORT_CONFIRM_MINUTES,
+            "report_days": settings.ROSTER_IMPORT_REPORT_DAYS,
             **extra,
         }
 
@@ -130,7 +134,8 @@ class RosterImportAdminMixin:
         """The user's own job (another's answers 404, like one that does not exist)."""
         if not self.has_import_permission(request):
             raise PermissionDenied
-        return get_object_or_404(RosterImportJob.objects.defer("content"), pk=job_id, actor_id=request.user.pk)
+        jobs = RosterImportJob.objects.defer("content", "report").annotate(report_bytes=Length("report"))
+        return get_object_or_404(jobs, pk=job_id, actor_id=request.user.pk)
 
     def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         """The job: a progress bar while it runs, then what the check or the import found."""
@@ -144,6 +149,16 @@ class RosterImportAdminMixin:
             duplicates_hidden=max(result.get("duplicate_count", 0) - len(result.get("duplicates", [])), 0),
         )
         return TemplateResponse(request, "admin/cases/person/import_job.html", context)
+
+    def import_report_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        """Every error and probable duplicate the job found, as CSV, while it is kept."""
+        job = self._job(request, job_id)
+        if not job.report_bytes:  # type: ignore[attr-defined]
+            raise Http404
+        report = RosterImportJob.objects.values_list("report", flat=True).get(pk=job.pk)
+        response = HttpResponse(gzip.decompress(report), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="roster-import-{job.pk}-report.csv"'
+        return response
 
     def import_confirm_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self._job(request, job_id)

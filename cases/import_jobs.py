@@ -5,10 +5,16 @@ The one import code path is still cases.importing.roster_import; this module onl
 stores the file for the worker, runs it and keeps the outcome. A job's file is kept in
 its row (never on disk) until the import has run or the check is refused, cancelled or
 left unconfirmed for settings.ROSTER_IMPORT_CONFIRM_MINUTES.
+
+The page shows the first errors and probable duplicates; all of them are kept as a
+gzipped CSV (the job's report) for settings.ROSTER_IMPORT_REPORT_DAYS, to download.
 """
 
+import csv
 import dataclasses
 import datetime
+import gzip
+import io
 import logging
 import time
 from typing import Any
@@ -17,14 +23,15 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from cases.importing import ImportResult, roster_import
 from cases.models import RosterImportJob, RosterImportJobStatus
 
 logger = logging.getLogger(__name__)
 
-# The result keeps this many errors and duplicates for the page; the command line
-# (manage.py import_roster --dry-run) prints them all.
+# The result keeps this many errors and duplicates for the page; the job's report (and
+# manage.py import_roster --dry-run) has them all.
 SHOWN = 500
 # Progress is written at most this often (seconds), whatever the rows.
 PROGRESS_EVERY = 0.5
@@ -73,8 +80,12 @@ def job_cancel(job: RosterImportJob) -> None:
 
 
 def prune_expired(now: datetime.datetime | None = None) -> int:
-    """Drop the files of checks left unconfirmed too long; returns how many."""
-    cutoff = (now or timezone.now()) - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
+    """Drop the files of checks left unconfirmed too long, and the reports older than
+    their days; returns how many files."""
+    now = now or timezone.now()
+    report_cutoff = now - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS)
+    RosterImportJob.objects.filter(updated_at__lt=report_cutoff).exclude(report=b"").update(report=b"")
+    cutoff = now - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
     return RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=cutoff).update(
         status=Status.CANCELLED, content=b"", updated_at=timezone.now()
     )
@@ -105,6 +116,7 @@ def job_run(job_id: int) -> str:
         status=Status.CHECKED if kept else Status.DONE,
         content=job.content if kept else b"",
         result=result_summary(result),
+        report=gzip.compress(report_csv(result)) if result.errors or result.duplicates else b"",
         record=result.record,
         stage="",
         done=result.rows,
@@ -131,6 +143,36 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
     }
 
 
+def report_csv(result: ImportResult) -> bytes:
+    """Every error, then every probable duplicate, in file order, as CSV (UTF-8 with a
+    BOM, for spreadsheet programs); no cell is one a spreadsheet would run."""
+    from reports.exports import neutralise
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            _("line"),
+            _("column"),
+            _("problem"),
+            _("registration no."),
+            _("name"),
+            _("born"),
+            _("may be (registration no.)"),
+            _("may be (name)"),
+            _("found in"),
+        ]
+    )
+    for error in result.errors:
+        writer.writerow(["" if error.line is None else error.line, error.column, neutralise(error.message)])
+    for duplicate in result.duplicates:
+        where = _("the roster") if duplicate.other_line is None else _("line %(line)d") % {"line": duplicate.other_line}
+        cells = [duplicate.registration_no, duplicate.name, duplicate.birth]
+        cells += [duplicate.other_registration_no, duplicate.other_name, where]
+        writer.writerow([duplicate.line, "", neutralise(duplicate.reason), *map(neutralise, cells)])
+    return ("\ufeff" + out.getvalue()).encode()
+
+
 def _set(job: RosterImportJob, **fields: Any) -> None:
     fields["updated_at"] = timezone.now()
     for name, value in fields.items():
@@ -143,9 +185,12 @@ class Progress:
 
     roster_import writes in one transaction; rows written on its connection would stay
     invisible to the page until the end. On PostgreSQL the progress therefore goes
-    through a second connection of its own, committed at once. SQLite has one writer
-    at a time: there the progress inside the transaction is skipped, and the page shows
-    the writing stage until it ends.
+    through a second connection of its own, committed at once. It never waits for the
+    job's row: when the job runs inside a transaction that holds it (the immediate
+    backend runs a confirmed import inside job_confirm's), waiting would be waiting for
+    itself; the progress is skipped instead, as nobody can watch it then. SQLite has one
+    writer at a time: there the progress inside the transaction is skipped, and the page
+    shows the writing stage until it ends.
     """
 
     def __init__(self, job_id: int) -> None:
@@ -168,10 +213,12 @@ class Progress:
         if self.side is None:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)
         quote = self.side.ops.quote_name
+        table = quote(RosterImportJob._meta.db_table)
         assignments = ", ".join(f"{quote(name)} = %s" for name in values)
         with self.side.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {quote(RosterImportJob._meta.db_table)} SET {assignments} WHERE id = %s",  # noqa: S608
+                f"UPDATE {table} SET {assignments}"  # noqa: S608 - our table and column names
+                f" WHERE id = (SELECT id FROM {table} WHERE id = %s FOR UPDATE SKIP LOCKED)",
                 [*values.values(), self.job_id],
             )
 

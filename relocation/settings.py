@@ -253,6 +253,9 @@ ROSTER_IMPORT_MAX_ROWS = env_int("ROSTER_IMPORT_MAX_ROWS", 200_000)
 ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 # A checked import waits this long for its confirmation; then its file is dropped.
 ROSTER_IMPORT_CONFIRM_MINUTES = env_int("ROSTER_IMPORT_CONFIRM_MINUTES", 60)
+# How long the full report of a check or import (every error and probable duplicate:
+# names, registration numbers, births) can be downloaded.
+ROSTER_IMPORT_REPORT_DAYS = env_int("ROSTER_IMPORT_REPORT_DAYS", 7)
 
 # Background jobs (roster imports): Django's tasks framework with django-tasks-db, whose
 # worker (`manage.py db_worker`, started by `make run` and `make serve`) needs nothing

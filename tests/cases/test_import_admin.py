@@ -1,6 +1,7 @@
 """The admin's roster import screens: Administrators only; upload, check, confirm, each
 step a background job (run at once here: tests/conftest.py sets the immediate backend)."""
 
+import csv
 import datetime
 import io
 
@@ -11,15 +12,17 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from cases.importing import COLUMNS
+from accounts.models import AccessLog
+from cases import import_jobs
+from cases.importing import COLUMNS, ImportResult, ProbableDuplicate, RowError
 from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
 from tests.cases.test_import import csv_bytes, family, person_row
 from tests.conftest import ROLES
-from tests.factories import SiteFactory, UserFactory
+from tests.factories import CaseFactory, PersonFactory, SiteFactory, UserFactory
 
 A, ST, SU, AD = ROLES
 IMPORT = reverse("admin:cases_person_import")
-QUERIES_IMPORT_PAGE = 5
+QUERIES_IMPORT_PAGE = 6
 TEMPLATE_CSV = reverse("admin:cases_person_import_template", args=["csv"])
 TEMPLATE_XLSX = reverse("admin:cases_person_import_template", args=["xlsx"])
 CHANGELIST = reverse("admin:cases_person_changelist")
@@ -234,8 +237,111 @@ def test_the_import_page_costs_the_same_queries_whatever_the_jobs_listed(
     for number in range(jobs):
         RosterImportJob.objects.create(actor=administrator, filename=f"roster-{number}.csv", size=10)
     client.get(IMPORT)  # a first request may refresh the session
-    # session, user, permissions with groups and sites, checks left unconfirmed dropped, the user's
-    # recent jobs
+    # session, user, permissions with groups and sites, old reports dropped, checks left
+    # unconfirmed dropped, the user's recent jobs
     with django_assert_num_queries(QUERIES_IMPORT_PAGE):
         response = client.get(IMPORT)
     assert len(response.context["jobs"]) == jobs
+
+
+# The full report: every error and probable duplicate, as CSV --------------------------
+
+
+def _report(client, job):
+    response = client.get(job_url(job, "report"))
+    assert response.status_code == 200, response.status_code
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="roster-import-{job.pk}-report.csv"'
+    assert "no-store" in response["Cache-Control"]
+    text = response.content.decode("utf-8")
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:])))
+
+
+def test_the_full_report_lists_every_error_beyond_those_on_the_page(client_for, administrator, monkeypatch):
+    monkeypatch.setattr(import_jobs, "SHOWN", 2)
+    rows = family() + [
+        person_row(registration_no=f"R-{n}", case_no="C-1", relationship="child", sex="Q") for n in range(4, 9)
+    ]
+    client = client_for(AD)
+
+    response = check(client, csv_bytes(rows))
+
+    job = response.context["job"]
+    page = response.content.decode()
+    assert len(response.context["result"]["errors"]) == 2
+    assert "… and 3 more errors. The CSV above has them all." in page
+    assert job_url(job, "report") in page
+    report = _report(client, job)
+    assert report[0] == ["line", "column", "problem", "registration no.", "name", "born", "may be (registration no.)",
+                         "may be (name)", "found in"]  # fmt: skip
+    assert [(line, column) for line, column, *_rest in report[1:]] == [(str(n), "sex") for n in range(5, 10)]
+    assert report[1][2] == "“Q” is not one of F, M, X."
+    # Handing it out is written to the access log, as an export is.
+    entry = AccessLog.objects.get(view_name="admin:cases_person_import_report")
+    assert (entry.user, entry.kind, entry.object_id, entry.status_code) == (administrator, "export", str(job.pk), 200)
+
+
+def test_the_full_report_lists_the_probable_duplicates_with_where_they_were_found(client_for):
+    PersonFactory(registration_no="R-OLD", case=CaseFactory(case_no="C-OLD"), given_name="Muhammad",
+                  birth_date="1985-03-21")  # fmt: skip
+    rows = family() + [person_row(registration_no="R-7", case_no="C-7", given_name="Mohammed", native_name="")]
+    client = client_for(AD)
+
+    job = check(client, csv_bytes(rows)).context["job"]
+
+    reason = "same name in another spelling"
+    assert _report(client, job)[1:] == [
+        ["2", "", reason, "R-1", "HOSSEINI, Mohammad", "1985-03-21", "R-OLD", "HOSSEINI, Muhammad", "the roster"],
+        ["5", "", reason, "R-7", "HOSSEINI, Mohammed", "1985-03-21", "R-OLD", "HOSSEINI, Muhammad", "the roster"],
+        ["5", "", reason, "R-7", "HOSSEINI, Mohammed", "1985-03-21", "R-1", "HOSSEINI, Mohammad", "line 2"],
+    ]
+
+
+def test_no_cell_of_the_report_is_one_a_spreadsheet_would_run():
+    result = ImportResult(filename="x.csv", dry_run=True)
+    result.errors = [RowError(3, "notes", '=HYPERLINK("http://x")')]
+    result.duplicates = [ProbableDuplicate(2, "+1", "@A, B", None, "-2", "=C, D", "1985", "=E")]
+
+    rows = list(csv.reader(io.StringIO(import_jobs.report_csv(result).decode()[1:])))
+
+    assert rows[1] == ["3", "notes", '\'=HYPERLINK("http://x")']
+    assert rows[2] == ["2", "", "'=E", "'+1", "'@A, B", "1985", "'-2", "'=C, D", "the roster"]
+
+
+def test_a_file_without_error_or_duplicate_has_no_report(client_for):
+    client = client_for(AD)
+
+    response = check(client, csv_bytes(family()))
+
+    job = response.context["job"]
+    assert job_url(job, "report") not in response.content.decode()
+    assert client.get(job_url(job, "report")).status_code == 404
+
+
+def test_the_report_is_the_uploaders_only_and_administrators_only(client_for):
+    job = check(client_for(AD), csv_bytes([person_row(sex="Q")])).context["job"]
+    other = UserFactory(username="administrator-2", role=AD, is_staff=True)
+    stranger = Client()
+    stranger.force_login(other)
+
+    assert stranger.get(job_url(job, "report")).status_code == 404
+    assert client_for(ST).get(job_url(job, "report")).status_code == 403
+    assert client_for(SU).get(job_url(job, "report")).status_code == 403
+    assert "login" in client_for(A).get(job_url(job, "report"))["Location"]
+
+
+def test_the_report_is_deleted_after_its_days(client_for, settings):
+    client = client_for(AD)
+    job = check(client, csv_bytes([person_row(sex="Q")])).context["job"]
+    RosterImportJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS, minutes=1)
+    )
+
+    client.get(IMPORT)  # any visit prunes; so does the worker
+
+    assert bytes(RosterImportJob.objects.get(pk=job.pk).report) == b""
+    assert client.get(job_url(job, "report")).status_code == 404
+    page = client.get(job_url(job)).content.decode()
+    assert "Refused: nothing has been imported" in page
+    assert job_url(job, "report") not in page

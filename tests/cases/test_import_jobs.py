@@ -144,6 +144,26 @@ def test_on_postgresql_progress_written_inside_the_import_transaction_is_seen_at
     assert seen["row"] == ("writing", 40)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer: no progress inside the write")
+def test_on_postgresql_progress_never_waits_for_the_job_row_its_own_transaction_holds(administrator):
+    # The immediate backend runs a confirmed import inside job_confirm's transaction,
+    # which holds the job's row: progress written aside must not wait for it (forever).
+    job = RosterImportJob.objects.create(actor=administrator, filename="big.csv", size=1)
+    progress = Progress(job.pk)
+    progress.side = connections.create_connection("default")
+    with progress.side.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '5s'")  # were it to wait, the test fails instead of hanging
+    try:
+        with transaction.atomic():
+            RosterImportJob.objects.select_for_update().get(pk=job.pk)
+            progress("writing", 40, 100)
+    finally:
+        progress.close()
+    job.refresh_from_db()
+    assert (job.stage, job.done) == ("", 0)  # skipped: nobody could watch it anyway
+
+
 def _upload(content):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
