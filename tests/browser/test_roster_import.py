@@ -82,6 +82,10 @@ def test_a_bad_roster_is_refused_with_every_error_by_line_and_column(page, log_i
     for row, (line, column, problem) in enumerate(expected):
         expect(errors.nth(row).locator("td")).to_have_text([line, column, re.compile("^" + re.escape(problem))])
     assert page.get_by_role("button", name="Import", exact=True).count() == 0
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download every error and probable duplicate (CSV)").click()
+    report = download.value.path().read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split(",")[:2] for line in report[1:]] == [[line, column] for line, column, _problem in expected]
     assert not Person.objects.exists()
 
 
