@@ -132,3 +132,14 @@ class DepartureCount(_Count):
     )
     site = _site()
     nationality = models.CharField(max_length=2)
+
+
+# The summary tables, kept by the triggers of migration 0004 on PostgreSQL.
+COUNT_MODELS: tuple[type[_Count], ...] = (
+    PersonCount,
+    PersonStatusCount,
+    NeedCount,
+    CaseCount,
+    InterviewCount,
+    DepartureCount,
+)

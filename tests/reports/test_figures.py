@@ -23,20 +23,14 @@ from cases.services import case_transition, site_transfer
 from offers.models import Departure, DeparturePerson
 from reports import figures, selectors
 from reports.forms import DashboardFilters, default_range
+from reports.models import COUNT_MODELS
 from tests.cases.test_import import csv_bytes
 from tests.factories import CaseFactory, PersonFactory, SiteFactory
 from tests.reports.helpers import days_ago, departed, interview
 
 pytestmark = pytest.mark.postgres
 
-TABLES = [
-    "reports_personcount",
-    "reports_personstatuscount",
-    "reports_needcount",
-    "reports_casecount",
-    "reports_interviewcount",
-    "reports_departurecount",
-]
+TABLES = [model._meta.db_table for model in COUNT_MODELS]
 
 
 @pytest.fixture(autouse=True)
