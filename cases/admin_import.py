@@ -35,7 +35,7 @@ from cases.importing import (
     template_csv,
     template_xlsx,
 )
-from cases.models import RosterImport, RosterImportJob
+from cases.models import Person, RosterImport, RosterImportJob
 
 IMPORT_PERMISSION = "cases.import_person"
 # Jobs of the user listed under the upload form.
@@ -145,6 +145,7 @@ class RosterImportAdminMixin:
             request,
             job=job,
             result=result,
+            duplicates=_with_links_to_record(result.get("duplicates", [])),
             errors_hidden=max(result.get("error_count", 0) - len(result.get("errors", [])), 0),
             duplicates_hidden=max(result.get("duplicate_count", 0) - len(result.get("duplicates", [])), 0),
         )
@@ -177,6 +178,14 @@ class RosterImportAdminMixin:
             return HttpResponseRedirect(self._job_url(job))
         messages.info(request, _("Cancelled: nothing was imported, and the file is deleted."))
         return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+
+
+def _with_links_to_record(duplicates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The duplicates shown, each look-alike on record with its person's pk (if they are
+    still there) for the page to link to."""
+    on_record = [duplicate["other_registration_no"] for duplicate in duplicates if duplicate["other_line"] is None]
+    pks = dict(Person.objects.filter(registration_no__in=on_record).values_list("registration_no", "pk"))
+    return [{**duplicate, "other_pk": pks.get(duplicate["other_registration_no"])} for duplicate in duplicates]
 
 
 @admin.register(RosterImport)

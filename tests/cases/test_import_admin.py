@@ -117,6 +117,21 @@ def test_probable_duplicates_are_shown_in_the_preview(client_for):
     assert [d["registration_no"] for d in response.context["result"]["duplicates"]] == ["R-7"]
 
 
+def test_a_look_alike_on_record_links_to_their_page_for_the_administrator_to_compare(client_for):
+    on_record = PersonFactory(registration_no="R-OLD", given_name="Muhammad", birth_date="1985-03-21")
+
+    response = check(client_for(AD), csv_bytes(family()))
+
+    page = response.content.decode()
+    change = reverse("admin:cases_person_change", args=[on_record.pk])
+    assert f'<a href="{change}">HOSSEINI, Muhammad (R-OLD)</a>' in page
+    # Once gone from the roster, the name stays, without a link.
+    on_record.delete()
+    page = client_for(AD).get(job_url(response.context["job"])).content.decode()
+    assert "HOSSEINI, Muhammad (R-OLD)" in page
+    assert change not in page
+
+
 def test_confirming_the_checked_file_imports_it_and_drops_the_file(client_for, administrator):
     client = client_for(AD)
     job = check(client, csv_bytes(family())).context["job"]
