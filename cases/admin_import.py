@@ -127,7 +127,8 @@ class RosterImportAdminMixin:
                 job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
                 return HttpResponseRedirect(self._job_url(job))
         prune_expired()
-        jobs = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result")[:RECENT_JOBS]
+        jobs = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result", "report")
+        jobs = jobs[:RECENT_JOBS]
         return TemplateResponse(request, "admin/cases/person/import.html", self._context(request, form=form, jobs=jobs))
 
     def _job(self, request: HttpRequest, job_id: int) -> RosterImportJob:

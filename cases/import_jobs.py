@@ -59,7 +59,7 @@ def job_confirm(job: RosterImportJob, *, actor: User) -> RosterImportJob:
     from cases.tasks import run_roster_import_job
 
     with transaction.atomic():
-        locked = RosterImportJob.objects.select_for_update().get(pk=job.pk)
+        locked = RosterImportJob.objects.select_for_update().defer("content", "report").get(pk=job.pk)
         if locked.actor_id != actor.pk:
             raise JobRefused("Only the person who uploaded the file can confirm its import.")
         if locked.status != Status.CHECKED or not locked.result.get("ok") or not locked.size:
@@ -73,7 +73,7 @@ def job_confirm(job: RosterImportJob, *, actor: User) -> RosterImportJob:
 def job_cancel(job: RosterImportJob) -> None:
     """Give up a job before its import: its file is dropped at once."""
     with transaction.atomic():
-        locked = RosterImportJob.objects.select_for_update().get(pk=job.pk)
+        locked = RosterImportJob.objects.select_for_update().defer("content", "report").get(pk=job.pk)
         if locked.status not in (Status.QUEUED, Status.CHECKED):
             raise JobRefused("Only a job waiting for the worker or for confirmation can be cancelled.")
         _set(locked, status=Status.CANCELLED, content=b"")
@@ -95,7 +95,7 @@ def job_run(job_id: int) -> str:
     """Run the job's current step (check or import). Called by the worker."""
     prune_expired()
     with transaction.atomic():
-        job = RosterImportJob.objects.select_for_update().select_related("actor").get(pk=job_id)
+        job = RosterImportJob.objects.select_for_update().select_related("actor").defer("report").get(pk=job_id)
         if job.status != Status.QUEUED:
             return job.status  # cancelled meanwhile, or run already
         _set(job, status=Status.RUNNING, stage="", done=0, total=0)
