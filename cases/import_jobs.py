@@ -165,8 +165,9 @@ def report_csv(result: ImportResult) -> bytes:
     )
     for error in result.errors:
         writer.writerow(["" if error.line is None else error.line, error.column, neutralise(error.message)])
+    on_record, in_file = _("the roster"), _("line %(line)d")
     for duplicate in result.duplicates:
-        where = _("the roster") if duplicate.other_line is None else _("line %(line)d") % {"line": duplicate.other_line}
+        where = on_record if duplicate.other_line is None else in_file % {"line": duplicate.other_line}
         cells = [duplicate.registration_no, duplicate.name, duplicate.birth]
         cells += [duplicate.other_registration_no, duplicate.other_name, where]
         writer.writerow([duplicate.line, "", neutralise(duplicate.reason), *map(neutralise, cells)])
