@@ -4,8 +4,9 @@ The trigger of 0013 split every written person's family, given and native names 
 a regular expression: 100,000 persons, 300,000 names, for a roster import. Most names
 repeat (a family's members share one, a few given names are common), so the distinct
 names are split instead; the words are the same, since the separators between the
-three names were spaces, themselves separators. An import of 100,000 persons spends
-~0.15 s in the trigger instead of ~0.9 s, and every edit of a person a little less.
+three names were spaces, themselves separators. One statement inserting 100,000
+persons spends 0.12 s in it instead of 0.87 s; an import of 100,000 (twenty statements
+of 5,000) 0.2 s instead of 0.6 s; every edit of a person a little less.
 """
 
 import importlib
