@@ -8,7 +8,9 @@ upload is read into memory and closed at once (Django deletes a temporary upload
 when it is closed); the job keeps the bytes in its row only until they are not needed.
 """
 
+import functools
 import gzip
+import io
 from typing import Any
 
 from django import forms
@@ -16,7 +18,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models.functions import Length
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -140,6 +142,7 @@ class RosterImportAdminMixin:
 
     def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         """The job: a progress bar while it runs, then what the check or the import found."""
+        prune_expired()
         job = self._job(request, job_id)
         result = job.result or {}
         context = self._context(
@@ -152,14 +155,20 @@ class RosterImportAdminMixin:
         )
         return TemplateResponse(request, "admin/cases/person/import_job.html", context)
 
-    def import_report_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
-        """Every error and probable duplicate the job found, as CSV, while it is kept."""
-        job = self._job(request, job_id)
-        if not job.report_bytes:  # type: ignore[attr-defined]
+    def import_report_view(self, request: HttpRequest, job_id: int) -> StreamingHttpResponse:
+        """Every error and probable duplicate the user's job found, as CSV, while it is kept."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        prune_expired()
+        jobs = RosterImportJob.objects.filter(pk=job_id, actor_id=request.user.pk)
+        report = jobs.values_list("report", flat=True).first()
+        if not report:  # not the user's job, or nothing (left) to report
             raise Http404
-        report = RosterImportJob.objects.values_list("report", flat=True).get(pk=job.pk)
-        response = HttpResponse(gzip.decompress(report), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="roster-import-{job.pk}-report.csv"'
+        # Decompressed as it is sent: a large report is never whole in memory.
+        unzipped = gzip.GzipFile(fileobj=io.BytesIO(report))
+        response = StreamingHttpResponse(iter(functools.partial(unzipped.read, 65_536), b""))
+        response["Content-Type"] = "text/csv; charset=utf-8"
+        response["Content-Disposition"] = f'attachment; filename="roster-import-{job_id}-report.csv"'
         return response
 
     def import_confirm_view(self, request: HttpRequest, job_id: int) -> HttpResponse:

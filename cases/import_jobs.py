@@ -7,7 +7,8 @@ its row (never on disk) until the import has run or the check is refused, cancel
 left unconfirmed for settings.ROSTER_IMPORT_CONFIRM_MINUTES.
 
 The page shows the first errors and probable duplicates; all of them are kept as a
-gzipped CSV (the job's report) for settings.ROSTER_IMPORT_REPORT_DAYS, to download.
+gzipped CSV (the job's report) to download. Both lists go after
+settings.ROSTER_IMPORT_REPORT_DAYS; the counts stay.
 """
 
 import csv
@@ -80,11 +81,15 @@ def job_cancel(job: RosterImportJob) -> None:
 
 
 def prune_expired(now: datetime.datetime | None = None) -> int:
-    """Drop the files of checks left unconfirmed too long, and the reports older than
-    their days; returns how many files."""
+    """Drop the files of checks left unconfirmed too long, and the lists of errors and
+    probable duplicates (the report, and those kept for the page) of jobs older than
+    ROSTER_IMPORT_REPORT_DAYS, keeping their counts; returns how many files."""
     now = now or timezone.now()
-    report_cutoff = now - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS)
-    RosterImportJob.objects.filter(updated_at__lt=report_cutoff).exclude(report=b"").update(report=b"")
+    old = now - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS)
+    expired = RosterImportJob.objects.filter(updated_at__lt=old, result__has_key="errors")
+    for pk, result in expired.exclude(result__has_key="details_deleted").values_list("pk", "result"):
+        kept = {key: value for key, value in result.items() if key not in ("errors", "duplicates")}
+        RosterImportJob.objects.filter(pk=pk).update(result={**kept, "details_deleted": True}, report=b"")
     cutoff = now - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
     return RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=cutoff).update(
         status=Status.CANCELLED, content=b"", updated_at=timezone.now()
@@ -116,7 +121,7 @@ def job_run(job_id: int) -> str:
         status=Status.CHECKED if kept else Status.DONE,
         content=job.content if kept else b"",
         result=result_summary(result),
-        report=gzip.compress(report_csv(result)) if result.errors or result.duplicates else b"",
+        report=report_gzip(result) if result.errors or result.duplicates else b"",
         record=result.record,
         stage="",
         done=result.rows,
@@ -143,35 +148,42 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
     }
 
 
-def report_csv(result: ImportResult) -> bytes:
-    """Every error, then every probable duplicate, in file order, as CSV (UTF-8 with a
-    BOM, for spreadsheet programs); no cell is one a spreadsheet would run."""
+def report_gzip(result: ImportResult) -> bytes:
+    """Every error, then every probable duplicate, in file order, as a gzipped CSV (UTF-8
+    with a BOM, for spreadsheet programs), compressed as it is written; no cell is one a
+    spreadsheet would run."""
     from reports.exports import neutralise
 
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            _("line"),
-            _("column"),
-            _("problem"),
-            _("registration no."),
-            _("name"),
-            _("born"),
-            _("may be (registration no.)"),
-            _("may be (name)"),
-            _("found in"),
-        ]
-    )
-    for error in result.errors:
-        writer.writerow(["" if error.line is None else error.line, error.column, neutralise(error.message)])
-    on_record, in_file = _("the roster"), _("line %(line)d")
-    for duplicate in result.duplicates:
-        where = on_record if duplicate.other_line is None else in_file % {"line": duplicate.other_line}
-        cells = [duplicate.registration_no, duplicate.name, duplicate.birth]
-        cells += [duplicate.other_registration_no, duplicate.other_name, where]
-        writer.writerow([duplicate.line, "", neutralise(duplicate.reason), *map(neutralise, cells)])
-    return ("\ufeff" + out.getvalue()).encode()
+    compressed = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=compressed, mode="wb") as zipped,
+        io.TextIOWrapper(zipped, encoding="utf-8", newline="") as text,
+    ):
+        text.write("\ufeff")
+        writer = csv.writer(text)
+        writer.writerow(
+            [
+                _("line"),
+                _("column"),
+                _("problem"),
+                _("registration no."),
+                _("name"),
+                _("born"),
+                _("may be (registration no.)"),
+                _("may be (name)"),
+                _("found in"),
+            ]
+        )
+        for error in result.errors:
+            line = "" if error.line is None else error.line
+            writer.writerow([line, neutralise(error.column), neutralise(error.message)])
+        on_record, in_file = _("the roster"), _("line %(line)d")
+        for duplicate in result.duplicates:
+            where = on_record if duplicate.other_line is None else in_file % {"line": duplicate.other_line}
+            cells = [duplicate.registration_no, duplicate.name, duplicate.birth]
+            cells += [duplicate.other_registration_no, duplicate.other_name, where]
+            writer.writerow([duplicate.line, "", neutralise(duplicate.reason), *map(neutralise, cells)])
+    return compressed.getvalue()
 
 
 def _set(job: RosterImportJob, **fields: Any) -> None:

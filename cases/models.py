@@ -507,8 +507,8 @@ class RosterImportJob(models.Model):
     total = models.PositiveIntegerField(_("rows in all"), default=0)
     # What the check or import found: counts, summary, the first errors and duplicates.
     result = models.JSONField(_("result"), default=dict, blank=True)
-    # Every error and probable duplicate, as a gzipped CSV for the admin to download,
-    # kept for ROSTER_IMPORT_REPORT_DAYS (cases.import_jobs).
+    # Every error and probable duplicate, as a gzipped CSV for the admin to download;
+    # deleted after ROSTER_IMPORT_REPORT_DAYS with the result's lists (cases.import_jobs).
     report = models.BinaryField(_("full report"), default=b"", editable=False)
     record = models.ForeignKey(
         RosterImport, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("record")

@@ -253,8 +253,8 @@ ROSTER_IMPORT_MAX_ROWS = env_int("ROSTER_IMPORT_MAX_ROWS", 200_000)
 ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 # A checked import waits this long for its confirmation; then its file is dropped.
 ROSTER_IMPORT_CONFIRM_MINUTES = env_int("ROSTER_IMPORT_CONFIRM_MINUTES", 60)
-# How long the full report of a check or import (every error and probable duplicate:
-# names, registration numbers, births) can be downloaded.
+# Days a check's or import's lists of errors and probable duplicates (names,
+# registration numbers, births: on its page and in its CSV) are kept; the counts stay.
 ROSTER_IMPORT_REPORT_DAYS = env_int("ROSTER_IMPORT_REPORT_DAYS", 7)
 
 # Background jobs (roster imports): Django's tasks framework with django-tasks-db, whose
