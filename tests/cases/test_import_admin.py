@@ -5,6 +5,7 @@ import csv
 import datetime
 import gzip
 import io
+import re
 
 import openpyxl
 import pytest
@@ -24,6 +25,7 @@ from tests.factories import CaseFactory, PersonFactory, SiteFactory, UserFactory
 A, ST, SU, AD = ROLES
 IMPORT = reverse("admin:cases_person_import")
 QUERIES_IMPORT_PAGE = 6
+QUERIES_JOB_PAGE = 7
 TEMPLATE_CSV = reverse("admin:cases_person_import_template", args=["csv"])
 TEMPLATE_XLSX = reverse("admin:cases_person_import_template", args=["xlsx"])
 CHANGELIST = reverse("admin:cases_person_changelist")
@@ -369,3 +371,23 @@ def test_the_lists_of_errors_and_duplicates_are_deleted_after_their_days_the_cou
     # A recent job keeps its lists.
     assert len(_report(client, recent)) == 2
     assert "is not one of F, M, X" in client.get(job_url(recent)).content.decode()
+
+
+@pytest.mark.parametrize("look_alikes", [1, 6])
+def test_the_job_page_costs_the_same_queries_whatever_the_duplicates_shown(
+    client_for, django_assert_num_queries, look_alikes
+):
+    # Each row of the file has a look-alike on record, each linked to their page.
+    for n in range(look_alikes):
+        PersonFactory(registration_no=f"R-OLD-{n}", given_name="Muhammad", birth_date="1985-03-21")
+    rows = [person_row(registration_no=f"R-{n}", case_no=f"C-{n}") for n in range(look_alikes)]
+    client = client_for(AD)
+    job = check(client, csv_bytes(rows)).context["job"]
+    client.get(job_url(job))  # a first request may refresh the session
+    # session, user, permissions with groups and sites, old lists dropped, checks left
+    # unconfirmed dropped, the job, the look-alikes' pages
+    with django_assert_num_queries(QUERIES_JOB_PAGE):
+        response = client.get(job_url(job))
+    # Every row may be every look-alike: a link each.
+    links = re.findall(r'href="/admin/cases/person/(\d+)/change/"', response.content.decode())
+    assert len(links) == look_alikes * look_alikes
