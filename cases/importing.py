@@ -74,7 +74,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import NAME_KEY_LENGTH, latin_key, name_key, native_key, word_keys, words
+from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, word_keys, words
 
 User = Any
 
@@ -751,6 +751,12 @@ def _name_key(family_name: str, given_name: str, native_name: str) -> str:
     return stored if len(stored) <= NAME_KEY_LENGTH else name_key(family_name, given_name, native_name)
 
 
+def _stored_keys(family_name: str, given_name: str, native_name: str) -> dict[str, str]:
+    """cases.names.stored_keys, with _name_key."""
+    latin, native = match_keys(family_name, given_name, native_name)
+    return {"name_key": _name_key(family_name, given_name, native_name), "match_latin": latin, "match_native": native}
+
+
 # Probable duplicates ---------------------------------------------------------------------
 
 # Name keys (Mohammad = Muhammad, Arabic and Persian letter forms) live in cases.names.
@@ -767,8 +773,15 @@ class _Known:
     birth_date: datetime.date | None
 
 
-_LatinKey = tuple[str, str, int]
-_NativeKey = tuple[str, int]
+# A match key (cases.names.match_keys: Latin, or native) and a year of birth.
+_Key = tuple[str, int]
+# A person on record for the duplicate search: registration_no, family_name, given_name,
+# birth_year, birth_date, match_latin, match_native.
+_OnRecord = tuple[str, str, str, int, datetime.date | None, str, str]
+_ON_RECORD = ("registration_no", "family_name", "given_name", "birth_year", "birth_date", "match_latin", "match_native")
+# Up to this many keys, each is looked up in its index; beyond, the file's keys are
+# joined to the whole persons table at once.
+_KEY_LOOKUPS = 20_000
 
 
 def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
@@ -792,7 +805,7 @@ class _DuplicateSearch:
     def __init__(self, rows: list[_Row]) -> None:
         self.rows = rows
         # Each row's keys, and the earlier rows it may be one with (by row index).
-        self.keys: list[tuple[_LatinKey | None, _NativeKey | None]] = []
+        self.keys: list[tuple[_Key | None, _Key | None]] = []
         self.matches: dict[int, tuple[list[_Row], list[_Row]]] = {}
         self.failure: BaseException | None = None
 
@@ -803,14 +816,14 @@ class _DuplicateSearch:
             self.failure = exc
 
     def _in_file(self) -> None:
-        latin: dict[_LatinKey, list[_Row]] = {}
-        native: dict[_NativeKey, list[_Row]] = {}
+        latin: dict[_Key, list[_Row]] = {}
+        native: dict[_Key, list[_Row]] = {}
         keys = self.keys
         for index, row in enumerate(self.rows):
             latin_match: list[_Row] = []
             native_match: list[_Row] = []
-            family, given = latin_key(row.family_name), latin_key(row.given_name)
-            key = (family, given, row.birth_year) if family and given else None
+            latin_name, native_name = match_keys(row.family_name, row.given_name, row.native_name or "")
+            key = (latin_name, row.birth_year) if latin_name else None
             if key is not None:
                 others = latin.get(key)
                 if others is None:
@@ -818,8 +831,7 @@ class _DuplicateSearch:
                 else:
                     latin_match = [other for other in others if _may_be_one(row, other)]
                     others.append(row)
-            name = native_key(row.native_name) if row.native_name else ""
-            key2 = (name, row.birth_year) if name else None
+            key2 = (native_name, row.birth_year) if native_name else None
             if key2 is not None:
                 others = native.get(key2)
                 if others is None:
@@ -831,22 +843,30 @@ class _DuplicateSearch:
             if latin_match or native_match:
                 self.matches[index] = (latin_match, native_match)
 
-    def result(self, db_people: Iterable[tuple[str, str, str, str, int, Any]]) -> list[ProbableDuplicate]:
+    def file_keys(self) -> tuple[list[_Key], list[_Key]]:
+        """The file's Latin and native keys (after in_file), each once."""
         if self.failure is not None:
             raise self.failure
-        latin: dict[_LatinKey, list[_Known]] = {}
-        native: dict[_NativeKey, list[_Known]] = {}
+        latin = {key for key, _native in self.keys if key is not None}
+        native = {key for _latin, key in self.keys if key is not None}
+        return sorted(latin), sorted(native)
+
+    def result(self, db_people: Iterable[_OnRecord]) -> list[ProbableDuplicate]:
+        """Every pair, with the persons on record that share a key with the file."""
+        if self.failure is not None:
+            raise self.failure
+        latin: dict[_Key, list[_Known]] = {}
+        native: dict[_Key, list[_Known]] = {}
         in_file = {row.registration_no for row in self.rows}
-        for registration_no, family_name, given_name, native_name, birth_year, birth_date in db_people:
+        for registration_no, family_name, given_name, birth_year, birth_date, latin_name, native_name in db_people:
             if registration_no in in_file:
                 # The file's row stands for this person now.
                 continue
             known = _Known(None, registration_no, f"{family_name.upper()}, {given_name}", birth_year, birth_date)
-            family, given = latin_key(family_name), latin_key(given_name)
-            if family and given:
-                latin.setdefault((family, given, birth_year), []).append(known)
-            if name := native_key(native_name):
-                native.setdefault((name, birth_year), []).append(known)
+            if latin_name:
+                latin.setdefault((latin_name, birth_year), []).append(known)
+            if native_name:
+                native.setdefault((native_name, birth_year), []).append(known)
 
         found: dict[tuple[str, str], ProbableDuplicate] = {}
         reasons = (_("same name in another spelling"), _("same name in native script"))
@@ -1117,26 +1137,64 @@ def _cases_on_record(
 
 
 @contextlib.contextmanager
-def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[tuple[str, str, str, str, int, Any]]]:
-    """The persons on record born in the file's birth years, for the duplicate search
-    (on PostgreSQL without those the file itself holds), read a batch at a time: a
-    large roster on record is not held in memory at once."""
-    years = sorted({row.birth_year for row in rows})
+def _people_to_compare(search: _DuplicateSearch, staged: bool) -> Iterator[Iterable[_OnRecord]]:
+    """The persons on record who share a match key and a year of birth with a row of the
+    file (on PostgreSQL without those the file itself holds), found through their stored
+    keys' indexes and read a batch at a time: however many are on record, only the
+    file's look-alikes are read."""
+    latin, native = search.file_keys()
     if not staged:
-        yield (
-            Person.objects.filter(birth_year__in=years)
-            .values_list("registration_no", "family_name", "given_name", "native_name", "birth_year", "birth_date")
-            .iterator(chunk_size=_BATCH)
-        )
+        found: dict[str, _OnRecord] = {}
+        for field, keys in (("match_latin", set(latin)), ("match_native", set(native))):
+            at = _ON_RECORD.index(field)
+            for among in _among(field, sorted({key for key, _year in keys})):
+                for person in Person.objects.filter(**among).values_list(*_ON_RECORD).iterator(chunk_size=_BATCH):
+                    if (person[at], person[3]) in keys:
+                        found[person[0]] = person
+        yield found.values()
         return
-    with connection.chunked_cursor() as cursor:
-        # Out of a transaction, the query is run here, whole.
-        cursor.execute(
-            "SELECT registration_no, family_name, given_name, native_name, birth_year, birth_date"  # noqa: S608
-            f" FROM {_table(Person)} p WHERE p.birth_year = ANY(%s) AND NOT EXISTS"
-            f" (SELECT 1 FROM {_STAGING} s WHERE s.registration_no = p.registration_no)",
-            [years],
+    person = _table(Person)
+    columns = ", ".join(f"p.{name}" for name in _ON_RECORD)
+    # A file of a few thousand keys looks each up in its index (LATERAL, kept apart by
+    # OFFSET 0: a loop over the file's keys, however the planner sees the persons
+    # table right after a large import); a larger file is joined to the whole table
+    # in one pass (a hash join), cheaper than as many lookups.
+    lookups = max(len(latin), len(native)) <= _KEY_LOOKUPS
+    if lookups:
+        shape = (
+            "SELECT p.* FROM unnest(%s::text[], %s::integer[]) AS k(key, year) CROSS JOIN LATERAL"
+            " (SELECT {columns} FROM {person} p WHERE p.{field} = k.key AND p.birth_year = k.year"
+            " AND p.{field} <> '' OFFSET 0) p"
         )
+    else:
+        # The persons on record but the file's own first (kept apart by OFFSET 0): a
+        # re-import's rows would all match themselves.
+        shape = (
+            "SELECT {columns} FROM (SELECT * FROM {person} p WHERE p.{field} <> '' AND NOT EXISTS"
+            " (SELECT 1 FROM {staging} s WHERE s.registration_no = p.registration_no) OFFSET 0) p"
+            " JOIN unnest(%s::text[], %s::integer[]) AS k(key, year) ON p.{field} = k.key AND p.birth_year = k.year"
+        )
+    # UNION lists a person who matches by both keys once.
+    matching = " UNION ".join(
+        shape.format(columns=columns, person=person, field=field, staging=_STAGING)
+        for field in ("match_latin", "match_native")
+    )
+    # Each key's values and years, as two arrays.
+    params = [[part[at] for part in keys] for keys in (latin, native) for at in (0, 1)]
+    with connection.cursor() as settings, connection.chunked_cursor() as cursor:
+        if lookups:
+            # A scan of the whole table for each key is never the better plan, whatever
+            # the statistics say (set back at once: the statement is planned here).
+            settings.execute("SET enable_seqscan = off")
+        try:
+            # Out of a transaction, the query is run here, whole.
+            cursor.execute(
+                f"SELECT * FROM ({matching}) p WHERE NOT EXISTS"  # noqa: S608 - our table names
+                f" (SELECT 1 FROM {_STAGING} s WHERE s.registration_no = p.registration_no)",
+                params,
+            )
+        finally:
+            settings.execute("RESET enable_seqscan")
         yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
 
 
@@ -1300,20 +1358,24 @@ def _write_new_sql(
             return
         optional = [name for name in OPTIONAL_TEXT_COLUMNS if getattr(plan.new[0], name) is not None]
         given = ("registration_no", "relationship", "family_name", "given_name", "sex", "birth_year", "birth_date")
-        expressions = {name: f"s.{name}" for name in (*given, "nationality", "site_id", "name_key", *optional)}
+        expressions = {name: f"s.{name}" for name in (*given, "nationality", "site_id", *STORED_KEYS, *optional)}
         expressions["case_id"] = "c.id"
-        # The new rows' name keys (worked out now, for the new rows only) go to a
-        # table of their own, gone with this transaction.
+        # The new rows' stored name keys (worked out now, for the new rows only) go to
+        # a table of their own, gone with this transaction.
+        keys = ", ".join(STORED_KEYS)
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING_KEYS}")
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {_STAGING_KEYS} (line integer PRIMARY KEY, name_key text NOT NULL) ON COMMIT DROP"
+            f"CREATE TEMPORARY TABLE {_STAGING_KEYS} (line integer PRIMARY KEY,"
+            f" {', '.join(f'{name} text NOT NULL' for name in STORED_KEYS)}) ON COMMIT DROP"
         )
-        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING_KEYS} (line, name_key) FROM STDIN") as copy:
+        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING_KEYS} (line, {keys}) FROM STDIN") as copy:
             for row in plan.new:
-                copy.write_row((row.line, _name_key(row.family_name, row.given_name, row.native_name or "")))
+                stored = _stored_keys(row.family_name, row.given_name, row.native_name or "")
+                copy.write_row((row.line, *(stored[name] for name in STORED_KEYS)))
         # Each statement writes one chunk of the new rows (by line).
         chunk = (
-            f"chunk AS MATERIALIZED (SELECT s.*, k.name_key FROM {_STAGING_KEYS} k"  # noqa: S608 - our table names
+            f"chunk AS MATERIALIZED (SELECT s.*, {', '.join(f'k.{name}' for name in STORED_KEYS)}"  # noqa: S608
+            f" FROM {_STAGING_KEYS} k"
             f" JOIN {_STAGING} s ON s.line = k.line WHERE k.line BETWEEN %s AND %s)"
         )
         insert, insert_params = _insert_returning_tracked(
@@ -1436,7 +1498,7 @@ def _person_values(row: _Row, case_id: int, now: datetime.datetime) -> dict[str,
         "created_at": now,
         "updated_at": now,
         **row.optional,
-        "name_key": _name_key(row.family_name, row.given_name, row.native_name or ""),
+        **_stored_keys(row.family_name, row.given_name, row.native_name or ""),
     }
 
 
@@ -1464,8 +1526,9 @@ def _write_changes(
                     setattr(person, name, getattr(row, name))
                     changed_fields.add(name.removesuffix("_id"))
             if changed_fields & {"family_name", "given_name", "native_name"}:
-                person.name_key = _name_key(person.family_name, person.given_name, person.native_name)
-                changed_fields.add("name_key")
+                for name, key in _stored_keys(person.family_name, person.given_name, person.native_name).items():
+                    setattr(person, name, key)
+                changed_fields.update(STORED_KEYS)
             # An edit form opened before the import must not overwrite it unseen.
             person.version += 1
             person.updated_at = now
@@ -1543,8 +1606,8 @@ def _check(
         site_names = dict(Site.objects.values_list("pk", "name"))
         plan = _check_against_file_and_database(rows, errors, site_names, staged)
         progress.report(len(rows) * 3 // 4)
-        with _people_to_compare(rows, staged) as people:
-            searching.join()
+        searching.join()
+        with _people_to_compare(search, staged) as people:
             duplicates = search.result(people)
     finally:
         searching.join()

@@ -197,8 +197,12 @@ class Person(models.Model):
     given_name = models.CharField(_("given name"), max_length=100)
     native_name = models.CharField(_("name in native script"), max_length=200, blank=True)
     # The names' spelling-blind keys (cases.names.name_key), for search. Set by save();
-    # bulk writers set it themselves.
+    # bulk writers set it themselves (cases.names.stored_keys, with the two below).
     name_key = models.CharField(_("name key"), max_length=names.NAME_KEY_LENGTH, blank=True, default="", editable=False)
+    # The keys probable duplicates share (cases.names.match_keys), for the roster
+    # import's search among the persons on record. Set with name_key.
+    match_latin = models.CharField(_("Latin match key"), max_length=201, blank=True, default="", editable=False)
+    match_native = models.CharField(_("native match key"), max_length=200, blank=True, default="", editable=False)
     sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
     # A birth date is either a full date or a year alone; the year is always known.
     # year-only births keep birth_date empty rather than inventing 1 January.
@@ -227,7 +231,7 @@ class Person(models.Model):
 
     # As the case's history: indexed by record and time only (an import writes a row per person).
     history = HistoricalRecords(
-        excluded_fields=["updated_at", "name_key"],
+        excluded_fields=["updated_at", *names.STORED_KEYS],
         m2m_fields=[specific_needs],
         no_db_index=["registration_no", "case", "site"],
     )
@@ -253,6 +257,11 @@ class Person(models.Model):
             models.Index(fields=["site", "residence_status"]),
             models.Index(fields=["birth_year"]),
             models.Index(fields=["nationality"]),
+            # The roster import's probable-duplicate search: a key and a year of birth.
+            models.Index(fields=["match_latin", "birth_year"], name="person_match_latin", condition=~Q(match_latin="")),
+            models.Index(
+                fields=["match_native", "birth_year"], name="person_match_native", condition=~Q(match_native="")
+            ),
         ]
         permissions = [
             ("view_specific_needs", _("Can see persons' specific needs")),
@@ -263,10 +272,11 @@ class Person(models.Model):
         return f"{self.full_name} ({self.registration_no})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.name_key = names.name_key(self.family_name, self.given_name, self.native_name)
+        for name, key in names.stored_keys(self.family_name, self.given_name, self.native_name).items():
+            setattr(self, name, key)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and {"family_name", "given_name", "native_name"} & set(update_fields):
-            kwargs["update_fields"] = {*update_fields, "name_key"}
+            kwargs["update_fields"] = {*update_fields, *names.STORED_KEYS}
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

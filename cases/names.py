@@ -8,6 +8,12 @@ first transliterated to Latin letters, so that محمد gets the same key as Moh
 `name_key` is what Person stores (Person.name_key, filled by Person.save() and by the
 bulk writers) and what the case list's search compares with: the keys of every word
 and of every whole name, each between spaces, so that a search matches whole words.
+
+`match_keys` are the two keys the roster import's probable-duplicate search pairs
+persons by (with the year of birth): the Latin family and given names' keys, and the
+native name's. Person stores them too (Person.match_latin and match_native), indexed,
+so that the database finds a file's look-alikes among a million persons on record.
+`stored_keys` is every key Person stores, for whoever writes a person's names.
 """
 
 import functools
@@ -156,3 +162,21 @@ def name_key(family_name: str, given_name: str, native_name: str = "") -> str:
             break
         stored += key + " "
     return stored if keys else ""
+
+
+def match_keys(family_name: str, given_name: str, native_name: str = "") -> tuple[str, str]:
+    """The keys two persons must share (with their year of birth) to be probable
+    duplicates: the family and given names' Latin keys ("" unless both have one), and
+    the native name's key. Keys hold no spaces: the Latin pair is unambiguous."""
+    family, given = latin_key(family_name), latin_key(given_name)
+    return (f"{family} {given}" if family and given else ""), (native_key(native_name) if native_name else "")
+
+
+# The fields of Person that stored_keys fills.
+STORED_KEYS = ("name_key", "match_latin", "match_native")
+
+
+def stored_keys(family_name: str, given_name: str, native_name: str = "") -> dict[str, str]:
+    """Every key Person stores of these names, by field."""
+    latin, native = match_keys(family_name, given_name, native_name)
+    return {"name_key": name_key(family_name, given_name, native_name), "match_latin": latin, "match_native": native}

@@ -302,13 +302,13 @@ def case_update(case: Case, *, actor: User, version: int, changes: dict[str, Any
 
 def person_update(person: Person, *, actor: User, version: int, changes: dict[str, Any], reason: str = "") -> Person:
     """Save edited person details if nobody saved the person since `version`, else raise EditConflict."""
-    derived = {}
+    derived: dict[str, Any] = {}
     if changes.keys() & {"family_name", "given_name", "native_name"}:
         # Written only when `version` still matches, that is when `person` is what is saved.
         named = {
             field: changes.get(field, getattr(person, field)) for field in ("family_name", "given_name", "native_name")
         }
-        derived["name_key"] = names.name_key(**named)
+        derived = names.stored_keys(**named)
     return _versioned_update(
         person,
         actor=actor,

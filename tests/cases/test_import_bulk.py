@@ -13,7 +13,7 @@ from cases import importing
 from cases.demo import roster
 from cases.importing import COLUMNS, roster_import
 from cases.models import Case, Person, RosterImport, RosterImportOutcome, SpecificNeed
-from cases.names import latin_key, name_key, native_key
+from cases.names import STORED_KEYS, latin_key, match_keys, name_key, native_key, stored_keys
 from tests.cases.test_import import csv_bytes, family, person_row
 from tests.factories import CaseFactory, PersonFactory, SiteFactory
 
@@ -125,7 +125,9 @@ def test_rows_written_in_many_chunks_each_get_their_history_and_needs(monkeypatc
         assert sorted(person.specific_needs.values_list("code", flat=True)) == wanted
         record = person.history.get()
         assert sorted(need.specificneed.code for need in record.specific_needs.all()) == wanted
-        assert person.name_key == name_key(person.family_name, person.given_name, person.native_name)
+        assert {field: getattr(person, field) for field in STORED_KEYS} == stored_keys(
+            person.family_name, person.given_name, person.native_name
+        )
     # In file order.
     assert list(Person.objects.order_by("pk").values_list("registration_no", flat=True)) == [
         row["registration_no"] for row in rows
@@ -327,13 +329,57 @@ def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order
 
     search = importing._DuplicateSearch(parsed)
     search.in_file()
-    found = search.result(db_people)
+    # The persons on record as the database gives them, with their stored keys.
+    found = search.result(
+        [
+            (reg, family, given, year, born, *match_keys(family, given, native))
+            for reg, family, given, native, year, born in db_people
+        ]
+    )
 
     reasons = {"latin": "same name in another spelling", "native": "same name in native script"}
     assert [(d.line, d.registration_no, d.other_registration_no, d.reason) for d in found] == [
         (line, reg, other, reasons[kind]) for line, reg, other, kind in reference_duplicates(parsed, db_people)
     ]
     assert any(d.other_line is None for d in found) and any(d.other_line for d in found)
+
+
+def test_the_duplicate_search_reads_only_the_persons_on_record_who_share_a_key(site, monkeypatch):
+    """Found through the stored keys' indexes: a million persons on record are not read
+    to find a file's few look-alikes."""
+    for registration_no, family_name, given_name, native_name, year in [
+        ("DB-LATIN", "Husseini", "Muhammad", "", 1985),  # the file's person in another spelling
+        ("DB-NATIVE", "Karimi", "Reza", "محمد حسینی", 1985),  # the same name in native script
+        ("DB-OTHER-YEAR", "Hosseini", "Mohammad", "محمد حسینی", 1986),
+        ("DB-OTHER-NAME", "Tehrani", "Ali", "علی تهرانی", 1985),
+    ]:
+        PersonFactory(
+            registration_no=registration_no,
+            family_name=family_name,
+            given_name=given_name,
+            native_name=native_name,
+            birth_year=year,
+            birth_date=None,
+            case=CaseFactory(site=site),
+            site=site,
+        )
+    read = []
+    result = importing._DuplicateSearch.result
+
+    def reading(search, db_people):
+        people = list(db_people)
+        read.extend(person[0] for person in people)
+        return result(search, people)
+
+    monkeypatch.setattr(importing._DuplicateSearch, "result", reading)
+
+    found = roster_import(csv_bytes([person_row()]), actor=None, filename="f.csv", dry_run=True)
+
+    assert sorted(read) == ["DB-LATIN", "DB-NATIVE"]
+    assert [(d.other_registration_no, d.reason) for d in found.duplicates] == [
+        ("DB-LATIN", "same name in another spelling"),
+        ("DB-NATIVE", "same name in native script"),
+    ]
 
 
 def test_probable_duplicates_of_persons_on_record_come_before_those_in_the_file(site):

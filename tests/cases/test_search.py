@@ -130,11 +130,25 @@ def test_the_search_box_keeps_what_was_typed(staff_client):
 # The stored key --------------------------------------------------------------------
 
 
+def _stored(person):
+    person.refresh_from_db()
+    return {field: getattr(person, field) for field in names.STORED_KEYS}
+
+
 def test_saving_a_person_stores_their_name_key():
     person = _person("C-1", "Hosseini", "Mohammad", "محمد حسینی")
     assert person.name_key == names.name_key("Hosseini", "Mohammad", "محمد حسینی")
     assert " hsn " in person.name_key
     assert " mhmd " in person.name_key
+
+
+def test_saving_a_person_stores_the_keys_the_duplicate_search_pairs_by():
+    person = _person("C-1", "Hosseini", "Mohammad", "محمد حسینی")
+    assert _stored(person) == names.stored_keys("Hosseini", "Mohammad", "محمد حسینی")
+    assert (person.match_latin, person.match_native) == ("hsn mhmd", "محمدحسینی")
+    # Muhammad Husseini is the same pair of keys; a name without Latin letters has none.
+    assert names.match_keys("Husseini", "Muhammad") == ("hsn mhmd", "")
+    assert names.match_keys("Hosseini", "-") == ("", "")
 
 
 def test_a_save_of_chosen_fields_that_changes_a_name_updates_the_key():
@@ -143,6 +157,7 @@ def test_a_save_of_chosen_fields_that_changes_a_name_updates_the_key():
     person.save(update_fields=["family_name"])
     person.refresh_from_db()
     assert " thrn " in person.name_key
+    assert _stored(person) == names.stored_keys("Tehrani", "Mohammad")
 
 
 def test_editing_a_name_updates_the_key(staff):
@@ -150,6 +165,7 @@ def test_editing_a_name_updates_the_key(staff):
     person_update(person, actor=staff, version=person.version, changes={"given_name": "Javad"})
     person.refresh_from_db()
     assert person.name_key == names.name_key("Hosseini", "Javad")
+    assert _stored(person) == names.stored_keys("Hosseini", "Javad")
 
 
 def test_the_roster_import_stores_name_keys_for_new_and_changed_persons(staff):
@@ -165,9 +181,9 @@ def test_the_roster_import_stores_name_keys_for_new_and_changed_persons(staff):
         assert result.ok, result.errors
 
     run("Hosseini")
-    assert Person.objects.get().name_key == names.name_key("Hosseini", "Ali", "علی")
+    assert _stored(Person.objects.get()) == names.stored_keys("Hosseini", "Ali", "علی")
     run("Tehrani")
-    assert Person.objects.get().name_key == names.name_key("Tehrani", "Ali", "علی")
+    assert _stored(Person.objects.get()) == names.stored_keys("Tehrani", "Ali", "علی")
 
 
 def test_the_migration_fills_the_keys_of_persons_already_on_record():
@@ -177,6 +193,18 @@ def test_the_migration_fills_the_keys_of_persons_already_on_record():
     fill(django_apps, SimpleNamespace(connection=connection))  # the schema editor's connection is all it uses
     person.refresh_from_db()
     assert person.name_key == names.name_key("Hosseini", "Mohammad")
+
+
+def test_the_migration_fills_the_match_keys_of_persons_already_on_record():
+    fill = __import__("cases.migrations.0018_person_match_keys", fromlist=["fill_match_keys"]).fill_match_keys
+    people = [
+        _person(f"C-{n}", "Hosseini", given, native)
+        for n, (given, native) in enumerate([("Mohammad", "محمد حسینی"), ("Ali", ""), ("-", "علی")])
+    ]
+    Person.objects.update(match_latin="", match_native="")
+    fill(django_apps, SimpleNamespace(connection=connection))
+    for person in people:
+        assert _stored(person) == names.stored_keys(person.family_name, person.given_name, person.native_name)
 
 
 @pytest.mark.parametrize(

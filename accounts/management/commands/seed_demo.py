@@ -27,7 +27,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import name_key
+from cases.names import stored_keys
 from cases.services import case_transition, incident_record, interview_record_outcome, interview_schedule
 from offers.demo import load_offers
 
@@ -166,7 +166,7 @@ def _roster(rows: list[demo.DemoPerson], site: Site, staff: Any, rng: random.Ran
                 family_name=r.family_name,
                 given_name=r.given_name,
                 native_name=r.native_name,
-                name_key=name_key(r.family_name, r.given_name, r.native_name),  # bulk_create skips save()
+                **stored_keys(r.family_name, r.given_name, r.native_name),  # bulk_create skips save()
                 sex=r.sex,
                 birth_year=r.birth_year,
                 birth_date=r.birth_date,
