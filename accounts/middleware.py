@@ -91,6 +91,13 @@ LOGGED_VIEWS = {
     "offers:departure_manifest": "view",
     "reports:export": "export",
     "admin:cases_person_import_report": "export",
+    # The admin's pages of a person or a case, and of their past versions.
+    "admin:cases_person_change": "view",
+    "admin:cases_person_history": "view",
+    "admin:cases_person_simple_history": "view",
+    "admin:cases_case_change": "view",
+    "admin:cases_case_history": "view",
+    "admin:cases_case_simple_history": "view",
 }
 
 
@@ -113,7 +120,12 @@ class AccessLogMiddleware:
         from accounts.models import AccessKind, AccessLog
 
         kind = AccessKind.REFUSED if response.status_code >= 400 else LOGGED_VIEWS[match.view_name]
-        object_id = str(match.kwargs.get("pk") or match.kwargs.get("list_name") or match.kwargs.get("job_id") or "")
+        kwargs = match.kwargs
+        # simple-history's page of a past version passes the record's id first, by position.
+        first = match.args[0] if match.args else ""
+        object_id = str(
+            kwargs.get("pk") or kwargs.get("object_id") or kwargs.get("list_name") or kwargs.get("job_id") or first
+        )
         AccessLog.objects.create(
             user=request.user,
             address=request.META.get("REMOTE_ADDR") or None,

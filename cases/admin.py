@@ -8,11 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
 from cases import workflow
 from cases.admin_import import RosterImportAdminMixin
-from cases.admin_records import RecordAdmin, SiteScopedAdmin
+from cases.admin_records import HistoryAdmin, RecordAdmin, SiteScopedAdmin
 from cases.models import (
     Case,
     CaseStatus,
@@ -30,7 +29,7 @@ from cases.workflow import TransitionRefused
 
 
 @admin.register(Site)
-class SiteAdmin(SimpleHistoryAdmin):
+class SiteAdmin(HistoryAdmin):
     list_display = ["name", "code", "location", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "code", "location"]
@@ -38,7 +37,7 @@ class SiteAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(SpecificNeed)
-class SpecificNeedAdmin(SimpleHistoryAdmin):
+class SpecificNeedAdmin(HistoryAdmin):
     list_display = ["code", "label"]
     search_fields = ["code", "label"]
 
@@ -134,7 +133,7 @@ def transition_cases(modeladmin: "CaseAdmin", request: HttpRequest, queryset: Qu
 
 
 @admin.register(Case)
-class CaseAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
+class CaseAdmin(SiteScopedAdmin, HistoryAdmin):
     list_display = [
         "case_no",
         "site",
@@ -172,6 +171,11 @@ class CaseAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
         return super().get_queryset(request).annotate(member_count=Count("members"))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A case moves to another site by a site transfer (its page's "Move to another
+        # site"), which moves its members with it and records their site history.
+        return [*self.readonly_fields, *(["site"] if obj is not None else [])]
+
     @admin.display(description=_("persons"), ordering="member_count")
     def size(self, obj: Case) -> int:
         return obj.member_count  # type: ignore[attr-defined]
@@ -192,7 +196,7 @@ class CaseAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(Person)
-class PersonAdmin(RosterImportAdminMixin, SiteScopedAdmin, SimpleHistoryAdmin):
+class PersonAdmin(RosterImportAdminMixin, SiteScopedAdmin, HistoryAdmin):
     site_paths = PERSON_SITES
     list_display = [
         "registration_no",
@@ -213,6 +217,11 @@ class PersonAdmin(RosterImportAdminMixin, SiteScopedAdmin, SimpleHistoryAdmin):
     autocomplete_fields = ["case", "site"]
     readonly_fields = ["created_at", "updated_at"]
     show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A person on record moves with their case (a site transfer), and changes case
+        # with nobody: a nomination counts its case's persons as they were.
+        return [*self.readonly_fields, *(["case", "site"] if obj is not None else [])]
 
     @admin.display(description=_("date of birth"), ordering="birth_year")
     def date_of_birth(self, obj: Person) -> str:
@@ -257,7 +266,7 @@ class CaseStatusChangeAdmin(SiteScopedAdmin, RecordAdmin):
 
 
 @admin.register(Interview)
-class InterviewAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
+class InterviewAdmin(SiteScopedAdmin, HistoryAdmin):
     site_paths = ("case__site",)
     list_display = ["case", "kind", "scheduled_at", "place", "interviewer", "outcome"]
     list_filter = ["outcome", "kind", "case__site"]
@@ -274,7 +283,7 @@ class IncidentPersonInline(admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
+class IncidentAdmin(SiteScopedAdmin, HistoryAdmin):
     list_display = ["occurred_at", "site", "kind", "summary", "affected_count", "reported_by"]
     list_filter = ["kind", "site"]
     search_fields = ["summary", "description"]

@@ -5,10 +5,9 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
-from cases.admin_records import RecordAdmin, SiteScopedAdmin
-from cases.scope import sites_of
+from cases.admin_records import HistoryAdmin, RecordAdmin, SiteScopedAdmin
+from cases.scope import limit, sites_of
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
     AllocationDecision,
@@ -39,11 +38,13 @@ class NominationInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Nomination]:
-        return super().get_queryset(request).select_related("case", "departure")
+        # A user limited to some sites sees their nominations only, as on the offer's page.
+        queryset = super().get_queryset(request).select_related("case", "departure")
+        return limit(queryset, sites_of(request.user), "case__site")
 
 
 @admin.register(Offer)
-class OfferAdmin(SimpleHistoryAdmin):
+class OfferAdmin(HistoryAdmin):
     list_display = ["reference", "country", "places", "nominated_persons", "places_left", "deadline", "status"]
     list_filter = ["status", "country"]
     search_fields = ["reference", "conditions"]
@@ -123,7 +124,7 @@ def case_declines(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Nomi
 
 
 @admin.register(Nomination)
-class NominationAdmin(SiteScopedAdmin, SimpleHistoryAdmin):
+class NominationAdmin(SiteScopedAdmin, HistoryAdmin):
     site_paths = ("case__site",)
     list_display = ["case", "offer", "persons", "status", "country_decision", "consent", "departure", "nominated_at"]
     list_filter = ["status", "country_decision", "consent", "offer"]
@@ -177,7 +178,7 @@ def mark_departed(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Depa
 
 
 @admin.register(Departure)
-class DepartureAdmin(SimpleHistoryAdmin):
+class DepartureAdmin(HistoryAdmin):
     list_display = ["offer", "planned_date", "route", "status", "cases", "departed_at"]
     list_filter = ["status", "offer"]
     search_fields = ["route", "offer__reference"]

@@ -46,7 +46,7 @@ if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "relocation.apps.RelocationAdminConfig",  # django.contrib.admin, for Administrators only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -236,6 +236,8 @@ AXES_VERBOSE = False
 # Change reasons are the workflow's reasons, which can be long: store them as text
 # (simple-history's default column holds 100 characters, too few on PostgreSQL).
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+# A record's history is read in the admin, never written back (cases.admin_records.HistoryAdmin).
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # django-import-export: only users with the import permission may import.
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "import"

@@ -292,6 +292,41 @@ def test_the_admin_lists_only_the_users_sites_too(north, ours, theirs):
     assert theirs.members.first().registration_no not in persons
 
 
+def test_the_admins_history_pages_of_another_sites_record_answer_not_found(north, ours, theirs):
+    """simple-history's pages read the history table: they are held to the user's sites too."""
+    admin = _limited(ADMINISTRATOR, north, username="admin-north")
+    client = _client(admin)
+    person = theirs.members.first()
+    version = person.history.first().history_id
+    pages = [
+        reverse("admin:cases_person_history", args=[person.pk]),
+        reverse("admin:cases_person_simple_history", args=[person.pk, version]),
+        reverse("admin:cases_case_history", args=[theirs.pk]),
+        reverse("admin:cases_case_simple_history", args=[theirs.pk, theirs.history.first().history_id]),
+    ]
+    assert [client.get(page).status_code for page in pages] == [404] * 4
+    # Refusals are logged, as on the app's pages.
+    assert [status for _view, status in _refusals()] == [404] * 4
+    mine = ours.members.first()
+    assert client.get(reverse("admin:cases_person_history", args=[mine.pk])).status_code == 200
+    assert (
+        client.get(
+            reverse("admin:cases_person_simple_history", args=[mine.pk, mine.history.first().history_id])
+        ).status_code
+        == 200
+    )
+
+
+def test_the_offer_admin_lists_only_the_users_sites_nominations(north, ours, theirs, administrator):
+    offer = OfferFactory(places=10)
+    for case in (ours, theirs):
+        offer_nominate(offer, case, actor=administrator)
+    admin = _limited(ADMINISTRATOR, north, username="admin-north")
+    page = _client(admin).get(reverse("admin:offers_offer_change", args=[offer.pk])).text
+    assert "C-NORTH" in page
+    assert "C-SOUTH" not in page
+
+
 def test_administrators_limit_a_user_to_sites_on_the_user_page(client_for, north, staff):
     client = client_for(ADMINISTRATOR)
     url = reverse("admin:auth_user_change", args=[staff.pk])

@@ -2,8 +2,9 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
+from accounts.models import AccessKind, AccessLog
 from cases.models import Case, CaseStatus
-from tests.factories import CaseFactory
+from tests.factories import CaseFactory, PersonFactory, SiteFactory
 
 CHANGELIST = reverse("admin:cases_case_changelist")
 
@@ -12,7 +13,7 @@ CHANGELIST = reverse("admin:cases_case_changelist")
 def test_the_admin_moves_cases_through_the_workflow_with_a_reason(client_for):
     ok = CaseFactory(status=CaseStatus.INTERVIEWED, size=1)
     refused = CaseFactory(status=CaseStatus.REGISTERED, size=1)
-    client = client_for("Staff")
+    client = client_for("Administrator")
     ask = client.post(CHANGELIST, {"action": "transition_cases", ACTION_CHECKBOX_NAME: [ok.pk, refused.pk]})
     assert ask.status_code == 200
     assert "Reason" in ask.text
@@ -45,3 +46,83 @@ def test_the_admin_shows_status_read_only(client_for):
         {"case_no": case.case_no, "site": case.site.pk, "status": "relocated", "determination": "pending"},
     )
     assert Case.objects.get(pk=case.pk).status == CaseStatus.ELIGIBLE
+
+
+@pytest.mark.django_db
+def test_a_past_version_is_shown_never_written_back(client_for):
+    """simple-history's "Revert" would write an old version past the services; the
+    history is read-only, for Administrators too."""
+    person = PersonFactory(family_name="Hosseini", notes="first")
+    old = person.history.get().history_id
+    person.notes = "second"
+    person.save()
+    url = reverse("admin:cases_person_simple_history", args=[person.pk, old])
+    client = client_for("Administrator")
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "Revert" not in page.text
+    form = {
+        "registration_no": person.registration_no,
+        "relationship": person.relationship,
+        "family_name": person.family_name,
+        "given_name": person.given_name,
+        "sex": person.sex,
+        "birth_year": person.birth_year,
+        "nationality": person.nationality.code,
+        "residence_status": person.residence_status,
+        "notes": "first",
+    }
+    assert client.post(url, form).status_code == 403
+    person.refresh_from_db()
+    assert person.notes == "second"
+    assert person.history.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_admin_moves_no_case_or_person_between_sites_or_cases(client_for):
+    """A move is a site transfer, which moves the whole case and records its site history."""
+    case = CaseFactory(size=2)
+    elsewhere = SiteFactory(name="Elsewhere", code="elsewhere")
+    other_case = CaseFactory(size=1)
+    client = client_for("Administrator")
+
+    client.post(
+        reverse("admin:cases_case_change", args=[case.pk]),
+        {"case_no": case.case_no, "site": elsewhere.pk, "determination": "pending"},
+    )
+    person = case.members.order_by("pk").first()
+    page = client.get(reverse("admin:cases_person_change", args=[person.pk]))
+    assert 'name="site"' not in page.text
+    assert 'name="case"' not in page.text
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data.update({"site": elsewhere.pk, "case": other_case.pk, "notes": "checked"})
+    data = {name: value for name, value in data.items() if value is not None}
+    assert client.post(reverse("admin:cases_person_change", args=[person.pk]), data).status_code == 302
+
+    case.refresh_from_db()
+    person.refresh_from_db()
+    assert case.site_id != elsewhere.pk
+    assert (person.site_id, person.case_id, person.notes) == (case.site_id, case.pk, "checked")
+
+
+@pytest.mark.django_db
+def test_the_admins_pages_of_a_person_or_a_case_are_in_the_access_log(client_for, administrator):
+    person = PersonFactory()
+    client = client_for("Administrator")
+    pages = [
+        reverse("admin:cases_person_change", args=[person.pk]),
+        reverse("admin:cases_person_history", args=[person.pk]),
+        reverse("admin:cases_person_simple_history", args=[person.pk, person.history.get().history_id]),
+        reverse("admin:cases_case_change", args=[person.case_id]),
+    ]
+    for page in pages:
+        assert client.get(page).status_code == 200
+    logged = AccessLog.objects.filter(user=administrator).order_by("pk")
+    assert list(logged.values_list("kind", "object_id", "status_code")) == [
+        (AccessKind.VIEW, str(person.pk), 200),
+        (AccessKind.VIEW, str(person.pk), 200),
+        (AccessKind.VIEW, str(person.pk), 200),
+        (AccessKind.VIEW, str(person.case_id), 200),
+    ]

@@ -102,8 +102,9 @@ def _ensure_users(password: str) -> dict[str, Any]:
     User = get_user_model()
     users = {}
     for username, role, first, last in DEMO_USERS:
+        # The admin is the Administrators' (relocation.admin): only they get its flag.
         user, created = User.objects.get_or_create(
-            username=username, defaults={"first_name": first, "last_name": last, "is_staff": True}
+            username=username, defaults={"first_name": first, "last_name": last, "is_staff": role == ADMINISTRATOR}
         )
         if password:
             user.set_password(password)
