@@ -55,14 +55,14 @@ class Migration(migrations.Migration):
             model_name="person",
             name="match_latin",
             field=models.CharField(
-                blank=True, default="", editable=False, max_length=201, verbose_name="Latin match key"
+                blank=True, db_default="", default="", editable=False, max_length=201, verbose_name="Latin match key"
             ),
         ),
         migrations.AddField(
             model_name="person",
             name="match_native",
             field=models.CharField(
-                blank=True, default="", editable=False, max_length=200, verbose_name="native match key"
+                blank=True, db_default="", default="", editable=False, max_length=200, verbose_name="native match key"
             ),
         ),
         migrations.RunPython(fill_match_keys, migrations.RunPython.noop, elidable=True),

@@ -230,10 +230,11 @@ def _insert_a_case_with_its_persons_in_one_statement(world: dict) -> None:
                 RETURNING id
             ), p AS (
                 INSERT INTO cases_person (registration_no, case_id, relationship, family_name, given_name,
-                                          native_name, name_key, sex, birth_year, nationality, site_id,
-                                          residence_status, phone, notes, created_at, updated_at, version)
-                SELECT 'W-R' || n, c.id, CASE WHEN n = 1 THEN 'PA' ELSE 'child' END, 'A', 'B', '', '', 'F', 2010,
-                       'SY', %(site)s, 'present', '', '', now(), now(), 0
+                                          native_name, name_key, match_latin, match_native, sex, birth_year,
+                                          nationality, site_id, residence_status, phone, notes, created_at,
+                                          updated_at, version)
+                SELECT 'W-R' || n, c.id, CASE WHEN n = 1 THEN 'PA' ELSE 'child' END, 'A', 'B', '', '', '', '', 'F',
+                       2010, 'SY', %(site)s, 'present', '', '', now(), now(), 0
                 FROM c, generate_series(1, 3) n
                 RETURNING id
             )
