@@ -46,6 +46,8 @@ User = Any
 # Sent inside the transaction of every status change, so that other apps (offers)
 # can keep their records in step without cases importing them.
 case_status_changed = Signal()  # sender=Case, case, change, by_nomination
+# A person is no longer present (deceased, missing): sender=Person, person, reason.
+person_gone = Signal()
 
 
 def _permissions(actor: User) -> set[str]:
@@ -201,18 +203,24 @@ def incident_apply_effects(incident: Incident) -> None:
     """A person killed becomes deceased, a missing one missing; their cases need review."""
     reason = _("Incident: %(summary)s") % {"summary": incident.summary}
     with transaction.atomic():
-        for entry in incident.affected.select_related("person__case"):
+        for entry in incident.affected.select_related("person"):
             person = entry.person
             new_status = _EFFECT_STATUS.get(IncidentEffect(entry.effect))
             if new_status and person.residence_status != new_status:
                 person.residence_status = new_status
                 person._change_reason = reason  # type: ignore[attr-defined]
                 person.save(update_fields=["residence_status", "updated_at"])
-            case = person.case
-            if entry.effect in _EFFECTS_FOR_REVIEW and not case.needs_review:
+                person_gone.send(sender=Person, person=person, reason=reason)
+            if entry.effect not in _EFFECTS_FOR_REVIEW:
+                continue
+            case = Case.objects.select_for_update().get(pk=person.case_id)
+            if not case.needs_review:
                 case.needs_review = True
+                # A new version: an edit form opened before the incident and saved after
+                # it must not clear the flag unseen (case_update refuses a stale version).
+                case.version += 1
                 case._change_reason = reason  # type: ignore[attr-defined]
-                case.save(update_fields=["needs_review", "updated_at"])
+                case.save(update_fields=["needs_review", "version", "updated_at"])
 
 
 def case_transition_from(case: Case, *, seen: str, to: str, actor: User, reason: str) -> CaseStatusChange:

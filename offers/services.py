@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
 from cases.models import Case, CaseStatus, Person, ResidenceStatus
-from cases.services import User, case_status_changed, case_transition
+from cases.services import User, case_status_changed, case_transition, person_gone
 from cases.workflow import TransitionRefused
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
@@ -95,8 +95,14 @@ def _close_nomination(nomination: Nomination, *, status: str, actor: User, reaso
     nomination.status = status
     nomination._change_reason = reason  # type: ignore[attr-defined]
     nomination.save()
-    if nomination.case.status in (CaseStatus.NOMINATED, CaseStatus.ACCEPTED):
-        case_transition(nomination.case, to=CaseStatus.ELIGIBLE, actor=actor, reason=reason, by_nomination=True)
+    case = nomination.case
+    if case.status in (CaseStatus.NOMINATED, CaseStatus.ACCEPTED):
+        case_transition(case, to=CaseStatus.ELIGIBLE, actor=actor, reason=reason, by_nomination=True)
+    elif case.status == CaseStatus.ON_HOLD and case.status_before_hold in (CaseStatus.NOMINATED, CaseStatus.ACCEPTED):
+        # Released from hold, it goes back to the pool, not to a nomination that is gone.
+        case.status_before_hold = CaseStatus.ELIGIBLE
+        case._change_reason = reason  # type: ignore[attr-defined]
+        case.save(update_fields=["status_before_hold", "updated_at"])
 
 
 def _locked_nomination(nomination: Nomination) -> Nomination:
@@ -192,7 +198,9 @@ def departure_plan(
     """Plan a departure for accepted cases; their present members form the manifest."""
     _require(actor, "offers.add_departure")
     with transaction.atomic():
-        departure = Departure.objects.create(offer=offer, planned_date=planned_date, route=route)
+        # Locked like offer_nominate locks it: a household that grew takes places anew.
+        locked_offer = Offer.objects.select_for_update().get(pk=offer.pk)
+        departure = Departure.objects.create(offer=locked_offer, planned_date=planned_date, route=route)
         ids = [n.pk for n in nominations]
         locked = list(Nomination.objects.select_for_update().select_related("case").filter(pk__in=ids).order_by("pk"))
         if not locked:
@@ -200,11 +208,16 @@ def departure_plan(
         for nomination in locked:
             if nomination.offer_id != offer.pk or nomination.status != NominationStatus.ACCEPTED:
                 raise OfferError(_("Case %(case)s is not accepted on this offer.") % {"case": nomination.case})
+            travelling = _travelling_members(nomination.case)
+            if not travelling:
+                raise OfferError(_("Case %(case)s has no member present to travel.") % {"case": nomination.case})
+            if len(travelling) != nomination.persons:
+                _hold_places(locked_offer, nomination, len(travelling))
             nomination.status = NominationStatus.DEPARTURE_SCHEDULED
             nomination.departure = departure
             nomination.save()
             bulk_create_with_history(
-                [DeparturePerson(departure=departure, person=p) for p in _travelling_members(nomination.case)],
+                [DeparturePerson(departure=departure, person=p) for p in travelling],
                 DeparturePerson,
                 default_user=actor,
             )
@@ -218,6 +231,21 @@ def departure_plan(
     return departure
 
 
+def _hold_places(offer: Offer, nomination: Nomination, persons: int) -> None:
+    """The nomination now holds `persons` places (its case's members present changed
+    since it was made), within the offer's places; the offer is locked by the caller."""
+    left = offer.places - offer_places_taken(offer) + nomination.persons
+    if persons > left:
+        raise OfferError(
+            _(
+                "Case %(case)s now has %(persons)d persons present (%(nominated)d when nominated) but the offer"
+                " has only %(left)d places for it."
+            )
+            % {"case": nomination.case, "persons": persons, "nominated": nomination.persons, "left": left}
+        )
+    nomination.persons = persons
+
+
 def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
     """Relocate the departure's cases and persons, all or nothing."""
     _require(actor, "offers.change_departure")
@@ -225,7 +253,19 @@ def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
         locked = Departure.objects.select_for_update().get(pk=departure.pk)
         if locked.status != DepartureStatus.PLANNED:
             raise OfferError(_("Only a planned departure can be marked departed."))
-        manifest = list(locked.manifest.select_related("person"))
+        scheduled = list(locked.nominations.select_related("case").filter(status=NominationStatus.DEPARTURE_SCHEDULED))
+        # Only the persons of the cases still scheduled travel (a case closed since is off).
+        cases = {nomination.case_id for nomination in scheduled}
+        manifest = [entry for entry in locked.manifest.select_related("person") if entry.person.case_id in cases]
+        gone = [entry.person for entry in manifest if entry.person.residence_status != ResidenceStatus.PRESENT]
+        if gone:
+            raise OfferError(
+                _(
+                    "No longer present, so not travelling: %(names)s. Cancel this departure and plan it again"
+                    " without them."
+                )
+                % {"names": ", ".join(f"{p} ({p.get_residence_status_display()})" for p in gone)}
+            )
         not_ready = [entry.person for entry in manifest if not entry.is_ready]
         if not_ready:
             raise OfferError(
@@ -233,7 +273,7 @@ def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
                 % {"names": ", ".join(str(p) for p in not_ready)}
             )
         reason = _("Departed on %(route)s.") % {"route": locked.route or locked.planned_date.isoformat()}
-        for nomination in locked.nominations.select_related("case").filter(status=NominationStatus.DEPARTURE_SCHEDULED):
+        for nomination in scheduled:
             nomination.status = NominationStatus.RELOCATED
             nomination.save()
             case_transition(nomination.case, to=CaseStatus.RELOCATED, actor=actor, reason=reason, by_nomination=True)
@@ -251,15 +291,42 @@ def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
 def _withdraw_nomination_of_closed_case(
     sender: Any, case: Case, change: Any, by_nomination: bool, **kwargs: Any
 ) -> None:
-    """A case closed by hand gives its places back to the offer."""
+    """A case closed by hand gives its places back to the offer, and its persons are
+    off the departure planned for them."""
     if change.to_status != CaseStatus.CLOSED:
         return
     for nomination in Nomination.objects.filter(case=case, status__in=LIVE_NOMINATION_STATUSES).exclude(
         status=NominationStatus.RELOCATED
     ):
+        if nomination.departure_id is not None:
+            _off_departure(
+                DeparturePerson.objects.filter(departure_id=nomination.departure_id, person__case=case), change.reason
+            )
+            nomination.departure = None
         nomination.status = NominationStatus.WITHDRAWN
         nomination._change_reason = change.reason  # type: ignore[attr-defined]
         nomination.save()
+
+
+def _off_departure(entries: Iterable[DeparturePerson], reason: str) -> None:
+    """Take persons off a departure's list (each with its history row)."""
+    for entry in entries:
+        entry._change_reason = reason  # type: ignore[attr-defined]
+        entry.delete()
+
+
+@receiver(person_gone)
+def _person_gone_stays(sender: Any, person: Person, reason: str, **kwargs: Any) -> None:
+    """A person deceased or missing does not travel: off any planned departure, and
+    their case's live nomination holds a place less."""
+    _off_departure(DeparturePerson.objects.filter(person=person, departure__status=DepartureStatus.PLANNED), reason)
+    present = len(_travelling_members(person.case))
+    for nomination in Nomination.objects.filter(
+        case_id=person.case_id, status__in=LIVE_NOMINATION_STATUSES, persons__gt=present
+    ).exclude(status=NominationStatus.RELOCATED):
+        nomination.persons = present
+        nomination._change_reason = reason  # type: ignore[attr-defined]
+        nomination.save(update_fields=["persons"])
 
 
 def _offer_write(offer: Offer, fields: Mapping[str, Any], *, actor: User, reason: str) -> Offer:

@@ -1,9 +1,10 @@
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 
-from cases.models import Case, Determination, Person
-from cases.services import EditConflict, case_update, person_update
+from cases.models import Case, Determination, IncidentEffect, IncidentKind, Person
+from cases.services import EditConflict, case_update, incident_record, person_update
 from tests.factories import CaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -153,6 +154,26 @@ def test_case_update_refuses_a_stale_version(staff):
         case_update(case, actor=staff, version=0, changes={"notes": "two"})
     assert refused.value.current.notes == "one"
     assert Case.objects.get().notes == "one"
+
+
+def test_an_edit_opened_before_an_incident_cannot_clear_the_review_it_asked_for(staff):
+    """The incident flags the case for review and makes a new version: the older form's
+    unticked box is refused, not saved over the flag."""
+    case = CaseFactory(size=1)
+    seen = case.version
+    incident_record(
+        actor=staff,
+        site=case.site,
+        kind=IncidentKind.ATTACK,
+        occurred_at=timezone.now(),
+        summary="Attack",
+        affected=[(case.members.get(), IncidentEffect.INJURED)],
+    )
+    with pytest.raises(EditConflict):
+        case_update(case, actor=staff, version=seen, changes={"needs_review": False, "notes": "Seen"})
+    case.refresh_from_db()
+    assert case.needs_review
+    assert case.history.first().history_change_reason == "Incident: Attack"
 
 
 def test_case_update_edits_only_case_details(staff):

@@ -3,9 +3,10 @@ import threading
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
-from cases.models import CaseStatus, ResidenceStatus
-from cases.services import case_transition
+from cases.models import CaseStatus, IncidentEffect, IncidentKind, ResidenceStatus
+from cases.services import case_transition, incident_record
 from offers.models import DepartureStatus, Nomination, NominationStatus, Offer, OfferStatus
 from offers.services import (
     OfferError,
@@ -17,7 +18,7 @@ from offers.services import (
     offer_nominate,
     offer_places_taken,
 )
-from tests.factories import CaseFactory, OfferFactory
+from tests.factories import CaseFactory, OfferFactory, PersonFactory
 
 
 def eligible_case(size: int = 2):
@@ -225,6 +226,129 @@ def test_a_failure_while_departing_leaves_nothing_half_done(departure, accepted,
     assert departure.status == DepartureStatus.PLANNED
     assert accepted.status == NominationStatus.DEPARTURE_SCHEDULED
     assert not accepted.case.members.filter(residence_status=ResidenceStatus.RELOCATED).exists()
+
+
+def _ready(departure):
+    departure.manifest.update(travel_document=True, medical_clearance=True, exit_permission=True)
+
+
+@pytest.mark.django_db
+def test_a_case_closed_after_its_departure_was_planned_does_not_travel(supervisor, staff):
+    offer = OfferFactory(places=10)
+    staying, going = eligible_case(size=2), eligible_case(size=3)
+    nominations = []
+    for case in (staying, going):
+        nomination = offer_nominate(offer, case, actor=supervisor)
+        nomination_record_decision(nomination, actor=supervisor, accepted=True)
+        nomination_record_consent(nomination, actor=supervisor, consents=True)
+        nominations.append(nomination)
+    departure = departure_plan(
+        offer, actor=supervisor, planned_date=datetime.date(2026, 12, 1), route="", nominations=nominations
+    )
+    _ready(departure)
+
+    case_transition(staying, to=CaseStatus.CLOSED, actor=staff, reason="Moved away")
+
+    assert departure.manifest.count() == 3
+    nominations[0].refresh_from_db()
+    assert (nominations[0].status, nominations[0].departure) == (NominationStatus.WITHDRAWN, None)
+    departure_mark_departed(departure, actor=supervisor)
+    assert set(staying.members.values_list("residence_status", flat=True)) == {ResidenceStatus.PRESENT}
+    assert set(going.members.values_list("residence_status", flat=True)) == {ResidenceStatus.RELOCATED}
+    assert offer_places_taken(offer) == 3
+
+
+def _killed(person, staff):
+    incident_record(
+        actor=staff,
+        site=person.site,
+        kind=IncidentKind.ATTACK,
+        occurred_at=timezone.now(),
+        summary="Attack",
+        affected=[(person, IncidentEffect.KILLED)],
+    )
+
+
+@pytest.mark.django_db
+def test_a_person_killed_after_the_departure_was_planned_is_off_it_and_frees_a_place(
+    departure, accepted, supervisor, staff
+):
+    _ready(departure)
+    dead, alive = accepted.case.members.order_by("pk")
+
+    _killed(dead, staff)
+
+    assert list(departure.manifest.values_list("person", flat=True)) == [alive.pk]
+    accepted.refresh_from_db()
+    assert accepted.persons == offer_places_taken(accepted.offer) == 1
+    departure_mark_departed(departure, actor=supervisor)
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert (dead.residence_status, alive.residence_status) == (ResidenceStatus.DECEASED, ResidenceStatus.RELOCATED)
+
+
+@pytest.mark.django_db
+def test_a_person_on_the_list_no_longer_present_stops_the_departure_with_what_to_do(departure, accepted, supervisor):
+    _ready(departure)
+    person = accepted.case.members.first()
+    # An Administrator's correction in the admin, not an incident: still on the list.
+    person.residence_status = ResidenceStatus.MISSING
+    person.save()
+    with pytest.raises(
+        OfferError, match=r"No longer present, so not travelling: .*\(Missing\)\. Cancel this departure"
+    ):
+        departure_mark_departed(departure, actor=supervisor)
+    person.refresh_from_db()
+    assert person.residence_status == ResidenceStatus.MISSING
+    departure.refresh_from_db()
+    assert departure.status == DepartureStatus.PLANNED
+
+
+@pytest.mark.django_db
+def test_a_household_grown_since_its_nomination_takes_its_new_places_or_is_refused(supervisor):
+    offer = OfferFactory(places=3)
+    case = eligible_case(size=2)
+    nomination = offer_nominate(offer, case, actor=supervisor)
+    nomination_record_decision(nomination, actor=supervisor, accepted=True)
+    nomination_record_consent(nomination, actor=supervisor, consents=True)
+    plan = {"actor": supervisor, "planned_date": datetime.date(2026, 12, 1), "route": "", "nominations": [nomination]}
+    PersonFactory(case=case, site=case.site, relationship="child")
+    PersonFactory(case=case, site=case.site, relationship="child")
+
+    # Four present now, three places: refused, nothing planned.
+    with pytest.raises(OfferError, match="now has 4 persons present \\(2 when nominated\\) but the offer has only 3"):
+        departure_plan(offer, **plan)
+    assert not offer.departures.exists()
+    nomination.refresh_from_db()
+    assert (nomination.status, nomination.persons) == (NominationStatus.ACCEPTED, 2)
+
+    # With a place more, the plan takes them all, and the nomination holds four.
+    offer.places = 4
+    offer.save()
+    departure = departure_plan(offer, **plan)
+    nomination.refresh_from_db()
+    assert departure.manifest.count() == nomination.persons == offer_places_taken(offer) == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("decide", ["rejected", "declined", "withdrawn"])
+def test_a_case_on_hold_whose_nomination_ends_returns_to_the_pool_when_released(nominated, supervisor, decide):
+    case = nominated.case
+    case_transition(case, to=CaseStatus.ON_HOLD, actor=supervisor, reason="Medical check")
+    if decide == "rejected":
+        nomination_record_decision(nominated, actor=supervisor, accepted=False)
+    elif decide == "declined":
+        nomination_record_consent(nominated, actor=supervisor, consents=False)
+    else:
+        nomination_withdraw(nominated, actor=supervisor, reason="Country closed the programme")
+    case.refresh_from_db()
+    assert (case.status, case.status_before_hold) == (CaseStatus.ON_HOLD, CaseStatus.ELIGIBLE)
+
+    case_transition(case, to=CaseStatus.ELIGIBLE, actor=supervisor, reason="Check done")
+
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ELIGIBLE
+    offer_nominate(OfferFactory(), case, actor=supervisor)  # back in the pool
 
 
 @pytest.mark.postgres
