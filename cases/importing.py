@@ -779,8 +779,8 @@ _Key = tuple[str, int]
 # birth_year, birth_date, match_latin, match_native.
 _OnRecord = tuple[str, str, str, int, datetime.date | None, str, str]
 _ON_RECORD = ("registration_no", "family_name", "given_name", "birth_year", "birth_date", "match_latin", "match_native")
-# Up to this many keys, each is looked up in its index; beyond, the file's keys are
-# joined to the whole persons table at once.
+# For files of up to this many rows, each key is looked up in its index; beyond, the
+# file's keys are joined to the whole persons table at once.
 _KEY_LOOKUPS = 20_000
 
 
@@ -842,14 +842,6 @@ class _DuplicateSearch:
             keys.append((key, key2))
             if latin_match or native_match:
                 self.matches[index] = (latin_match, native_match)
-
-    def file_keys(self) -> tuple[list[_Key], list[_Key]]:
-        """The file's Latin and native keys (after in_file), each once."""
-        if self.failure is not None:
-            raise self.failure
-        latin = {key for key, _native in self.keys if key is not None}
-        native = {key for _latin, key in self.keys if key is not None}
-        return sorted(latin), sorted(native)
 
     def result(self, db_people: Iterable[_OnRecord]) -> list[ProbableDuplicate]:
         """Every pair, with the persons on record that share a key with the file."""
@@ -985,6 +977,9 @@ _STAGING_COLUMNS = (
     ("phone", "text"),
     ("notes", "text"),
     ("needs", "bigint[]"),
+    # cases.names.match_keys, for the probable duplicates on record.
+    ("match_latin", "text NOT NULL"),
+    ("match_native", "text NOT NULL"),
 )
 
 
@@ -1016,7 +1011,8 @@ def _stage(rows: list[_Row], progress: _Progress) -> None:
                     needs = needs_literal.get(row.needs)
                     if needs is None:
                         needs = needs_literal[row.needs] = "{" + ",".join(map(str, sorted(row.needs))) + "}"
-                copy.write_row((row.line, row.registration_no, row.case_no, *_compared_values(row), needs))
+                keys = match_keys(row.family_name, row.given_name, row.native_name or "")
+                copy.write_row((row.line, row.registration_no, row.case_no, *_compared_values(row), needs, *keys))
 
 
 def _unstage() -> None:
@@ -1137,50 +1133,50 @@ def _cases_on_record(
 
 
 @contextlib.contextmanager
-def _people_to_compare(search: _DuplicateSearch, staged: bool) -> Iterator[Iterable[_OnRecord]]:
+def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnRecord]]:
     """The persons on record who share a match key and a year of birth with a row of the
     file (on PostgreSQL without those the file itself holds), found through their stored
     keys' indexes and read a batch at a time: however many are on record, only the
     file's look-alikes are read."""
-    latin, native = search.file_keys()
     if not staged:
         found: dict[str, _OnRecord] = {}
-        for field, keys in (("match_latin", set(latin)), ("match_native", set(native))):
-            at = _ON_RECORD.index(field)
+        pairs = [match_keys(row.family_name, row.given_name, row.native_name or "") for row in rows]
+        for at, field in enumerate(("match_latin", "match_native")):
+            keys = {(pair[at], row.birth_year) for pair, row in zip(pairs, rows, strict=True) if pair[at]}
+            column = _ON_RECORD.index(field)
             for among in _among(field, sorted({key for key, _year in keys})):
                 for person in Person.objects.filter(**among).values_list(*_ON_RECORD).iterator(chunk_size=_BATCH):
-                    if (person[at], person[3]) in keys:
+                    if (person[column], person[3]) in keys:
                         found[person[0]] = person
         yield found.values()
         return
-    person = _table(Person)
+    person, staging = _table(Person), _STAGING
     columns = ", ".join(f"p.{name}" for name in _ON_RECORD)
-    # A file of a few thousand keys looks each up in its index (LATERAL, kept apart by
-    # OFFSET 0: a loop over the file's keys, however the planner sees the persons
-    # table right after a large import); a larger file is joined to the whole table
-    # in one pass (a hash join), cheaper than as many lookups.
-    lookups = max(len(latin), len(native)) <= _KEY_LOOKUPS
-    if lookups:
-        shape = (
-            "SELECT p.* FROM unnest(%s::text[], %s::integer[]) AS k(key, year) CROSS JOIN LATERAL"
-            " (SELECT {columns} FROM {person} p WHERE p.{field} = k.key AND p.birth_year = k.year"
-            " AND p.{field} <> '' OFFSET 0) p"
-        )
-    else:
-        # The persons on record but the file's own first (kept apart by OFFSET 0): a
-        # re-import's rows would all match themselves.
-        shape = (
-            "SELECT {columns} FROM (SELECT * FROM {person} p WHERE p.{field} <> '' AND NOT EXISTS"
-            " (SELECT 1 FROM {staging} s WHERE s.registration_no = p.registration_no) OFFSET 0) p"
-            " JOIN unnest(%s::text[], %s::integer[]) AS k(key, year) ON p.{field} = k.key AND p.birth_year = k.year"
-        )
+    not_in_file = f"NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.registration_no = p.registration_no)"  # noqa: S608
+    fields = ("match_latin", "match_native")
+
+    def file_keys(field: str) -> str:
+        return f"(SELECT DISTINCT {field} AS key, birth_year AS year FROM {staging} WHERE {field} <> '') k"  # noqa: S608
+
+    # A file of a few thousand rows looks each key up in its index (LATERAL, kept apart
+    # by OFFSET 0: a loop over the file's keys, however the planner sees the persons
+    # table right after a large import); a larger file is joined to the persons on
+    # record but its own (worked out once) in one pass, cheaper than as many lookups.
     # UNION lists a person who matches by both keys once.
-    matching = " UNION ".join(
-        shape.format(columns=columns, person=person, field=field, staging=_STAGING)
-        for field in ("match_latin", "match_native")
-    )
-    # Each key's values and years, as two arrays.
-    params = [[part[at] for part in keys] for keys in (latin, native) for at in (0, 1)]
+    lookups = len(rows) <= _KEY_LOOKUPS
+    if lookups:
+        matching = " UNION ".join(
+            f"SELECT p.* FROM {file_keys(field)} CROSS JOIN LATERAL (SELECT {columns} FROM {person} p"  # noqa: S608
+            f" WHERE p.{field} = k.key AND p.birth_year = k.year AND p.{field} <> '' OFFSET 0) p"
+            for field in fields
+        )
+        sql = f"SELECT * FROM ({matching}) p WHERE {not_in_file}"  # noqa: S608
+    else:
+        matching = " UNION ".join(
+            f"SELECT p.* FROM others p JOIN {file_keys(field)} ON p.{field} = k.key AND p.birth_year = k.year"  # noqa: S608
+            for field in fields
+        )
+        sql = f"WITH others AS MATERIALIZED (SELECT {columns} FROM {person} p WHERE {not_in_file}) {matching}"  # noqa: S608
     with connection.cursor() as settings, connection.chunked_cursor() as cursor:
         if lookups:
             # A scan of the whole table for each key is never the better plan, whatever
@@ -1188,11 +1184,7 @@ def _people_to_compare(search: _DuplicateSearch, staged: bool) -> Iterator[Itera
             settings.execute("SET enable_seqscan = off")
         try:
             # Out of a transaction, the query is run here, whole.
-            cursor.execute(
-                f"SELECT * FROM ({matching}) p WHERE NOT EXISTS"  # noqa: S608 - our table names
-                f" (SELECT 1 FROM {_STAGING} s WHERE s.registration_no = p.registration_no)",
-                params,
-            )
+            cursor.execute(sql)
         finally:
             settings.execute("RESET enable_seqscan")
         yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
@@ -1360,22 +1352,18 @@ def _write_new_sql(
         given = ("registration_no", "relationship", "family_name", "given_name", "sex", "birth_year", "birth_date")
         expressions = {name: f"s.{name}" for name in (*given, "nationality", "site_id", *STORED_KEYS, *optional)}
         expressions["case_id"] = "c.id"
-        # The new rows' stored name keys (worked out now, for the new rows only) go to
-        # a table of their own, gone with this transaction.
-        keys = ", ".join(STORED_KEYS)
+        # The new rows' name keys (worked out now, for the new rows only) go to a
+        # table of their own, gone with this transaction; their match keys are staged.
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING_KEYS}")
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {_STAGING_KEYS} (line integer PRIMARY KEY,"
-            f" {', '.join(f'{name} text NOT NULL' for name in STORED_KEYS)}) ON COMMIT DROP"
+            f"CREATE TEMPORARY TABLE {_STAGING_KEYS} (line integer PRIMARY KEY, name_key text NOT NULL) ON COMMIT DROP"
         )
-        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING_KEYS} (line, {keys}) FROM STDIN") as copy:
+        with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING_KEYS} (line, name_key) FROM STDIN") as copy:
             for row in plan.new:
-                stored = _stored_keys(row.family_name, row.given_name, row.native_name or "")
-                copy.write_row((row.line, *(stored[name] for name in STORED_KEYS)))
+                copy.write_row((row.line, _name_key(row.family_name, row.given_name, row.native_name or "")))
         # Each statement writes one chunk of the new rows (by line).
         chunk = (
-            f"chunk AS MATERIALIZED (SELECT s.*, {', '.join(f'k.{name}' for name in STORED_KEYS)}"  # noqa: S608
-            f" FROM {_STAGING_KEYS} k"
+            f"chunk AS MATERIALIZED (SELECT s.*, k.name_key FROM {_STAGING_KEYS} k"  # noqa: S608 - our table names
             f" JOIN {_STAGING} s ON s.line = k.line WHERE k.line BETWEEN %s AND %s)"
         )
         insert, insert_params = _insert_returning_tracked(
@@ -1606,8 +1594,8 @@ def _check(
         site_names = dict(Site.objects.values_list("pk", "name"))
         plan = _check_against_file_and_database(rows, errors, site_names, staged)
         progress.report(len(rows) * 3 // 4)
-        searching.join()
-        with _people_to_compare(search, staged) as people:
+        with _people_to_compare(rows, staged) as people:
+            searching.join()
             duplicates = search.result(people)
     finally:
         searching.join()

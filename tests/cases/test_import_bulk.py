@@ -344,9 +344,12 @@ def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order
     assert any(d.other_line is None for d in found) and any(d.other_line for d in found)
 
 
-def test_the_duplicate_search_reads_only_the_persons_on_record_who_share_a_key(site, monkeypatch):
+@pytest.mark.parametrize("lookups", [20_000, 0], ids=["key by key", "one join"])
+def test_the_duplicate_search_reads_only_the_persons_on_record_who_share_a_key(site, monkeypatch, lookups):
     """Found through the stored keys' indexes: a million persons on record are not read
-    to find a file's few look-alikes."""
+    to find a file's few look-alikes. A small file's keys are looked up one by one, a
+    large file's joined at once (PostgreSQL): the same persons either way."""
+    monkeypatch.setattr(importing, "_KEY_LOOKUPS", lookups)
     for registration_no, family_name, given_name, native_name, year in [
         ("DB-LATIN", "Husseini", "Muhammad", "", 1985),  # the file's person in another spelling
         ("DB-NATIVE", "Karimi", "Reza", "محمد حسینی", 1985),  # the same name in native script
