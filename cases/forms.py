@@ -81,9 +81,14 @@ class InterviewScheduleForm(forms.Form):
 
 
 class InterviewOutcomeForm(forms.Form):
+    # No outcome chosen beforehand: a stray click records nothing.
     outcome = forms.ChoiceField(
         label=_("Outcome"),
-        choices=[(value, label) for value, label in InterviewOutcome.choices if value != InterviewOutcome.PENDING],
+        choices=[
+            ("", _("— choose —")),
+            *((value, label) for value, label in InterviewOutcome.choices if value != InterviewOutcome.PENDING),
+        ],
+        error_messages={"required": _("Choose an outcome.")},
     )
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
 

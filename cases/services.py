@@ -136,6 +136,10 @@ _OUTCOME_MOVES = {
 }
 
 
+# Outcomes that say what happened at the interview: recorded from its time on.
+_HAPPENED = {InterviewOutcome.ATTENDED, InterviewOutcome.NO_SHOW, InterviewOutcome.REFUSED}
+
+
 def interview_record_outcome(interview: Interview, *, actor: User, outcome: str, notes: str = "") -> Interview:
     """Record what happened; the case moves on as the workflow says."""
     if outcome == InterviewOutcome.PENDING:
@@ -144,6 +148,17 @@ def interview_record_outcome(interview: Interview, *, actor: User, outcome: str,
         locked = Interview.objects.select_for_update().get(pk=interview.pk)
         if locked.outcome != InterviewOutcome.PENDING:
             raise TransitionRefused(_("This interview's outcome is already recorded."))
+        if outcome in _HAPPENED and locked.scheduled_at > timezone.now():
+            raise TransitionRefused(
+                _(
+                    "This interview is on %(when)s: it cannot have been %(outcome)s yet."
+                    " Reschedule or cancel it instead."
+                )
+                % {
+                    "when": timezone.localtime(locked.scheduled_at).strftime("%Y-%m-%d %H:%M"),
+                    "outcome": InterviewOutcome(outcome).label.lower(),
+                }
+            )
         locked.outcome = outcome
         locked.outcome_recorded_at = timezone.now()
         if notes:

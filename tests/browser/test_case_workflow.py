@@ -71,15 +71,20 @@ def test_staff_book_and_record_an_interview_then_move_the_case_with_a_reason(pag
     expect(page.locator("bdi", has_text="حسن رحیمی")).to_be_visible()
     expect(page.get_by_text("Older person at risk")).to_be_visible()
 
-    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
-    page.fill("#id_date", tomorrow.isoformat())
+    # Entered the day after: the interview was held yesterday morning.
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    page.fill("#id_date", yesterday.isoformat())
     page.fill("#id_time", "09:30")
     page.fill("#id_place", "Container 4")
     page.select_option("#id_interviewer", label="staff-test")
     page.get_by_role("button", name="Book interview").click()
-    expect(page.get_by_text(f"Interview booked for {tomorrow.isoformat()} 09:30.")).to_be_visible()
+    expect(page.get_by_text(f"Interview booked for {yesterday.isoformat()} 09:30.")).to_be_visible()
     expect(page.locator(".status").first).to_have_text("Interview scheduled")
 
+    # Nothing is chosen beforehand: a click without a choice records nothing.
+    expect(page.get_by_label("Outcome")).to_have_value("")
+    page.get_by_role("button", name="Record outcome").click()
+    expect(page.get_by_text("Interview outcome recorded.")).to_have_count(0)
     page.get_by_label("Outcome").select_option("attended")
     page.get_by_role("button", name="Record outcome").click()
     expect(page.get_by_text("Interview outcome recorded.")).to_be_visible()

@@ -1,4 +1,5 @@
 import datetime
+import re
 
 import pytest
 from django.urls import reverse
@@ -142,6 +143,27 @@ def test_an_outcome_already_recorded_is_refused(client_for, booked, staff):
     booked.refresh_from_db()
     assert booked.outcome == InterviewOutcome.ATTENDED
     assert "This interview&#x27;s outcome is already recorded." in response.text
+
+
+def test_no_outcome_is_chosen_beforehand_and_none_chosen_is_refused(client_for, booked):
+    page = client_for("Staff").get(reverse("cases:detail", args=[booked.case_id])).text
+    assert re.search(
+        rf'<select name="outcome" id="outcome-{booked.pk}" required>\s*<option value="">— choose —</option>', page
+    )
+    response = _record(client_for("Staff"), booked, "")
+    booked.refresh_from_db()
+    assert booked.outcome == InterviewOutcome.PENDING
+    assert "Choose an outcome." in response.text
+
+
+def test_attendance_at_an_interview_still_to_come_is_refused_on_the_page(client_for, staff):
+    interview = interview_schedule(
+        CaseFactory(size=1), actor=staff, scheduled_at=timezone.now() + datetime.timedelta(days=2), place="Room 1"
+    )
+    response = _record(client_for("Staff"), interview, InterviewOutcome.ATTENDED)
+    interview.refresh_from_db()
+    assert interview.outcome == InterviewOutcome.PENDING
+    assert "cannot have been attended yet. Reschedule or cancel it instead." in response.text
 
 
 def test_pending_is_not_an_outcome(client_for, booked):

@@ -11,11 +11,38 @@ from tests.factories import CaseFactory
 
 @pytest.fixture
 def booked(staff):
+    """An interview booked for an hour ago: its outcome can be recorded."""
+    case = CaseFactory(size=2)
+    interview = interview_schedule(
+        case, actor=staff, scheduled_at=timezone.now() - datetime.timedelta(hours=1), place="Room 1"
+    )
+    return case, interview
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("outcome", [InterviewOutcome.ATTENDED, InterviewOutcome.NO_SHOW, InterviewOutcome.REFUSED])
+def test_what_happened_at_an_interview_still_to_come_is_refused(staff, outcome):
     case = CaseFactory(size=2)
     interview = interview_schedule(
         case, actor=staff, scheduled_at=timezone.now() + datetime.timedelta(days=1), place="Room 1"
     )
-    return case, interview
+    with pytest.raises(TransitionRefused, match="cannot have been .* yet. Reschedule or cancel it instead"):
+        interview_record_outcome(interview, actor=staff, outcome=outcome)
+    interview.refresh_from_db()
+    case.refresh_from_db()
+    assert (interview.outcome, case.status) == (InterviewOutcome.PENDING, CaseStatus.INTERVIEW_SCHEDULED)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("outcome", [InterviewOutcome.CANCELLED, InterviewOutcome.RESCHEDULED])
+def test_an_interview_still_to_come_can_be_cancelled_or_rescheduled(staff, outcome):
+    case = CaseFactory(size=2)
+    interview = interview_schedule(
+        case, actor=staff, scheduled_at=timezone.now() + datetime.timedelta(days=1), place="Room 1"
+    )
+    interview_record_outcome(interview, actor=staff, outcome=outcome)
+    interview.refresh_from_db()
+    assert interview.outcome == outcome
 
 
 @pytest.mark.django_db
