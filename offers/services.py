@@ -295,9 +295,18 @@ def _withdraw_nomination_of_closed_case(
     off the departure planned for them."""
     if change.to_status != CaseStatus.CLOSED:
         return
-    for nomination in Nomination.objects.filter(case=case, status__in=LIVE_NOMINATION_STATUSES).exclude(
-        status=NominationStatus.RELOCATED
-    ):
+    live = Nomination.objects.select_related("offer").filter(case=case, status__in=LIVE_NOMINATION_STATUSES)
+    for nomination in live.exclude(status=NominationStatus.RELOCATED):
+        if not change.actor.has_perm("offers.change_nomination"):
+            # Staff move cases up to a nomination (DESIGN.md); taking one off an offer is
+            # a Supervisor's. Raised inside case_transition's transaction: nothing is kept.
+            raise TransitionRefused(
+                _(
+                    "Case %(case)s is on offer %(offer)s (%(status)s): taking it off the offer is for a"
+                    " Supervisor. Ask one to withdraw the nomination or to close the case."
+                )
+                % {"case": case, "offer": nomination.offer.reference, "status": nomination.get_status_display()}
+            )
         if nomination.departure_id is not None:
             _off_departure(
                 DeparturePerson.objects.filter(departure_id=nomination.departure_id, person__case=case), change.reason

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from cases.models import CaseStatus, IncidentEffect, IncidentKind, ResidenceStatus
 from cases.services import case_transition, incident_record
+from cases.workflow import TransitionRefused
 from offers.models import DepartureStatus, Nomination, NominationStatus, Offer, OfferStatus
 from offers.services import (
     OfferError,
@@ -142,8 +143,8 @@ def test_an_accepted_case_withdrawn_goes_back_to_eligible(nominated, supervisor)
 
 
 @pytest.mark.django_db
-def test_closing_a_nominated_case_gives_its_places_back(nominated, staff):
-    case_transition(nominated.case, to=CaseStatus.CLOSED, actor=staff, reason="Left the camp")
+def test_closing_a_nominated_case_gives_its_places_back(nominated, supervisor):
+    case_transition(nominated.case, to=CaseStatus.CLOSED, actor=supervisor, reason="Left the camp")
     nominated.refresh_from_db()
     assert nominated.status == NominationStatus.WITHDRAWN
     assert offer_places_taken(nominated.offer) == 0
@@ -228,12 +229,22 @@ def test_a_failure_while_departing_leaves_nothing_half_done(departure, accepted,
     assert not accepted.case.members.filter(residence_status=ResidenceStatus.RELOCATED).exists()
 
 
+@pytest.mark.django_db
+def test_staff_cannot_take_a_case_off_an_offer_by_closing_it(nominated, staff):
+    with pytest.raises(TransitionRefused, match="taking it off the offer is for a Supervisor"):
+        case_transition(nominated.case, to=CaseStatus.CLOSED, actor=staff, reason="Left the camp")
+    nominated.refresh_from_db()
+    nominated.case.refresh_from_db()
+    assert (nominated.status, nominated.case.status) == (NominationStatus.NOMINATED, CaseStatus.NOMINATED)
+    assert not nominated.case.status_changes.filter(to_status=CaseStatus.CLOSED).exists()
+
+
 def _ready(departure):
     departure.manifest.update(travel_document=True, medical_clearance=True, exit_permission=True)
 
 
 @pytest.mark.django_db
-def test_a_case_closed_after_its_departure_was_planned_does_not_travel(supervisor, staff):
+def test_a_case_closed_after_its_departure_was_planned_does_not_travel(supervisor):
     offer = OfferFactory(places=10)
     staying, going = eligible_case(size=2), eligible_case(size=3)
     nominations = []
@@ -247,7 +258,7 @@ def test_a_case_closed_after_its_departure_was_planned_does_not_travel(superviso
     )
     _ready(departure)
 
-    case_transition(staying, to=CaseStatus.CLOSED, actor=staff, reason="Moved away")
+    case_transition(staying, to=CaseStatus.CLOSED, actor=supervisor, reason="Moved away")
 
     assert departure.manifest.count() == 3
     nominations[0].refresh_from_db()
