@@ -15,7 +15,8 @@ first stage needs no solver when a quick packing already fills every place (see
 """
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,13 @@ class Conditions:
     max_case_size: int | None = None
     nationalities: frozenset[str] = frozenset()  # empty: any
     excluded_needs: frozenset[str] = frozenset()
+    # Specific needs' labels by code, for the words shown (codes where missing).
+    need_labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def needs_shown(self, needs: Iterable[str]) -> str:
+        """Needs in words, each once with how many members have it: "Disability ×2, …"."""
+        counted = Counter(self.need_labels.get(code, code) for code in needs)
+        return ", ".join(label if n == 1 else f"{label} ×{n}" for label, n in sorted(counted.items()))
 
     def fits(self, candidate: Candidate) -> bool:
         return (
@@ -86,7 +94,7 @@ class Conditions:
             _("household of %(n)d fits the %(left)d places left") % {"n": candidate.persons, "left": self.places_left}
         ]
         if self.max_case_size is not None:
-            met.append(_("household within the offer's %(max)d") % {"max": self.max_case_size})
+            met.append(_("household within the offer's limit of %(max)d persons") % {"max": self.max_case_size})
         if self.nationalities:
             met.append(_("nationality accepted"))
         if self.excluded_needs:
@@ -98,7 +106,7 @@ class Conditions:
         reasons = []
         if self.max_case_size is not None and candidate.persons > self.max_case_size:
             reasons.append(
-                _("household of %(n)d is larger than the offer's %(max)d")
+                _("household of %(n)d is larger than the offer's limit of %(max)d persons")
                 % {"n": candidate.persons, "max": self.max_case_size}
             )
         if self.nationalities and not candidate.nationalities <= self.nationalities:
@@ -106,9 +114,11 @@ class Conditions:
                 _("nationality %(codes)s not among those accepted")
                 % {"codes": ", ".join(sorted(candidate.nationalities - self.nationalities))}
             )
-        excluded = sorted(set(candidate.needs) & self.excluded_needs)
+        excluded = set(candidate.needs) & self.excluded_needs
         if excluded:
-            reasons.append(_("specific needs the offer cannot receive: %(codes)s") % {"codes": ", ".join(excluded)})
+            reasons.append(
+                _("specific needs the offer cannot receive: %(needs)s") % {"needs": self.needs_shown(excluded)}
+            )
         if candidate.persons > self.places_left:
             reasons.append(
                 _("household of %(n)d is larger than the %(left)d places left")
@@ -126,6 +136,8 @@ class Explained:
     vulnerability: int
     waiting_days: int
     reasons: list[str] = field(default_factory=list)
+    # The members' specific needs, in words.
+    needs: str = ""
 
 
 @dataclass
@@ -332,7 +344,9 @@ def propose(
     )
 
     def explain(c: Candidate, reasons: list[str]) -> Explained:
-        return Explained(c, c.priority(today), c.vulnerability(), c.waiting_days(today), reasons)
+        return Explained(
+            c, c.priority(today), c.vulnerability(), c.waiting_days(today), reasons, conditions.needs_shown(c.needs)
+        )
 
     chosen = [explain(fitting[i], conditions.met(fitting[i])) for i in sorted(chosen_idx, key=lambda i: -priorities[i])]
     filled = sum(e.candidate.persons for e in chosen)

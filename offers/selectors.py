@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from cases.models import Case, CaseStatus, Person, Relationship, ResidenceStatus
+from cases.models import Case, CaseStatus, Person, Relationship, ResidenceStatus, SpecificNeed
 from cases.scope import Sites, limit
 from offers.allocation import Candidate, Conditions, Proposal, propose
 from offers.models import (
@@ -161,11 +161,15 @@ def departure_manifest(departure: Departure) -> QuerySet[DeparturePerson]:
 
 def allocation_conditions(offer: Offer) -> Conditions:
     """The offer's checkable conditions and its places left (3 queries)."""
+    # Every need's label, with whether the offer cannot receive it: one query.
+    excluded = offer.excluded_needs.through.objects.filter(offer=offer, specificneed=OuterRef("pk"))
+    needs = list(SpecificNeed.objects.annotate(excluded=Exists(excluded)).values_list("code", "label", "excluded"))
     return Conditions(
         places_left=max(offer.places - offer_places_taken(offer), 0),
         max_case_size=offer.max_case_size,
         nationalities=frozenset(str(code) for code in offer.nationalities),
-        excluded_needs=frozenset(offer.excluded_needs.values_list("code", flat=True)),
+        excluded_needs=frozenset(code for code, _label, is_excluded in needs if is_excluded),
+        need_labels={code: label for code, label, _excluded in needs},
     )
 
 

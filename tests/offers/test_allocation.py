@@ -97,7 +97,7 @@ def test_it_explains_why_strong_candidates_were_left_out():
     proposal = propose(cands, conditions, today=TODAY)
     assert [e.candidate.case_no for e in proposal.chosen] == ["C-4"]
     reasons = {e.candidate.case_no: " ".join(e.reasons) for e in proposal.left_out}
-    assert "larger than the offer's 5" in reasons["C-1"]
+    assert "larger than the offer's limit of 5 persons" in reasons["C-1"]
     assert "cannot receive: disability" in reasons["C-2"]
     assert "AF not among those accepted" in reasons["C-3"]
 

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from cases.models import CaseStatus
+from cases.models import CaseStatus, SpecificNeed
 from offers.models import AllocationDecision, NominationStatus
 from tests.factories import CaseFactory, OfferFactory
 
@@ -33,9 +33,22 @@ def test_the_proposal_fills_the_places_exactly_and_explains_who_was_left_out(cli
     assert proposal.places_filled == 6
     assert {e.candidate.case_no for e in proposal.chosen} == {"C-THREE", "C-THREE-B"}
     reasons = {e.candidate.case_no: " ".join(e.reasons) for e in proposal.left_out}
-    assert "larger than the offer's 4" in reasons["C-FIVE"]
+    assert "larger than the offer's limit of 4 persons" in reasons["C-FIVE"]
     assert "no selection with it places 6 persons" in reasons["C-FOUR"]
     assert "C-FIVE" in page.text
+
+
+def test_the_proposal_names_needs_in_words(client_for, offer_with_pool):
+    offer, pool = offer_with_pool
+    disability = SpecificNeed.objects.get_or_create(code="disability", defaults={"label": "Disability"})[0]
+    for person in pool["three"].members.all():
+        person.specific_needs.add(disability)
+    offer.excluded_needs.add(disability)
+    page = client_for("Supervisor").get(reverse("offers:allocation", args=[offer.pk]))
+    left_out = {e.candidate.case_no: e for e in page.context["proposal"].left_out}
+    assert left_out["C-THREE"].needs == "Disability ×3"
+    assert "specific needs the offer cannot receive: Disability" in left_out["C-THREE"].reasons
+    assert "cannot receive: Disability" in page.text
 
 
 def test_accepting_part_of_the_proposal_nominates_those_and_records_the_rest(client_for, offer_with_pool, supervisor):
