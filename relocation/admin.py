@@ -12,11 +12,16 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy
 
 from accounts.roles import ADMINISTRATOR, role_of
 
 
 class RelocationAdminSite(admin.AdminSite):
+    site_title = gettext_lazy("Relocation administration")
+    site_header = gettext_lazy("Relocation administration")
+    index_title = gettext_lazy("Users, roster imports and the audit trail")
+
     def has_permission(self, request: HttpRequest) -> bool:
         return super().has_permission(request) and role_of(request.user) == ADMINISTRATOR
 

@@ -71,6 +71,13 @@ def test_the_person_list_links_to_the_import(client_for):
     assert IMPORT in response.content.decode()
 
 
+def test_the_import_page_is_headed_and_placed_as_the_admins_own_pages(client_for):
+    page = client_for(AD).get(IMPORT).text
+    assert "Relocation administration" in page
+    assert '<ol class="breadcrumbs">' in page
+    assert '<li aria-current="page">Import roster</li>' in page
+
+
 def check(client, content: bytes, name="roster.csv"):
     """Upload a file; the check runs as a job (at once in the tests) and the page follows it."""
     return client.post(IMPORT, {"file": upload(content, name), "check": "1"}, follow=True)
