@@ -135,6 +135,25 @@ def _svg(chart: pygal.graph.graph.Graph) -> SafeString:
     return mark_safe(svg)  # noqa: S308
 
 
+def _counts(highest: int) -> dict[str, Any]:
+    """A count axis: whole numbers only, about five of them, the last at or above the
+    highest bar (pygal's own would show 0.1, 0.2 … for a few incidents, and crowd a
+    long axis with figures that run together)."""
+    if highest <= 0:
+        return {}  # nothing to draw: pygal shows "no data" (and cannot place labels then)
+    step = 1
+    while highest > 5 * step:
+        step = _next_step(step)
+    top = max(step, -(-highest // step) * step)
+    return {"y_labels": list(range(0, top + 1, step)), "range": (0, top)}
+
+
+def _next_step(step: int) -> int:
+    """1, 2, 5, 10, 20, 50, …"""
+    digits = str(step)
+    return step * 5 // 2 if digits.startswith("2") else step * 2
+
+
 def _week_options(count: int) -> dict[str, Any]:
     """Label about eight weeks so that the axis stays readable."""
     every = max(1, round(count / 8))
@@ -144,7 +163,8 @@ def _week_options(count: int) -> dict[str, Any]:
 @_remembered
 def pipeline(rows: Sequence[StatusCount]) -> SafeString:
     rows = list(reversed(rows))  # horizontal bars are drawn bottom up: the first status on top
-    chart = _chart(pygal.HorizontalBar, width=640, height=520)
+    highest = max((max(row.cases, row.persons) for row in rows), default=0)
+    chart = _chart(pygal.HorizontalBar, width=640, height=520, **_counts(highest))
     chart.x_labels = [str(CaseStatus(row.status).label) for row in rows]
     chart.add(_("Cases"), [row.cases or None for row in rows])
     chart.add(_("Persons"), [row.persons or None for row in rows])
@@ -153,7 +173,8 @@ def pipeline(rows: Sequence[StatusCount]) -> SafeString:
 
 @_remembered
 def departures(weeks: Sequence[WeekDepartures]) -> SafeString:
-    chart = _chart(pygal.Bar, width=HALF, height=320, **_week_options(len(weeks)))
+    highest = max((w.persons for w in weeks), default=0)
+    chart = _chart(pygal.Bar, width=HALF, height=320, **_week_options(len(weeks)), **_counts(highest))
     chart.x_labels = [f"{w.week:%d %b}" for w in weeks]
     chart.add(_("Persons departed"), [w.persons or None for w in weeks])
     return _svg(chart)
@@ -162,6 +183,7 @@ def departures(weeks: Sequence[WeekDepartures]) -> SafeString:
 @_remembered
 def relocated_cumulative(weeks: Sequence[WeekDepartures]) -> SafeString:
     options = _week_options(len(weeks))
+    options |= _counts(max((w.cumulative for w in weeks), default=0))
     chart = _chart(pygal.Line, width=HALF, height=320, fill=True, show_dots=False, colours=("#1e6b3a",), **options)
     chart.x_labels = [f"{w.week:%d %b}" for w in weeks]
     chart.add(_("Persons relocated (total)"), [w.cumulative for w in weeks])
@@ -172,7 +194,13 @@ def relocated_cumulative(weeks: Sequence[WeekDepartures]) -> SafeString:
 def interviews(figures: InterviewFigures) -> SafeString:
     weeks = figures.weeks
     shown = [o for o in OUTCOME_COLOURS if figures.totals.get(o)]
-    chart = _chart(pygal.StackedBar, colours=[OUTCOME_COLOURS[o] for o in shown], **_week_options(len(weeks)))
+    highest = max((sum(w.by_outcome.get(o, 0) for o in shown) for w in weeks), default=0)
+    chart = _chart(
+        pygal.StackedBar,
+        colours=[OUTCOME_COLOURS[o] for o in shown],
+        **_week_options(len(weeks)),
+        **_counts(highest),
+    )
     chart.x_labels = [f"{w.week:%d %b}" for w in weeks]
     for outcome in shown:
         chart.add(str(outcome.label), [w.by_outcome.get(outcome, 0) or None for w in weeks])
@@ -182,7 +210,13 @@ def interviews(figures: InterviewFigures) -> SafeString:
 @_remembered
 def aging(rows: Sequence[AgingRow]) -> SafeString:
     shown = [row for row in reversed(rows) if row.total]
-    chart = _chart(pygal.HorizontalStackedBar, height=max(240, 90 + 32 * len(shown)), colours=AGING_COLOURS)
+    highest = max((sum(row.buckets) for row in shown), default=0)
+    chart = _chart(
+        pygal.HorizontalStackedBar,
+        height=max(240, 90 + 32 * len(shown)),
+        colours=AGING_COLOURS,
+        **_counts(highest),
+    )
     chart.x_labels = [str(CaseStatus(row.status).label) for row in shown]
     for index, (label, _low, _high) in enumerate(AGING_BUCKETS):
         chart.add(str(label), [row.buckets[index] or None for row in shown])
@@ -191,7 +225,8 @@ def aging(rows: Sequence[AgingRow]) -> SafeString:
 
 @_remembered
 def sex_and_age(rows: Sequence[SexRow]) -> SafeString:
-    chart = _chart(pygal.Bar, width=HALF, height=340, colours=("#8c6bb1", "#1d5c8f", "#9aa5b1"))
+    highest = max((n for row in rows for n in row.bands), default=0)
+    chart = _chart(pygal.Bar, width=HALF, height=340, colours=("#8c6bb1", "#1d5c8f", "#9aa5b1"), **_counts(highest))
     chart.x_labels = [label for label, _low, _high in AGE_BANDS]
     for row in rows:
         if row.total:
@@ -202,7 +237,14 @@ def sex_and_age(rows: Sequence[SexRow]) -> SafeString:
 @_remembered
 def needs(rows: Sequence[NeedCount]) -> SafeString:
     rows = list(reversed(rows))
-    chart = _chart(pygal.HorizontalBar, width=HALF, height=max(200, 60 + 30 * len(rows)), show_legend=False)
+    highest = max((row.persons for row in rows), default=0)
+    chart = _chart(
+        pygal.HorizontalBar,
+        width=HALF,
+        height=max(200, 60 + 30 * len(rows)),
+        show_legend=False,
+        **_counts(highest),
+    )
     chart.x_labels = [row.label for row in rows]
     chart.add(_("Persons"), [row.persons for row in rows])
     return _svg(chart)
@@ -211,7 +253,8 @@ def needs(rows: Sequence[NeedCount]) -> SafeString:
 @_remembered
 def incidents(months: Sequence[MonthIncidents]) -> SafeString:
     shown = [k for k in IncidentKind if any(m.by_kind.get(k, 0) for m in months)]
-    chart = _chart(pygal.StackedBar, height=300, colours=[KIND_COLOURS[k] for k in shown])
+    highest = max((sum(m.by_kind.get(k, 0) for k in shown) for m in months), default=0)
+    chart = _chart(pygal.StackedBar, height=300, colours=[KIND_COLOURS[k] for k in shown], **_counts(highest))
     chart.x_labels = [f"{m.month:%b %Y}" for m in months]
     for kind in shown:
         chart.add(str(kind.label), [m.by_kind.get(kind, 0) or None for m in months])

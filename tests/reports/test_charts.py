@@ -64,3 +64,22 @@ def test_charts_show_their_labels():
     svg = _every_chart()["pipeline"]
     assert "Interview scheduled" in svg
     assert "Departure scheduled" in svg
+
+
+@pytest.mark.parametrize(
+    ("highest", "labels"),
+    [
+        (2, [0, 1, 2]),
+        (5, [0, 1, 2, 3, 4, 5]),
+        (9, [0, 2, 4, 6, 8, 10]),
+        (1256, [0, 500, 1000, 1500]),
+    ],
+)
+def test_count_axes_have_a_few_whole_numbers_up_to_the_highest_bar(highest, labels):
+    assert charts._counts(highest) == {"y_labels": labels, "range": (0, labels[-1])}
+
+
+def test_a_few_incidents_are_counted_in_whole_numbers():
+    svg = charts.incidents([MonthIncidents(month=MONDAY, by_kind={"attack": 1}, by_effect={})])
+    assert ">0<" in svg and ">1<" in svg
+    assert ">0.5<" not in svg
