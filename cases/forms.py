@@ -326,14 +326,16 @@ class IncidentForm(forms.Form):
         self.sites = sites
         self.fields["site"].queryset = limit(Site.objects.filter(is_active=True), sites, "pk")  # type: ignore[attr-defined]
         self._affected: list[tuple[Person, str]] = []
+        self._line_errors: list[tuple[int, str]] = []
 
     def clean_persons(self) -> list[tuple[int, str, str]]:
-        """(line, registration number, effect) for each line that is not empty."""
+        """(line, registration number, effect) for each line that is not empty. Errors
+        are kept by line for clean(), which adds unknown numbers: all are said at once."""
         effects = {value.casefold(): value for value in IncidentEffect.values}
         effects |= {str(label).casefold(): value for value, label in IncidentEffect.choices}
         entries: list[tuple[int, str, str]] = []
         seen: dict[str, int] = {}
-        errors = []
+        errors = self._line_errors
         for line, text in enumerate(self.cleaned_data["persons"].splitlines(), start=1):
             parts = [part for part in re.split(r"[\s,;]+", text.strip()) if part]
             if not parts:
@@ -342,43 +344,52 @@ class IncidentForm(forms.Form):
             effect = effects.get(" ".join(words).casefold()) if words else IncidentEffect.AFFECTED
             if effect is None:
                 errors.append(
-                    _("Line %(line)d: “%(effect)s” is not an effect; use affected, injured, killed or missing.")
-                    % {"line": line, "effect": " ".join(words)}
+                    (
+                        line,
+                        _("Line %(line)d: “%(effect)s” is not an effect; use affected, injured, killed or missing.")
+                        % {"line": line, "effect": " ".join(words)},
+                    )
                 )
             if number.upper() in seen:
                 errors.append(
-                    _("Line %(line)d: %(number)s is already on line %(first)d.")
-                    % {"line": line, "number": number, "first": seen[number.upper()]}
+                    (
+                        line,
+                        _("Line %(line)d: %(number)s is already on line %(first)d.")
+                        % {"line": line, "number": number, "first": seen[number.upper()]},
+                    )
                 )
             seen.setdefault(number.upper(), line)
             entries.append((line, number, effect or ""))
-        if errors:
-            raise forms.ValidationError(errors)
         return entries
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("date") and cleaned.get("time") and self.occurred_at() > timezone.now():
-            self.add_error("time", _("An incident cannot be recorded before it happens."))
+            # The date or the time: the moment as a whole is wrong.
+            self.add_error(None, _("An incident cannot be recorded before it happens: check its date and time."))
         entries = cleaned.get("persons") or []
         numbers = [number for _line, number, _effect in entries]
         # A person outside the user's sites is unknown to them, as on every other page.
         found = persons_by_registration_no(numbers + [number.upper() for number in numbers], sites=self.sites)
-        unknown = []
+        errors = self._line_errors
         for line, number, effect in entries:
             person = found.get(number) or found.get(number.upper())
             if person is None:
-                unknown.append(
-                    _("Line %(line)d: no person has the registration number %(number)s.")
-                    % {
-                        "line": line,
-                        "number": number,
-                    }
+                errors.append(
+                    (
+                        line,
+                        _("Line %(line)d: no person has the registration number %(number)s.")
+                        % {
+                            "line": line,
+                            "number": number,
+                        },
+                    )
                 )
             else:
                 self._affected.append((person, effect))
-        if unknown:
-            self.add_error("persons", unknown)
+        if errors:
+            # Every line's problems at once, in line order.
+            self.add_error("persons", [message for _line, message in sorted(errors, key=lambda error: error[0])])
         grave = {IncidentEffect.KILLED, IncidentEffect.MISSING}
         if any(effect in grave for _person, effect in self._affected) and not cleaned.get("confirm"):
             self.add_error("confirm", _("Some persons are marked killed or missing: check them, then tick this box."))

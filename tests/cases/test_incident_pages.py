@@ -107,6 +107,23 @@ def test_an_unknown_effect_and_a_number_given_twice_are_refused(client_for):
     assert not Incident.objects.exists()
 
 
+def test_every_bad_line_is_named_at_once_in_line_order(client_for):
+    """An unknown number, an unknown effect and a number given twice: one answer, not
+    one round per kind of mistake."""
+    person = CaseFactory(size=1).members.get()
+    persons = f"R-NOPE-1\n{person.registration_no} hurt\n{person.registration_no}\nR-NOPE-2 foo"
+    response = client_for("Staff").post(reverse("cases:incident_new"), _form(person.site, persons))
+    errors = list(response.context["form"].errors["persons"])
+    assert errors == [
+        "Line 1: no person has the registration number R-NOPE-1.",
+        "Line 2: “hurt” is not an effect; use affected, injured, killed or missing.",
+        f"Line 3: {person.registration_no} is already on line 2.",
+        "Line 4: “foo” is not an effect; use affected, injured, killed or missing.",
+        "Line 4: no person has the registration number R-NOPE-2.",
+    ]
+    assert not Incident.objects.exists()
+
+
 def test_persons_marked_killed_or_missing_need_a_confirmation(client_for):
     person = CaseFactory(size=1).members.get()
     response = client_for("Staff").post(
@@ -123,7 +140,8 @@ def test_an_incident_in_the_future_is_refused(client_for):
     later = timezone.localtime() + datetime.timedelta(days=2)
     data = _form(site, date=later.date().isoformat(), time=later.strftime("%H:%M"))
     response = client_for("Staff").post(reverse("cases:incident_new"), data)
-    assert "An incident cannot be recorded before it happens." in response.text
+    assert "An incident cannot be recorded before it happens: check its date and time." in response.text
+    assert not response.context["form"].has_error("time")
     assert not Incident.objects.exists()
 
 
