@@ -181,13 +181,42 @@ class PersonEditForm(VersionedForm):
             "notes": forms.Textarea(attrs={"rows": 4}),
             "native_name": forms.TextInput(attrs={"dir": "auto"}),
         }
-        help_texts = {"birth_date": _("Leave empty when only the year of birth is known.")}
+        help_texts = {
+            "birth_year": _("Taken from the date of birth when there is one."),
+            "birth_date": _("Leave empty when only the year of birth is known."),
+        }
 
-    def clean_birth_year(self) -> int:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A date of birth gives its year: the user does not keep the two in step.
+        self.fields["birth_year"].required = False
+
+    def clean_birth_year(self) -> int | None:
         year = self.cleaned_data["birth_year"]
-        if not 1900 <= year <= timezone.localdate().year:
+        if year is not None and not 1900 <= year <= timezone.localdate().year:
             raise forms.ValidationError(_("Enter a year between 1900 and this year."))
         return year
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        if cleaned is None:
+            return cleaned
+        born = cleaned.get("birth_date")
+        if born and ("birth_year" not in self.changed_data or cleaned.get("birth_year") is None):
+            # A date changed (or given alone) brings its year; a year changed too must agree.
+            cleaned["birth_year"] = born.year
+            if "birth_year" in self.errors:
+                del self.errors["birth_year"]
+        elif not born and cleaned.get("birth_year") is None and "birth_year" not in self.errors:
+            self.add_error("birth_year", _("Enter the year of birth, or the date."))
+        return cleaned
+
+    def changes(self) -> dict[str, Any]:
+        changes = super().changes()
+        # The year a changed date brought is a change too.
+        if "birth_date" in changes and self.cleaned_data.get("birth_year") != self.initial.get("birth_year"):
+            changes["birth_year"] = self.cleaned_data["birth_year"]
+        return changes
 
 
 def _date_of_move() -> forms.DateField:

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
@@ -212,6 +214,30 @@ def test_staff_correct_a_name_and_a_year_only_birth(client_for):
     assert person.version == 1
     assert "Saved." in response.text
     assert '<span class="old">1980-05-17</span>' in response.text  # the history shows the old date
+
+
+def test_a_date_of_birth_changed_alone_brings_its_year(client_for):
+    person = CaseFactory(size=1).members.get()
+    response = client_for("Staff").post(
+        reverse("cases:person_edit", args=[person.pk]), _person_form(person, birth_date="1982-02-03"), follow=True
+    )
+    assert "Saved." in response.text
+    person.refresh_from_db()
+    assert (person.birth_year, person.birth_date) == (1982, datetime.date(1982, 2, 3))
+
+
+def test_a_date_of_birth_in_the_future_gets_one_error_about_the_future(client_for):
+    person = CaseFactory(size=1).members.get()
+    future = timezone.localdate().replace(year=timezone.localdate().year + 2, month=1, day=1)
+    response = client_for("Staff").post(
+        reverse("cases:person_edit", args=[person.pk]),
+        _person_form(person, birth_year=future.year, birth_date=future.isoformat()),
+    )
+    errors = response.context["form"].errors
+    assert list(errors) == ["birth_date"]
+    assert "must fall in the year of birth" not in response.text
+    person.refresh_from_db()
+    assert person.birth_year == 1980
 
 
 def test_a_date_of_birth_outside_the_year_is_refused(client_for):
