@@ -26,22 +26,17 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
-class SiteScopedAdmin:
-    """Mixed into a ModelAdmin: a user limited to some sites (cases.scope) finds only those
-    sites' records in the admin as well; `site_paths` leads from the model to a site."""
+class ScopedHistory:
+    """Mixed into a ModelAdmin whose get_queryset is held to the user's sites:
+    simple-history's pages read the history table, not get_queryset, so a user
+    limited to some sites gets 404 there for another site's record (or a deleted one)."""
 
-    site_paths: tuple[str, ...] = ("site",)
     model: Any
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        return limit(queryset, sites_of(request.user), *self.site_paths)
-
     def _in_scope_or_404(self, request: HttpRequest, object_id: str) -> None:
-        """simple-history's pages read the history table, not get_queryset: a user
-        limited to some sites gets 404 there for another site's record (or a deleted one)."""
-        if sites_of(request.user) is not None and not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
-            raise refuse(request, self.model._default_manager, pk=unquote(object_id))
+        pk = unquote(object_id)
+        if sites_of(request.user) is not None and not self.get_queryset(request).filter(pk=pk).exists():  # type: ignore[attr-defined]
+            raise refuse(request, self.model._default_manager, pk=pk)
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
         self._in_scope_or_404(request, object_id)
@@ -52,6 +47,17 @@ class SiteScopedAdmin:
     ) -> HttpResponse:
         self._in_scope_or_404(request, object_id)
         return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc]
+
+
+class SiteScopedAdmin(ScopedHistory):
+    """Mixed into a ModelAdmin: a user limited to some sites (cases.scope) finds only those
+    sites' records in the admin as well; `site_paths` leads from the model to a site."""
+
+    site_paths: tuple[str, ...] = ("site",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return limit(queryset, sites_of(request.user), *self.site_paths)
 
 
 class HistoryAdmin(SimpleHistoryAdmin):

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from cases.admin_records import HistoryAdmin, RecordAdmin, SiteScopedAdmin
+from cases.admin_records import HistoryAdmin, RecordAdmin, ScopedHistory, SiteScopedAdmin
 from cases.scope import limit, sites_of
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
@@ -178,7 +178,7 @@ def mark_departed(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Depa
 
 
 @admin.register(Departure)
-class DepartureAdmin(HistoryAdmin):
+class DepartureAdmin(ScopedHistory, HistoryAdmin):
     list_display = ["offer", "planned_date", "route", "status", "cases", "departed_at"]
     list_filter = ["status", "offer"]
     search_fields = ["route", "offer__reference"]

@@ -317,6 +317,22 @@ def test_the_admins_history_pages_of_another_sites_record_answer_not_found(north
     )
 
 
+def test_the_history_of_another_sites_departure_answers_not_found_in_the_admin(north, theirs, administrator):
+    offer = OfferFactory(places=10)
+    nomination = offer_nominate(offer, theirs, actor=administrator)
+    nomination_record_decision(nomination, actor=administrator, accepted=True)
+    nomination_record_consent(nomination, actor=administrator, consents=True)
+    departure = departure_plan(
+        offer, actor=administrator, planned_date=datetime.date(2026, 12, 1), route="", nominations=[nomination]
+    )
+    client = _client(_limited(ADMINISTRATOR, north, username="admin-north"))
+    history = departure.history.first().history_id
+    assert client.get(reverse("admin:offers_departure_history", args=[departure.pk])).status_code == 404
+    assert client.get(reverse("admin:offers_departure_simple_history", args=[departure.pk, history])).status_code == 404
+    everywhere = _client(administrator)
+    assert everywhere.get(reverse("admin:offers_departure_history", args=[departure.pk])).status_code == 200
+
+
 def test_the_offer_admin_lists_only_the_users_sites_nominations(north, ours, theirs, administrator):
     offer = OfferFactory(places=10)
     for case in (ours, theirs):
