@@ -70,9 +70,9 @@ def _decide_and_depart(page, offer, case, remaining="7"):
     page.get_by_role("button", name="Plan departure").click()
     expect(page.get_by_role("heading", name="Departure to Canada on 2027-02-01")).to_be_visible()
 
-    # Marking it departed is refused until the checklist is complete.
-    page.get_by_role("button", name="Mark departed").click()
-    expect(page.get_by_text("The readiness checklist is incomplete for:")).to_be_visible()
+    # Marking it departed waits for the checklist: the button is off, and says why.
+    expect(page.get_by_role("button", name="Mark departed")).to_be_disabled()
+    expect(page.get_by_text("3 persons are not ready yet")).to_be_visible()
     for box in page.locator("table.manifest input[type=checkbox]").all():
         box.check()
     page.get_by_role("button", name="Save checklist").click()
