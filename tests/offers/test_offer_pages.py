@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from cases.models import CaseStatus, CaseStatusChange
+from cases.models import Case, CaseStatus, CaseStatusChange
 from offers.models import Consent, CountryDecision, Nomination, NominationStatus, Offer, OfferStatus
 from offers.services import nomination_record_consent, nomination_record_decision, offer_nominate
 from tests.conftest import ROLES
@@ -103,6 +103,18 @@ def test_the_eligible_cases_come_a_page_at_a_time(client_for):
     second = page_text(client_for(SU).get(url, {"page": 2}))
     assert first.count('name="cases"') == 25
     assert second.count('name="cases"') == 5
+    # Paging keeps the reader at the list, and each case can be opened.
+    assert 'href="?page=2#nominate"' in first
+    case = Case.objects.get(case_no="P-000")
+    assert f'href="{reverse("cases:detail", args=[case.pk])}"' in first
+
+
+def test_paging_the_eligible_cases_keeps_the_search(client_for):
+    offer = OfferFactory()
+    for n in range(30):
+        eligible_case(size=1, case_no=f"P-{n:03d}")
+    first = page_text(client_for(SU).get(reverse("offers:detail", args=[offer.pk]), {"q": "P-0"}))
+    assert 'href="?q=P-0&amp;page=2#nominate"' in first
 
 
 def test_a_closed_offer_offers_no_nomination(client_for):
