@@ -221,7 +221,8 @@ class ImportResult:
             "cases": cases,
         }
         if self.dry_run:
-            return _("Dry run, nothing written. %(text)s") % {"text": text}
+            # A check (the admin's first step, the command's --dry-run) writes nothing.
+            return _("Checked, nothing written yet. %(text)s") % {"text": text}
         return text
 
     def report_lines(self) -> list[str]:

@@ -41,7 +41,7 @@ def test_a_dry_run_prints_the_counts_and_writes_nothing(roster):
 
     call_command("import_roster", str(roster(family())), "--dry-run", stdout=out)
 
-    assert "Dry run" in out.getvalue()
+    assert "Checked, nothing written yet. 3 rows: 3 new" in out.getvalue()
     assert "3 new" in out.getvalue()
     assert not Person.objects.exists()
     assert RosterImport.objects.get().dry_run
