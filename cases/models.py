@@ -201,13 +201,11 @@ class Person(models.Model):
     name_key = models.CharField(_("name key"), max_length=names.NAME_KEY_LENGTH, blank=True, default="", editable=False)
     # The keys probable duplicates share (cases.names.match_keys), for the roster
     # import's search among the persons on record. Set with name_key.
-    # Empty by default in the database too, for rows written by SQL (the benches).
-    match_latin = models.CharField(
-        _("Latin match key"), max_length=201, blank=True, default="", db_default="", editable=False
-    )
-    match_native = models.CharField(
-        _("native match key"), max_length=200, blank=True, default="", db_default="", editable=False
-    )
+    # Text, not a bounded string: a key can be longer than its name (q is written gh, ß
+    # ss, an Arabic ligature several letters). Empty by default in the database too,
+    # for rows written by SQL (the benches).
+    match_latin = models.TextField(_("Latin match key"), blank=True, default="", db_default="", editable=False)
+    match_native = models.TextField(_("native match key"), blank=True, default="", db_default="", editable=False)
     sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
     # A birth date is either a full date or a year alone; the year is always known.
     # year-only births keep birth_date empty rather than inventing 1 January.

@@ -54,16 +54,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="person",
             name="match_latin",
-            field=models.CharField(
-                blank=True, db_default="", default="", editable=False, max_length=201, verbose_name="Latin match key"
-            ),
+            field=models.TextField(blank=True, db_default="", default="", editable=False, verbose_name="Latin match key"),
         ),
         migrations.AddField(
             model_name="person",
             name="match_native",
-            field=models.CharField(
-                blank=True, db_default="", default="", editable=False, max_length=200, verbose_name="native match key"
-            ),
+            field=models.TextField(blank=True, db_default="", default="", editable=False, verbose_name="native match key"),
         ),
         migrations.RunPython(fill_match_keys, migrations.RunPython.noop, elidable=True),
         migrations.AddIndex(

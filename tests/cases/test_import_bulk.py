@@ -385,6 +385,28 @@ def test_the_duplicate_search_reads_only_the_persons_on_record_who_share_a_key(s
     ]
 
 
+def test_names_whose_keys_are_longer_than_the_names_are_imported_and_matched(site):
+    """q is written gh and an Arabic ligature is several letters: a key can be longer than
+    the longest name; it is stored whole (the import used to fail on PostgreSQL)."""
+    long_latin = "Qb" * 50  # 100 characters, the most a name holds; its key has 150
+    long_native = "\ufdf2 " * 60  # the ligature of Allah, four letters once unfolded
+    rows = [
+        person_row(registration_no="R-1", family_name=long_latin, given_name=long_latin, native_name=long_native),
+        person_row(registration_no="R-2", case_no="C-2", family_name=long_latin, given_name=long_latin),
+    ]
+    result = roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False)
+    assert result.ok, result.report_lines()
+    person = Person.objects.get(registration_no="R-1")
+    assert (len(person.match_latin), len(person.match_native)) == (301, 240)
+    again = roster_import(
+        csv_bytes([person_row(registration_no="R-3", case_no="C-3", family_name=long_latin, given_name=long_latin)]),
+        actor=None,
+        filename="g.csv",
+        dry_run=True,
+    )
+    assert {d.other_registration_no for d in again.duplicates} == {"R-1", "R-2"}
+
+
 def test_probable_duplicates_of_persons_on_record_come_before_those_in_the_file(site):
     PersonFactory(
         registration_no="DB-1",
