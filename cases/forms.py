@@ -26,6 +26,7 @@ from cases.models import (
     InterviewOutcome,
     Person,
     Site,
+    SpecificNeed,
 )
 from cases.scope import Sites, limit
 from cases.selectors import persons_by_registration_no
@@ -111,6 +112,9 @@ def _shown(instance: Model, name: str, value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return _("yes") if value else _("no")
+    if field.many_to_many:
+        chosen = value.all() if hasattr(value, "all") else value
+        return ", ".join(sorted(str(item) for item in chosen))
     if getattr(field, "choices", None):
         return dict(field.flatchoices).get(value, value)  # type: ignore[union-attr]
     if field.is_relation:
@@ -128,9 +132,12 @@ class VersionedForm(forms.ModelForm):
     """
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    # Keyword arguments of the form's own (kept for rebased).
+    options: dict[str, Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.options = {}
         if not self.is_bound:
             self.initial["version"] = self.instance.version
 
@@ -154,7 +161,7 @@ class VersionedForm(forms.ModelForm):
         """The user's input, now based on the saved version: saving it again is a choice made knowingly."""
         data = cast(QueryDict, self.data).copy()
         data["version"] = str(current.version)  # type: ignore[attr-defined]
-        return type(self)(data, instance=copy.copy(current))
+        return type(self)(data, instance=copy.copy(current), **self.options)
 
 
 class CaseEditForm(VersionedForm):
@@ -186,10 +193,20 @@ class PersonEditForm(VersionedForm):
             "birth_date": _("Leave empty when only the year of birth is known."),
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, needs: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.options = {"needs": needs}
         # A date of birth gives its year: the user does not keep the two in step.
         self.fields["birth_year"].required = False
+        if needs:
+            # Only for whoever may see them (cases.view_specific_needs); saved by person_update.
+            self.fields["specific_needs"] = forms.ModelMultipleChoiceField(
+                label=_("Specific needs"),
+                queryset=SpecificNeed.objects.order_by("label"),
+                required=False,
+                widget=forms.CheckboxSelectMultiple,
+            )
+            self.initial["specific_needs"] = [need.pk for need in self.instance.specific_needs.all()]
 
     def clean_birth_year(self) -> int | None:
         year = self.cleaned_data["birth_year"]
@@ -213,6 +230,8 @@ class PersonEditForm(VersionedForm):
 
     def changes(self) -> dict[str, Any]:
         changes = super().changes()
+        if "specific_needs" in changes:
+            changes["specific_needs"] = sorted(need.pk for need in changes["specific_needs"])
         # The year a changed date brought is a change too.
         if "birth_date" in changes and self.cleaned_data.get("birth_year") != self.initial.get("birth_year"):
             changes["birth_year"] = self.cleaned_data["birth_year"]

@@ -1,10 +1,12 @@
 """Writes on the roster side: every one runs in a transaction and leaves a trail."""
 
 import datetime
+import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
@@ -265,6 +267,8 @@ class EditConflict(Exception):
 # What the case and person pages may edit. Status has its own service (case_transition);
 # residence status changes through incidents and departures.
 CASE_EDITABLE_FIELDS = ("assigned_officer", "determination", "needs_review", "notes")
+# Seeing (and so editing) a person's specific needs.
+NEEDS_PERMISSION = "cases.view_specific_needs"
 PERSON_EDITABLE_FIELDS = (
     "family_name",
     "given_name",
@@ -288,7 +292,9 @@ def _versioned_update[M: (Case, Person)](
     permission: str,
     reason: str,
     derived: dict[str, Any] | None = None,
+    then: Callable[[M], None] | None = None,
 ) -> M:
+    """`then(saved)` writes what an UPDATE cannot (a person's needs) before the history row."""
     unknown = set(changes) - set(editable)
     if unknown:
         raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
@@ -304,10 +310,43 @@ def _versioned_update[M: (Case, Person)](
         saved = model._default_manager.get(pk=instance.pk)
         if not matched:
             raise EditConflict(saved)
+        if then is not None:
+            then(saved)
         saved._change_reason = reason  # type: ignore[attr-defined]  # read by simple-history
         # QuerySet.update() sends no signals: write the history row ourselves.
-        model.history.bulk_history_create([saved], update=True, default_user=actor)
+        records = model.history.bulk_history_create([saved], update=True, default_user=actor)
+        if model is Person:
+            _record_needs(records)
     return saved
+
+
+def _record_needs(records: list[Any]) -> None:
+    """The needs of each person history row (simple-history's bulk writer leaves them out,
+    so the row would say the person had none)."""
+    through = Person.specific_needs.through
+    needs_history = apps.get_model("cases", "HistoricalPerson_specific_needs")
+    links = through.objects.filter(person_id__in=[record.id for record in records]).values_list(
+        "pk", "person_id", "specificneed_id"
+    )
+    by_person: dict[int, list[tuple[int, int]]] = {}
+    for link_id, person_id, need_id in links:
+        by_person.setdefault(person_id, []).append((link_id, need_id))
+    needs_history.objects.bulk_create(
+        needs_history(id=link_id, history_id=record.history_id, person_id=record.id, specificneed_id=need_id)
+        for record in records
+        for link_id, need_id in by_person.get(record.id, [])
+    )
+
+
+def _set_needs(person: Person, needs: list[int]) -> None:
+    """A person's needs become `needs` (ids), written straight to the link table: the
+    person's one history row, written after, carries them."""
+    through = Person.specific_needs.through
+    through.objects.filter(person_id=person.pk).exclude(specificneed_id__in=needs).delete()
+    kept = set(through.objects.filter(person_id=person.pk).values_list("specificneed_id", flat=True))
+    through.objects.bulk_create(
+        through(person_id=person.pk, specificneed_id=need) for need in sorted(set(needs) - kept)
+    )
 
 
 def case_update(case: Case, *, actor: User, version: int, changes: dict[str, Any], reason: str = "") -> Case:
@@ -324,7 +363,13 @@ def case_update(case: Case, *, actor: User, version: int, changes: dict[str, Any
 
 
 def person_update(person: Person, *, actor: User, version: int, changes: dict[str, Any], reason: str = "") -> Person:
-    """Save edited person details if nobody saved the person since `version`, else raise EditConflict."""
+    """Save edited person details if nobody saved the person since `version`, else raise EditConflict.
+
+    `changes` may hold "specific_needs" (need ids), for whoever may see them."""
+    changes = dict(changes)
+    needs = changes.pop("specific_needs", None)
+    if needs is not None and not actor.has_perm(NEEDS_PERMISSION):
+        raise PermissionDenied
     derived: dict[str, Any] = {}
     if changes.keys() & {"family_name", "given_name", "native_name"}:
         # Written only when `version` still matches, that is when `person` is what is saved.
@@ -341,6 +386,7 @@ def person_update(person: Person, *, actor: User, version: int, changes: dict[st
         permission="cases.change_person",
         reason=reason or _("Person details edited."),
         derived=derived,
+        then=None if needs is None else functools.partial(_set_needs, needs=list(needs)),
     )
 
 

@@ -1,4 +1,6 @@
 import copy
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -20,6 +22,7 @@ from cases.selectors import case_detail as select_case_detail
 from cases.selectors import case_list as select_cases
 from cases.selectors import person_detail as select_person_detail
 from cases.services import (
+    NEEDS_PERMISSION,
     EditConflict,
     case_transition_from,
     case_update,
@@ -162,7 +165,7 @@ def interview_outcome(request: HttpRequest, pk: int) -> HttpResponse:
 def _edit(
     request: HttpRequest,
     instance: Case | Person,
-    form_class: type[CaseEditForm] | type[PersonEditForm],
+    form_class: Callable[..., CaseEditForm | PersonEditForm],
     update: Any,
     template: str,
     done_url: str,
@@ -220,4 +223,6 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
     person = scope.get_or_404(request, Person.objects.select_related("case"), *PERSON_SITES, pk=pk)
     done_url = reverse("cases:person", args=[person.pk])
-    return _edit(request, person, PersonEditForm, person_update, "cases/person_edit.html", done_url)
+    needs = request.user.has_perm(NEEDS_PERMISSION)
+    form = functools.partial(PersonEditForm, needs=needs)
+    return _edit(request, person, form, person_update, "cases/person_edit.html", done_url)

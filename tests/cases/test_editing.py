@@ -1,11 +1,12 @@
 import datetime
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 
-from cases.models import Case, Determination, IncidentEffect, IncidentKind, Person
+from cases.models import Case, Determination, IncidentEffect, IncidentKind, Person, SpecificNeed
 from cases.services import EditConflict, case_update, incident_record, person_update
 from tests.factories import CaseFactory, UserFactory
 
@@ -265,6 +266,65 @@ def test_a_conflicting_person_edit_is_refused_and_shows_both_values(client_for):
     assert '<bdi dir="auto">+98 111</bdi>' in response.text
 
 
+def _need(code, label):
+    return SpecificNeed.objects.get_or_create(code=code, defaults={"label": label})[0]
+
+
+@pytest.mark.parametrize("role", ["Staff", "Supervisor"])
+def test_a_persons_specific_needs_are_recorded_on_their_edit_page_with_history(client_for, role):
+    """Casework records a new need (a medical condition, an unaccompanied child) where the
+    person is edited; the history row of the edit carries the needs as they now are."""
+    medical, disability = _need("medical_condition", "Medical condition"), _need("disability", "Disability")
+    person = CaseFactory(size=1).members.get()
+    person.specific_needs.add(disability)
+    url = reverse("cases:person_edit", args=[person.pk])
+    client = client_for(role)
+    assert client.get(url).context["form"]["specific_needs"].value() == [disability.pk]
+    before = person.history.count()
+    response = client.post(url, {**_person_form(person), "specific_needs": [medical.pk]}, follow=True)
+    assert "Saved." in response.text
+    person.refresh_from_db()
+    assert list(person.specific_needs.values_list("code", flat=True)) == ["medical_condition"]
+    assert person.version == 1
+    record = person.history.first()
+    assert [link.specificneed.code for link in record.specific_needs.all()] == ["medical_condition"]
+    assert person.history.count() == before + 1  # this edit, once
+
+
+def test_an_edit_of_other_details_keeps_the_needs_in_its_history_row(staff):
+    person = CaseFactory(size=1).members.get()
+    person.specific_needs.add(_need("disability", "Disability"))
+    person_update(person, actor=staff, version=person.version, changes={"phone": "+98 1"})
+    assert [link.specificneed.code for link in person.history.first().specific_needs.all()] == ["disability"]
+    assert list(person.specific_needs.values_list("code", flat=True)) == ["disability"]
+
+
+def test_needs_changed_on_a_stale_page_are_refused_with_both_values(client_for):
+    disability = _need("disability", "Disability")
+    person = CaseFactory(size=1).members.get()
+    opened = _person_form(person)
+    client_for("Staff").post(reverse("cases:person_edit", args=[person.pk]), {**opened, "phone": "+98 111"})
+    response = client_for("Supervisor").post(
+        reverse("cases:person_edit", args=[person.pk]), {**opened, "specific_needs": [disability.pk]}
+    )
+    assert response.status_code == 409
+    assert not person.specific_needs.exists()
+    rows = {row.label: row for row in response.context["conflict"]}
+    assert (rows["Specific needs"].yours, rows["Specific needs"].saved) == ("Disability", "")
+
+
+def test_needs_are_neither_shown_nor_saved_without_the_permission_to_see_them(client):
+    """A user who may edit persons but not see their needs (no role has that today)."""
+    editor = UserFactory(username="editor")
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_person", "change_person"]))
+    person = CaseFactory(size=1).members.get()
+    client.force_login(editor)
+    page = client.get(reverse("cases:person_edit", args=[person.pk]))
+    assert "specific_needs" not in page.context["form"].fields
+    with pytest.raises(PermissionDenied):
+        person_update(person, actor=editor, version=0, changes={"specific_needs": []})
+
+
 def test_person_update_refuses_a_stale_version(staff):
     person = CaseFactory(size=1).members.get()
     person_update(person, actor=staff, version=0, changes={"phone": "1"})
@@ -292,6 +352,6 @@ def test_the_edit_pages_cost_a_fixed_number_of_queries(client_for, staff, django
     with django_assert_num_queries(6):
         assert client.get(reverse("cases:edit", args=[case.pk])).status_code == 200
     # session, user, permissions with groups and sites, the person with their case,
-    # the access-log row
-    with django_assert_num_queries(5):
+    # their needs, the needs to choose from, the access-log row
+    with django_assert_num_queries(7):
         assert client.get(reverse("cases:person_edit", args=[person.pk])).status_code == 200
