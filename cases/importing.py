@@ -1187,7 +1187,10 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
             # Out of a transaction, the query is run here, whole.
             cursor.execute(sql)
         finally:
-            settings.execute("RESET enable_seqscan")
+            # A failed statement in a transaction makes this fail too, and hide why; the
+            # setting goes back with that transaction's rollback anyway.
+            with contextlib.suppress(DatabaseError):
+                settings.execute("RESET enable_seqscan")
         yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
 
 
