@@ -86,6 +86,9 @@ def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "nominations": offer_nominations(offer, sites),
         "departures": offer_departures(offer, sites),
     }
+    # The suggestions accepted name cases of every site: for those limited to none.
+    if sites is None and request.user.has_perm("offers.view_allocationdecision"):
+        context["decisions"] = offer.allocation_decisions.select_related("actor").order_by("-decided_at")
     if offer.status == OfferStatus.OPEN and request.user.has_perm("offers.add_nomination"):
         search = SearchForm(request.GET)
         q = search.cleaned_data["q"] if search.is_valid() else ""

@@ -1,9 +1,10 @@
 import pytest
+from django.test import Client
 from django.urls import reverse
 
-from cases.models import CaseStatus, SpecificNeed
+from cases.models import CaseStatus, SiteAssignment, SpecificNeed
 from offers.models import AllocationDecision, NominationStatus
-from tests.factories import CaseFactory, OfferFactory
+from tests.factories import CaseFactory, OfferFactory, UserFactory
 
 
 @pytest.fixture
@@ -65,6 +66,27 @@ def test_accepting_part_of_the_proposal_nominates_those_and_records_the_rest(cli
     decision = AllocationDecision.objects.get()
     assert decision.overridden == ["C-THREE-B"]
     assert decision.actor.username == "supervisor-test"
+
+
+@pytest.mark.parametrize(("role", "shown"), [("Staff", False), ("Supervisor", True), ("Administrator", True)])
+def test_the_offer_page_lists_the_suggestions_accepted_and_what_was_left_out(client_for, offer_with_pool, role, shown):
+    offer, pool = offer_with_pool
+    client_for("Supervisor").post(reverse("offers:allocation_accept", args=[offer.pk]), {"cases": [pool["three"].pk]})
+    page = client_for(role).get(reverse("offers:detail", args=[offer.pk])).text
+    assert ("Suggested cases accepted" in page) is shown
+    assert ("<td>C-THREE-B</td>" in page) is shown
+
+
+def test_a_supervisor_limited_to_some_sites_does_not_see_the_suggestions_of_all_sites(
+    client_for, offer_with_pool, supervisor
+):
+    offer, pool = offer_with_pool
+    client_for("Supervisor").post(reverse("offers:allocation_accept", args=[offer.pk]), {"cases": [pool["three"].pk]})
+    limited = UserFactory(username="supervisor-north", role="Supervisor")
+    SiteAssignment.objects.create(user=limited, site=pool["three"].site)
+    client = Client()
+    client.force_login(limited)
+    assert "Suggested cases accepted" not in client.get(reverse("offers:detail", args=[offer.pk])).text
 
 
 def test_a_case_outside_the_proposal_cannot_be_slipped_in(client_for, offer_with_pool):

@@ -142,9 +142,9 @@ def test_the_offer_page_costs_the_same_queries_for_any_number_of_nominations(
     client = client_for(SU)
     # session, user, permissions with groups and sites, the
     # offer with its figures, its nominations with case and departure, their principal
-    # applicants, its departures with their counts, the eligible cases' count, their
-    # page, their principal applicants
-    with django_assert_num_queries(10):
+    # applicants, its departures with their counts, the suggestions accepted, the
+    # eligible cases' count, their page, their principal applicants
+    with django_assert_num_queries(11):
         client.get(reverse("offers:detail", args=[offer.pk]))
 
 
