@@ -253,6 +253,11 @@ def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
         locked = Departure.objects.select_for_update().get(pk=departure.pk)
         if locked.status != DepartureStatus.PLANNED:
             raise OfferError(_("Only a planned departure can be marked departed."))
+        # The persons first, as an incident takes them (then their nomination, then their
+        # case): the two never wait for each other in opposite orders, and the list and
+        # statuses read below are those after any incident being recorded meanwhile.
+        on_list = locked.manifest.values_list("person_id", flat=True)
+        list(Person.objects.select_for_update().filter(pk__in=on_list).order_by("pk").values_list("pk", flat=True))
         scheduled = list(locked.nominations.select_related("case").filter(status=NominationStatus.DEPARTURE_SCHEDULED))
         # Only the persons of the cases still scheduled travel (a case closed since is off).
         cases = {nomination.case_id for nomination in scheduled}

@@ -1,11 +1,12 @@
 import datetime
 import threading
+import time
 
 import pytest
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from cases.models import CaseStatus, IncidentEffect, IncidentKind, ResidenceStatus
+from cases.models import CaseStatus, IncidentEffect, IncidentKind, Person, ResidenceStatus
 from cases.services import case_transition, incident_record
 from cases.workflow import TransitionRefused
 from offers.models import DepartureStatus, Nomination, NominationStatus, Offer, OfferStatus
@@ -391,3 +392,54 @@ def test_two_nominations_at_the_same_moment_never_exceed_the_places(supervisor):
     assert sorted(outcomes)[1] == "nominated"
     assert "only 0 places left" in sorted(outcomes)[0]
     assert offer_places_taken(offer) == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_marking_departed_waits_for_its_persons_before_taking_their_nomination(supervisor):
+    """An incident takes a person, then their nomination and case; marking a departure
+    departed takes its persons first too, so the two cannot deadlock: while an incident
+    holds a person on the list, the departure has taken nothing an incident needs."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks")
+    offer = OfferFactory(places=10)
+    nomination = offer_nominate(offer, eligible_case(size=2), actor=supervisor)
+    nomination_record_decision(nomination, actor=supervisor, accepted=True)
+    nomination_record_consent(nomination, actor=supervisor, consents=True)
+    departure = departure_plan(
+        offer, actor=supervisor, planned_date=datetime.date(2026, 12, 1), route="", nominations=[nomination]
+    )
+    _ready(departure)
+    person = nomination.case.members.first()
+    holding = threading.Event()
+    outcome: list[str] = []
+
+    def incident_holding_the_person():
+        try:
+            with transaction.atomic():
+                Person.objects.select_for_update().get(pk=person.pk)
+                holding.set()
+                time.sleep(1.5)  # the departure is being marked meanwhile
+                try:
+                    Nomination.objects.select_for_update(nowait=True).get(pk=nomination.pk)
+                    outcome.append("nomination free")
+                except OperationalError:
+                    outcome.append("nomination taken by the departure")
+        finally:
+            connections.close_all()
+
+    def depart():
+        try:
+            holding.wait()
+            departure_mark_departed(departure, actor=supervisor)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=incident_holding_the_person), threading.Thread(target=depart)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcome == ["nomination free"]
+    departure.refresh_from_db()
+    assert departure.status == DepartureStatus.DEPARTED
