@@ -1041,21 +1041,35 @@ def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
     through = _table(Person.specific_needs.through)
     present = [name for name in _COMPARED if name not in OPTIONAL_TEXT_COLUMNS or getattr(rows[0], name) is not None]
     flags = [f"s.{name} IS DISTINCT FROM p.{name}" for name in present]
-    needs_join = ""
-    if rows[0].needs is not None:
-        flags.append("s.needs <> COALESCE(n.needs, '{}')")
+    lookups = len(rows) <= _KEY_LOOKUPS
+    if lookups:
+        # A file of a few thousand rows: each row's person, case and needs through their
+        # indexes (as the duplicate search does), not the whole tables hashed.
+        joins = (
+            f" LEFT JOIN LATERAL (SELECT * FROM {person} p WHERE p.registration_no = s.registration_no OFFSET 0) p"  # noqa: S608
+            f" ON true LEFT JOIN LATERAL (SELECT case_no FROM {case} c WHERE c.id = p.case_id OFFSET 0) c ON true"
+        )
+        needs_join = (
+            "LEFT JOIN LATERAL (SELECT array_agg(specificneed_id ORDER BY specificneed_id) AS needs"  # noqa: S608
+            f" FROM {through} WHERE person_id = p.id) n ON true"
+        )
+    else:
+        joins = f" LEFT JOIN {person} p ON p.registration_no = s.registration_no LEFT JOIN {case} c ON c.id = p.case_id"
         # Every person's needs at once: cheaper than looking them up person by person.
         needs_join = (
             "LEFT JOIN (SELECT person_id, array_agg(specificneed_id ORDER BY specificneed_id) AS needs"  # noqa: S608
             f" FROM {through} GROUP BY person_id) n ON n.person_id = p.id"
         )
+    if rows[0].needs is not None:
+        flags.append("s.needs <> COALESCE(n.needs, '{}')")
+    else:
+        needs_join = ""
     moved: list[tuple[_Row, str]] = []
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, _index_lookups(lookups):
         # Only the new rows and those that change something (or would move a person)
         # come back: an unchanged re-import brings back nothing.
         cursor.execute(
-            f"SELECT s.line, p.id, c.case_no, {', '.join(flags)} FROM {_STAGING} s"  # noqa: S608
-            f" LEFT JOIN {person} p ON p.registration_no = s.registration_no LEFT JOIN {case} c ON c.id = p.case_id"
+            f"SELECT s.line, p.id, c.case_no, {', '.join(flags)} FROM {_STAGING} s{joins}"  # noqa: S608
             f" {needs_join} WHERE p.id IS NULL OR c.case_no <> s.case_no OR {' OR '.join(flags)} ORDER BY s.line"
         )
         names = [*present, "specific_needs"]
@@ -1134,6 +1148,25 @@ def _cases_on_record(
 
 
 @contextlib.contextmanager
+def _index_lookups(on: bool) -> Iterator[None]:
+    """For the statement run inside, when `on`: a scan of a whole table for each looked-up
+    row is never the better plan, whatever the statistics say right after an import (set
+    back at once: the statement is planned when it is run)."""
+    if not on:
+        yield
+        return
+    with connection.cursor() as settings:
+        settings.execute("SET enable_seqscan = off")
+        try:
+            yield
+        finally:
+            # A failed statement in a transaction makes this fail too, and hide why; the
+            # setting goes back with that transaction's rollback anyway.
+            with contextlib.suppress(DatabaseError):
+                settings.execute("RESET enable_seqscan")
+
+
+@contextlib.contextmanager
 def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnRecord]]:
     """The persons on record who share a match key and a year of birth with a row of the
     file (on PostgreSQL without those the file itself holds), found through their stored
@@ -1178,19 +1211,10 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
             for field in fields
         )
         sql = f"WITH others AS MATERIALIZED (SELECT {columns} FROM {person} p WHERE {not_in_file}) {matching}"  # noqa: S608
-    with connection.cursor() as settings, connection.chunked_cursor() as cursor:
-        if lookups:
-            # A scan of the whole table for each key is never the better plan, whatever
-            # the statistics say (set back at once: the statement is planned here).
-            settings.execute("SET enable_seqscan = off")
-        try:
+    with connection.chunked_cursor() as cursor:
+        with _index_lookups(lookups):
             # Out of a transaction, the query is run here, whole.
             cursor.execute(sql)
-        finally:
-            # A failed statement in a transaction makes this fail too, and hide why; the
-            # setting goes back with that transaction's rollback anyway.
-            with contextlib.suppress(DatabaseError):
-                settings.execute("RESET enable_seqscan")
         yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
 
 

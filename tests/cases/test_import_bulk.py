@@ -134,7 +134,11 @@ def test_rows_written_in_many_chunks_each_get_their_history_and_needs(monkeypatc
     ]
 
 
-def test_a_re_import_mixing_new_changed_and_unchanged_rows_writes_only_what_changed(monkeypatch):
+@pytest.mark.parametrize("lookups", [20_000, 0], ids=["row by row", "one join"])
+def test_a_re_import_mixing_new_changed_and_unchanged_rows_writes_only_what_changed(monkeypatch, lookups):
+    """A small file's rows are compared with the persons on record row by row through the
+    indexes, a large file's in one join (PostgreSQL): the same outcome either way."""
+    monkeypatch.setattr(importing, "_KEY_LOOKUPS", lookups)
     monkeypatch.setattr(importing, "_BATCH", 5)
     rows = demo_rows(120)
     roster_import(csv_bytes(rows), actor=None, filename="f.csv", dry_run=False)
