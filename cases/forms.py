@@ -232,9 +232,7 @@ class PersonEditForm(VersionedForm):
         changes = super().changes()
         if "specific_needs" in changes:
             changes["specific_needs"] = sorted(need.pk for need in changes["specific_needs"])
-        # The year a changed date brought is a change too.
-        if "birth_date" in changes and self.cleaned_data.get("birth_year") != self.initial.get("birth_year"):
-            changes["birth_year"] = self.cleaned_data["birth_year"]
+        # A date changed alone: person_update gives the person its year.
         return changes
 
 

@@ -220,7 +220,8 @@ def incident_apply_effects(incident: Incident) -> None:
     """A person killed becomes deceased, a missing one missing; their cases need review."""
     reason = _("Incident: %(summary)s") % {"summary": incident.summary}
     with transaction.atomic():
-        for entry in incident.affected.select_related("person"):
+        entries = list(incident.affected.select_related("person"))
+        for entry in entries:
             person = entry.person
             new_status = _EFFECT_STATUS.get(IncidentEffect(entry.effect))
             if new_status and person.residence_status != new_status:
@@ -228,16 +229,15 @@ def incident_apply_effects(incident: Incident) -> None:
                 person._change_reason = reason  # type: ignore[attr-defined]
                 person.save(update_fields=["residence_status", "updated_at"])
                 person_gone.send(sender=Person, person=person, reason=reason)
-            if entry.effect not in _EFFECTS_FOR_REVIEW:
-                continue
-            case = Case.objects.select_for_update().get(pk=person.case_id)
-            if not case.needs_review:
-                case.needs_review = True
-                # A new version: an edit form opened before the incident and saved after
-                # it must not clear the flag unseen (case_update refuses a stale version).
-                case.version += 1
-                case._change_reason = reason  # type: ignore[attr-defined]
-                case.save(update_fields=["needs_review", "version", "updated_at"])
+        # The cases to review, locked in one query, each flagged once.
+        to_review = {entry.person.case_id for entry in entries if entry.effect in _EFFECTS_FOR_REVIEW}
+        for case in Case.objects.select_for_update().filter(pk__in=to_review, needs_review=False).order_by("pk"):
+            case.needs_review = True
+            # A new version: an edit form opened before the incident and saved after it
+            # must not clear the flag unseen (case_update refuses a stale version).
+            case.version += 1
+            case._change_reason = reason  # type: ignore[attr-defined]
+            case.save(update_fields=["needs_review", "version", "updated_at"])
 
 
 def case_transition_from(case: Case, *, seen: str, to: str, actor: User, reason: str) -> CaseStatusChange:
@@ -367,6 +367,9 @@ def person_update(person: Person, *, actor: User, version: int, changes: dict[st
 
     `changes` may hold "specific_needs" (need ids), for whoever may see them."""
     changes = dict(changes)
+    if changes.get("birth_date") and "birth_year" not in changes:
+        # A date of birth brings its year (the edit form lets the user change the date alone).
+        changes["birth_year"] = changes["birth_date"].year
     needs = changes.pop("specific_needs", None)
     if needs is not None and not actor.has_perm(NEEDS_PERMISSION):
         raise PermissionDenied

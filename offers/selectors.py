@@ -12,6 +12,7 @@ from cases.scope import Sites, limit
 from offers.allocation import Candidate, Conditions, Proposal, propose
 from offers.models import (
     LIVE_NOMINATION_STATUSES,
+    AllocationDecision,
     Departure,
     DeparturePerson,
     Nomination,
@@ -103,6 +104,14 @@ def departures_in(sites: Sites) -> Q:
         return Q()
     elsewhere = DeparturePerson.objects.filter(departure=OuterRef("pk")).exclude(person__case__site__in=sites)
     return ~Q(Exists(elsewhere))
+
+
+def offer_allocation_decisions(offer: Offer, sites: Sites = None) -> QuerySet[AllocationDecision] | None:
+    """The suggestions accepted for the offer, newest first, with who accepted them (one
+    query); None for a user limited to some sites: a decision names cases of every site."""
+    if sites is not None:
+        return None
+    return offer.allocation_decisions.select_related("actor").order_by("-decided_at", "-pk")
 
 
 def offer_departures(offer: Offer, sites: Sites = None) -> QuerySet[Departure]:

@@ -34,6 +34,7 @@ from offers.selectors import (
     departure_manifest,
     eligible_cases,
     offer_accepted_nominations,
+    offer_allocation_decisions,
     offer_departures,
     offer_nominations,
 )
@@ -86,9 +87,8 @@ def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "nominations": offer_nominations(offer, sites),
         "departures": offer_departures(offer, sites),
     }
-    # The suggestions accepted name cases of every site: for those limited to none.
-    if sites is None and request.user.has_perm("offers.view_allocationdecision"):
-        context["decisions"] = offer.allocation_decisions.select_related("actor").order_by("-decided_at")
+    if request.user.has_perm("offers.view_allocationdecision"):
+        context["decisions"] = offer_allocation_decisions(offer, sites)
     if offer.status == OfferStatus.OPEN and request.user.has_perm("offers.add_nomination"):
         search = SearchForm(request.GET)
         q = search.cleaned_data["q"] if search.is_valid() else ""

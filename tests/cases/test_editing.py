@@ -227,6 +227,25 @@ def test_a_date_of_birth_changed_alone_brings_its_year(client_for):
     assert (person.birth_year, person.birth_date) == (1982, datetime.date(1982, 2, 3))
 
 
+def test_neither_a_year_nor_a_date_of_birth_is_refused_and_nothing_is_saved(client_for):
+    person = CaseFactory(size=1).members.get()
+    response = client_for("Staff").post(
+        reverse("cases:person_edit", args=[person.pk]), _person_form(person, birth_year="", birth_date="")
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["birth_year"] == ["Enter the year of birth, or the date."]
+    person.refresh_from_db()
+    assert (person.birth_year, person.version) == (1980, 0)
+
+
+def test_person_update_gives_a_date_of_birth_changed_alone_its_year(staff):
+    """The rule is the service's, whoever calls it: the year and the date never disagree."""
+    person = CaseFactory(size=1).members.get()
+    person_update(person, actor=staff, version=0, changes={"birth_date": datetime.date(1983, 4, 5)})
+    person.refresh_from_db()
+    assert (person.birth_year, person.birth_date) == (1983, datetime.date(1983, 4, 5))
+
+
 def test_a_date_of_birth_in_the_future_gets_one_error_about_the_future(client_for):
     person = CaseFactory(size=1).members.get()
     future = timezone.localdate().replace(year=timezone.localdate().year + 2, month=1, day=1)

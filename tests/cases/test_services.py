@@ -97,3 +97,20 @@ def test_a_person_killed_in_an_incident_is_deceased_and_the_case_needs_review(st
     assert injured.residence_status == ResidenceStatus.PRESENT
     assert case.needs_review
     assert killed.history.first().history_change_reason == "Incident: Rocket attack"
+
+
+@pytest.mark.django_db
+def test_an_incident_affecting_several_members_flags_their_case_once(staff):
+    case = CaseFactory(size=3)
+    before = case.history.count()
+    incident_record(
+        actor=staff,
+        site=case.site,
+        kind=IncidentKind.ATTACK,
+        occurred_at=timezone.now(),
+        summary="Attack",
+        affected=[(person, IncidentEffect.INJURED) for person in case.members.all()],
+    )
+    case.refresh_from_db()
+    assert (case.needs_review, case.version) == (True, 1)
+    assert case.history.count() == before + 1

@@ -4,10 +4,10 @@ import pytest
 from django.urls import reverse
 
 from cases.models import Case, CaseStatus, CaseStatusChange
-from offers.models import Consent, CountryDecision, Nomination, NominationStatus, Offer, OfferStatus
+from offers.models import AllocationDecision, Consent, CountryDecision, Nomination, NominationStatus, Offer, OfferStatus
 from offers.services import nomination_record_consent, nomination_record_decision, offer_nominate
 from tests.conftest import ROLES
-from tests.factories import CaseFactory, OfferFactory
+from tests.factories import CaseFactory, OfferFactory, UserFactory
 
 A, ST, SU, AD = ROLES
 
@@ -131,6 +131,16 @@ def _fill(offer, supervisor, nominations: int) -> None:
         nomination_record_decision(nomination, actor=supervisor, accepted=True)
     for _ in range(nominations):
         eligible_case(size=1)
+    # As many suggestions accepted, each by a user of its own.
+    for n in range(nominations):
+        AllocationDecision.objects.create(
+            offer=offer,
+            actor=UserFactory(username=f"decider-{n}", role="Supervisor"),
+            proposed=["C-1"],
+            nominated=["C-1"],
+            places_filled=2,
+            total_priority=10,
+        )
 
 
 @pytest.mark.parametrize("size", [1, 8])
@@ -145,7 +155,8 @@ def test_the_offer_page_costs_the_same_queries_for_any_number_of_nominations(
     # applicants, its departures with their counts, the suggestions accepted, the
     # eligible cases' count, their page, their principal applicants
     with django_assert_num_queries(11):
-        client.get(reverse("offers:detail", args=[offer.pk]))
+        page = client.get(reverse("offers:detail", args=[offer.pk])).text
+    assert page.count("decider-") == size
 
 
 @pytest.mark.parametrize("size", [1, 8])
