@@ -496,8 +496,10 @@ class _Checker:
     remembered. The errors of one line come in the order of its columns' checks.
     """
 
-    def __init__(self, positions: dict[str, int], errors: list[RowError]) -> None:
+    def __init__(self, positions: dict[str, int], errors: list[RowError], nul: bool = False) -> None:
         self.positions = positions
+        # Whether the file holds a NUL character anywhere: then every cell is looked at.
+        self.nul = nul
         self.errors = errors
         self.today = timezone.localdate()
         sites = list(Site.objects.values_list("pk", "name", "code"))
@@ -530,6 +532,11 @@ class _Checker:
         count = len(self.errors)
         if len(values) < self.width:
             values = values + [""] * (self.width - len(values))
+        if self.nul:
+            for column, at in self.positions.items():
+                if "\x00" in values[at]:
+                    # No database text can hold one; it is a damaged file, or not text.
+                    self.error(line, column, _("Holds a NUL character (byte 0): the file may be damaged."))
         cells = list(map(str.strip, self.required(values)))
         if not all(cells):
             for column, value in zip(REQUIRED_COLUMNS, cells, strict=True):
@@ -703,7 +710,7 @@ def _read(content: bytes, filename: str, errors: list[RowError], progress: _Prog
         if not (values and values[0].strip()) and not "".join(values).strip():
             continue
         if checker is None:
-            checker = _Checker(_map_header(line, values), errors)
+            checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content)
             continue
         count += 1
         if count > limit:

@@ -516,6 +516,20 @@ def test_a_csv_that_is_not_utf8_is_refused_with_a_clear_message():
     assert "UTF-8" in result.errors[0].message
 
 
+def test_a_nul_character_in_a_cell_is_refused_on_its_line_and_column_and_nothing_is_written():
+    # A damaged export. PostgreSQL cannot store NUL in text: this used to stop the
+    # import with a database error instead of a report.
+    rows = family()
+    rows[1]["notes"] = "ok\x00"
+    rows[2]["family_name"] = "Hos\x00seini"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(3, "notes"), (4, "family_name")}
+    assert "NUL" in result.errors[0].message
+    assert not Person.objects.exists()
+
+
 def test_an_empty_file_is_refused():
     assert not run(b"").ok
     assert not run(",".join(COLUMNS).encode()).ok
