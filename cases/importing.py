@@ -991,10 +991,31 @@ _STAGING_COLUMNS = (
 )
 
 
+# COPY's text format: the marker of NULL, the escapes of the characters it gives a meaning to,
+# and the number of rows sent at a time (the database stores a batch while the next is made).
+_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_BATCH = 5_000
+
+
+def _copy_line(fields: tuple[str, ...]) -> str:
+    """One row in COPY's text format; `fields` are text, or _NULL itself for NULL."""
+    line = "\t".join(fields)
+    # Most rows hold nothing to escape: the tabs are the separators, the backslashes the NULLs'.
+    if (
+        line.count("\t") == len(fields) - 1
+        and "\n" not in line
+        and "\r" not in line
+        and ("\\" not in line or line.count("\\") == sum(field is _NULL for field in fields))
+    ):
+        return line
+    return "\t".join(field if field is _NULL else field.translate(_COPY_ESCAPES) for field in fields)
+
+
 def _stage(rows: list[_Row], progress: _Progress) -> None:
     """Copy the checked rows into a temporary table of this connection (the first half
     of the checking stage's progress)."""
-    needs_literal: dict[frozenset[int], str] = {}
+    needs_literal: dict[frozenset[int] | None, str] = {None: _NULL}
     with connection.cursor() as cursor:
         # Set back by _unstage. Right after a large import (or while one is written)
         # the planner's statistics can say a table of 100,000 rows is empty: it would
@@ -1010,17 +1031,42 @@ def _stage(rows: list[_Row], progress: _Progress) -> None:
         columns = ", ".join(f"{name} {kind}" for name, kind in _STAGING_COLUMNS)
         cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
         names = ", ".join(name for name, _kind in _STAGING_COLUMNS)
+        # The rows are written in COPY's text format here rather than by psycopg's
+        # write_row: in a quarter less time, for an import whose every step counts.
         with connection.wrap_database_errors, cursor.copy(f"COPY {_STAGING} ({names}) FROM STDIN") as copy:
-            for done, row in enumerate(rows):
-                if done >= progress.next * 2:
-                    progress.report(done // 2)
-                needs = None
-                if row.needs is not None:
+            for start in range(0, len(rows), _COPY_BATCH):
+                if start >= progress.next * 2:
+                    progress.report(start // 2)
+                lines = []
+                for row in rows[start : start + _COPY_BATCH]:
                     needs = needs_literal.get(row.needs)
                     if needs is None:
-                        needs = needs_literal[row.needs] = "{" + ",".join(map(str, sorted(row.needs))) + "}"
-                keys = match_keys(row.family_name, row.given_name, row.native_name or "")
-                copy.write_row((row.line, row.registration_no, row.case_no, *_compared_values(row), needs, *keys))
+                        needs = needs_literal[row.needs] = "{" + ",".join(map(str, sorted(row.needs or ()))) + "}"
+                    native_name, phone, notes = row.native_name, row.phone, row.notes
+                    lines.append(
+                        _copy_line(
+                            (
+                                str(row.line),
+                                row.registration_no,
+                                row.case_no,
+                                row.relationship,
+                                row.family_name,
+                                row.given_name,
+                                row.sex,
+                                str(row.birth_year),
+                                row.birth_date.isoformat() if row.birth_date else _NULL,
+                                row.nationality,
+                                str(row.site_id),
+                                _NULL if native_name is None else native_name,
+                                _NULL if phone is None else phone,
+                                _NULL if notes is None else notes,
+                                needs,
+                                *match_keys(row.family_name, row.given_name, native_name or ""),
+                            )
+                        )
+                    )
+                lines.append("")
+                copy.write("\n".join(lines))
 
 
 def _unstage() -> None:

@@ -212,7 +212,9 @@ def test_tabs_backslashes_and_line_breaks_in_cells_are_stored_as_they_are_and_co
     # On PostgreSQL the rows go through COPY's text format (staging table and name keys).
     rows = family()
     rows[0]["notes"] = "first line\nsecond\tcolumn \\N C:\\dir\\ end\\"
-    rows[1]["family_name"] = "O\\Brien\tJr"
+    # Born in a year: the row also holds a NULL (a date), written as \N too.
+    rows[1]["notes"] = "C:\\new"
+    rows[2]["family_name"] = "O\\Brien\tJr"
     rows[2]["phone"] = "\\N"
     rows[2]["native_name"] = ""
 
@@ -222,8 +224,12 @@ def test_tabs_backslashes_and_line_breaks_in_cells_are_stored_as_they_are_and_co
     assert first.ok, first.report_lines()
     stored = dict(Person.objects.values_list("registration_no", "notes"))
     assert stored["R-1"] == "first line\nsecond\tcolumn \\N C:\\dir\\ end\\"
-    assert Person.objects.get(registration_no="R-2").family_name == "O\\Brien\tJr"
-    assert Person.objects.values_list("phone", "native_name").get(registration_no="R-3") == ("\\N", "")
+    assert Person.objects.values_list("notes", "birth_date").get(registration_no="R-2") == ("C:\\new", None)
+    assert Person.objects.values_list("family_name", "phone", "native_name").get(registration_no="R-3") == (
+        "O\\Brien\tJr",
+        "\\N",
+        "",
+    )
     assert (again.new, again.updated, again.unchanged) == (0, 0, 3)
 
 
