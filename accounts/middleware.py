@@ -6,6 +6,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import user_logged_in
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.db import OperationalError, connection
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
@@ -14,6 +17,8 @@ LAST_SEEN = "last_seen"
 # Refresh the session's expiry at most this often: once a minute is precise enough
 # for a 30-minute timeout and spares a session write on every request.
 REFRESH_EVERY = 60
+# Set on a request whose session's only change is that refresh.
+REFRESH_ONLY = "session_refresh_only"
 
 
 class PrivateResponsesMiddleware:
@@ -31,19 +36,50 @@ class PrivateResponsesMiddleware:
 
 
 class IdleTimeoutMiddleware:
-    """Keep a working user's session alive; an idle one expires after SESSION_IDLE_SECONDS."""
+    """Keep a working user's session alive; an idle one expires after SESSION_IDLE_SECONDS.
+
+    The expiry is pushed forward after the page is made, and only if the page itself left
+    the session alone: then the refresh is the session's only change (REFRESH_ONLY).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
         session = getattr(request, "session", None)
-        if session is not None and request.user.is_authenticated:
+        if session is not None and not session.modified and request.user.is_authenticated:
             now = int(time.time())
             if now - session.get(LAST_SEEN, 0) >= REFRESH_EVERY:
                 session[LAST_SEEN] = now
                 session.set_expiry(settings.SESSION_IDLE_SECONDS)
-        return self.get_response(request)
+                setattr(request, REFRESH_ONLY, True)
+        return response
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, but on SQLite the idle refresh alone never waits for the database.
+
+    SQLite has one writer at a time, and a large roster import holds it for minutes: a
+    page whose only write is its session's refresh (the import's progress page, say)
+    would wait for it and fail. That save is tried without waiting; when the database
+    is busy, the page is shown all the same and a later request refreshes the session.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not getattr(request, REFRESH_ONLY, False) or connection.vendor != "sqlite":
+            return super().process_response(request, response)
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            (waits,) = cursor.fetchone()
+            cursor.execute("PRAGMA busy_timeout = 0")
+        try:
+            return super().process_response(request, response)
+        except (OperationalError, SessionInterrupted):  # the latter is how Django reports the former
+            return response
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
 
 @receiver(user_logged_in)

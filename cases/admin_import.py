@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from cases.admin_records import RecordAdmin
-from cases.import_jobs import JobRefused, job_cancel, job_confirm, job_start, prune_expired
+from cases.import_jobs import JobRefused, as_pruned, job_cancel, job_confirm, job_start, reports_kept
 from cases.importing import (
     COLUMNS,
     REQUIRED_COLUMNS,
@@ -128,9 +128,8 @@ class RosterImportAdminMixin:
             else:
                 job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
                 return HttpResponseRedirect(self._job_url(job))
-        prune_expired()
-        jobs = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result", "report")
-        jobs = jobs[:RECENT_JOBS]
+        recent = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result", "report")
+        jobs = [as_pruned(job) for job in recent.select_related("record")[:RECENT_JOBS]]
         return TemplateResponse(request, "admin/cases/person/import.html", self._context(request, form=form, jobs=jobs))
 
     def _job(self, request: HttpRequest, job_id: int) -> RosterImportJob:
@@ -142,8 +141,7 @@ class RosterImportAdminMixin:
 
     def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         """The job: a progress bar while it runs, then what the check or the import found."""
-        prune_expired()
-        job = self._job(request, job_id)
+        job = as_pruned(self._job(request, job_id))
         result = job.result or {}
         context = self._context(
             request,
@@ -159,8 +157,7 @@ class RosterImportAdminMixin:
         """Every error and probable duplicate the user's job found, as CSV, while it is kept."""
         if not self.has_import_permission(request):
             raise PermissionDenied
-        prune_expired()
-        jobs = RosterImportJob.objects.filter(pk=job_id, actor_id=request.user.pk)
+        jobs = reports_kept().filter(pk=job_id, actor_id=request.user.pk)
         report = jobs.values_list("report", flat=True).first()
         if not report:  # not the user's job, or nothing (left) to report
             raise Http404
@@ -175,8 +172,8 @@ class RosterImportAdminMixin:
         job = self._job(request, job_id)
         try:
             job_confirm(job, actor=request.user)  # type: ignore[arg-type]
-        except JobRefused:
-            messages.error(request, _("This file cannot be imported now; choose it again to check it."))
+        except JobRefused as refused:
+            messages.error(request, str(refused))
         return HttpResponseRedirect(self._job_url(job))
 
     def import_cancel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:

@@ -6,6 +6,11 @@ stores the file for the worker, runs it and keeps the outcome. A job's file is k
 its row (never on disk) until the import has run or the check is refused, cancelled or
 left unconfirmed for settings.ROSTER_IMPORT_CONFIRM_MINUTES.
 
+Pages never write here: on SQLite a running import holds the one write lock for as long
+as it writes, and a page waiting for it would fail. The worker deletes what has expired
+before each job and at the time each check or report expires (a task scheduled for
+then); until it has, pages show a job as that deletion will leave it (`as_pruned`).
+
 The page shows the first errors and probable duplicates; all of them are kept as a
 gzipped CSV (the job's report) to download. Both lists go after
 settings.ROSTER_IMPORT_REPORT_DAYS; the counts stay.
@@ -23,6 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -47,7 +53,6 @@ def job_start(*, actor: User, filename: str, content: bytes) -> RosterImportJob:
     """Store the file and queue its check (a dry run)."""
     from cases.tasks import run_roster_import_job
 
-    prune_expired()
     with transaction.atomic():
         job = RosterImportJob.objects.create(actor=actor, filename=filename[:255], size=len(content), content=content)
         run_roster_import_job.enqueue(job.pk)
@@ -62,9 +67,14 @@ def job_confirm(job: RosterImportJob, *, actor: User) -> RosterImportJob:
     with transaction.atomic():
         locked = RosterImportJob.objects.select_for_update().defer("content", "report").get(pk=job.pk)
         if locked.actor_id != actor.pk:
-            raise JobRefused("Only the person who uploaded the file can confirm its import.")
+            raise JobRefused(_("Only the person who uploaded the file can confirm its import."))
+        as_pruned(locked)
+        if locked.is_working:
+            raise JobRefused(_("This file is already being imported."))
+        if locked.status == Status.DONE:
+            raise JobRefused(_("This file has been imported already."))
         if locked.status != Status.CHECKED or not locked.result.get("ok") or not locked.size:
-            raise JobRefused("This file cannot be imported now: check it again.")
+            raise JobRefused(_("This file cannot be imported any more; choose it again to check it."))
         _set(locked, status=Status.QUEUED, dry_run=False, stage="", done=0, total=0)
         run_roster_import_job.enqueue(locked.pk)
     job.refresh_from_db()
@@ -76,8 +86,23 @@ def job_cancel(job: RosterImportJob) -> None:
     with transaction.atomic():
         locked = RosterImportJob.objects.select_for_update().defer("content", "report").get(pk=job.pk)
         if locked.status not in (Status.QUEUED, Status.CHECKED):
-            raise JobRefused("Only a job waiting for the worker or for confirmation can be cancelled.")
+            raise JobRefused(_("Only a job waiting for the worker or for confirmation can be cancelled."))
         _set(locked, status=Status.CANCELLED, content=b"")
+
+
+def _confirm_cutoff(now: datetime.datetime) -> datetime.datetime:
+    """Checks last changed before this were left unconfirmed too long."""
+    return now - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
+
+
+def _lists_cutoff(now: datetime.datetime) -> datetime.datetime:
+    """The lists of errors and duplicates of jobs last changed before this are deleted."""
+    return now - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS)
+
+
+def _without_lists(result: dict[str, Any]) -> dict[str, Any]:
+    kept = {key: value for key, value in result.items() if key not in ("errors", "duplicates")}
+    return {**kept, "details_deleted": True}
 
 
 def prune_expired(now: datetime.datetime | None = None) -> int:
@@ -85,15 +110,42 @@ def prune_expired(now: datetime.datetime | None = None) -> int:
     probable duplicates (the report, and those kept for the page) of jobs older than
     ROSTER_IMPORT_REPORT_DAYS, keeping their counts; returns how many files."""
     now = now or timezone.now()
-    old = now - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS)
-    expired = RosterImportJob.objects.filter(updated_at__lt=old, result__has_key="errors")
+    expired = RosterImportJob.objects.filter(updated_at__lt=_lists_cutoff(now), result__has_key="errors")
     for pk, result in expired.exclude(result__has_key="details_deleted").values_list("pk", "result"):
-        kept = {key: value for key, value in result.items() if key not in ("errors", "duplicates")}
-        RosterImportJob.objects.filter(pk=pk).update(result={**kept, "details_deleted": True}, report=b"")
-    cutoff = now - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
-    return RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=cutoff).update(
+        RosterImportJob.objects.filter(pk=pk).update(result=_without_lists(result), report=b"")
+    return RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=_confirm_cutoff(now)).update(
         status=Status.CANCELLED, content=b"", updated_at=timezone.now()
     )
+
+
+def as_pruned(job: RosterImportJob, now: datetime.datetime | None = None) -> RosterImportJob:
+    """The job (in memory) as prune_expired leaves it, whether or not it has run yet:
+    a check left unconfirmed too long is cancelled, lists kept too long are gone. The
+    result and the report's size (report_bytes) are left alone if they were not loaded."""
+    now = now or timezone.now()
+    if job.status == Status.CHECKED and job.updated_at < _confirm_cutoff(now):
+        job.status = Status.CANCELLED
+    if job.updated_at < _lists_cutoff(now) and "result" not in job.get_deferred_fields():
+        if "errors" in job.result and "details_deleted" not in job.result:
+            job.result = _without_lists(job.result)
+        if hasattr(job, "report_bytes"):
+            job.report_bytes = 0
+    return job
+
+
+def reports_kept() -> QuerySet[RosterImportJob]:
+    """The jobs whose report may still be downloaded."""
+    return RosterImportJob.objects.filter(updated_at__gte=_lists_cutoff(timezone.now()))
+
+
+def _prune_later(after: datetime.timedelta) -> None:
+    """Have the worker prune when something expires (a few seconds after, to be past it)."""
+    from cases.tasks import prune_roster_import_jobs
+
+    # The immediate backend has no worker to run it later: its jobs prune as they start,
+    # and so does manage.py prune_roster_imports.
+    if prune_roster_import_jobs.get_backend().supports_defer:
+        prune_roster_import_jobs.using(run_after=timezone.now() + after + datetime.timedelta(seconds=5)).enqueue()
 
 
 def job_run(job_id: int) -> str:
@@ -127,6 +179,10 @@ def job_run(job_id: int) -> str:
         done=result.rows,
         total=result.rows,
     )
+    if kept:
+        _prune_later(datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES))
+    if result.errors or result.duplicates:
+        _prune_later(datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS))
     return job.status
 
 

@@ -545,6 +545,13 @@ class RosterImportJob(models.Model):
     def percent(self) -> int:
         return min(100, 100 * self.done // self.total) if self.total else 0
 
+    @property
+    def status_display(self) -> str:
+        """The status; for a finished job, whether its file was imported or refused."""
+        if self.status == RosterImportJobStatus.DONE and self.record_id is not None:
+            return self.record.get_outcome_display()  # type: ignore[union-attr]
+        return self.get_status_display()
+
 
 class SiteTransfer(models.Model):
     """Cases and their present persons moved from one site to another on a date.

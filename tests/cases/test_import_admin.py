@@ -18,14 +18,15 @@ from accounts.models import AccessLog
 from cases import import_jobs
 from cases.importing import COLUMNS, ImportResult, ProbableDuplicate, RowError
 from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
+from cases.tasks import prune_roster_import_jobs
 from tests.cases.test_import import csv_bytes, family, person_row
 from tests.conftest import ROLES
 from tests.factories import CaseFactory, PersonFactory, SiteFactory, UserFactory
 
 A, ST, SU, AD = ROLES
 IMPORT = reverse("admin:cases_person_import")
-QUERIES_IMPORT_PAGE = 6
-QUERIES_JOB_PAGE = 7
+QUERIES_IMPORT_PAGE = 4
+QUERIES_JOB_PAGE = 5
 TEMPLATE_CSV = reverse("admin:cases_person_import_template", args=["csv"])
 TEMPLATE_XLSX = reverse("admin:cases_person_import_template", args=["xlsx"])
 CHANGELIST = reverse("admin:cases_person_changelist")
@@ -169,7 +170,7 @@ def test_a_job_is_confirmed_once_and_only_by_its_owner(client_for, administrator
     assert not Person.objects.exists()
     client.post(job_url(job, "confirm"))
     again = client.post(job_url(job, "confirm"), follow=True)
-    assert "cannot be imported now" in again.content.decode()
+    assert "This file has been imported already." in again.content.decode()
     assert Person.objects.count() == 3
     assert RosterImport.objects.filter(outcome=RosterImportOutcome.IMPORTED).count() == 1
 
@@ -187,18 +188,29 @@ def test_cancelling_a_checked_job_deletes_its_file_and_imports_nothing(client_fo
     assert not Person.objects.exists()
 
 
-def test_a_check_left_unconfirmed_expires_and_its_file_is_deleted(client_for, settings):
+def test_a_check_left_unconfirmed_expires_and_the_worker_deletes_its_file(client_for, settings):
     client = client_for(AD)
     job = check(client, csv_bytes(family())).context["job"]
     RosterImportJob.objects.filter(pk=job.pk).update(
         updated_at=timezone.now() - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES + 1)
     )
 
-    client.get(IMPORT)  # any visit prunes; so does the worker
+    # Pages write nothing (on SQLite an import may hold the only write lock), but show
+    # the check as expired and refuse to import it.
+    page = client.get(job_url(job)).content.decode()
+    assert "not confirmed in time" in page
+    assert 'value="Import"' not in page
+    assert "Cancelled" in client.get(IMPORT).content.decode()
+    refused = client.post(job_url(job, "confirm"), follow=True).content.decode()
+    assert "cannot be imported any more; choose it again" in refused
+    assert not Person.objects.exists()
+    job.refresh_from_db()
+    assert bytes(job.content)
+
+    prune_roster_import_jobs.call()  # what the worker runs when the check expires
 
     job.refresh_from_db()
     assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
-    assert "not confirmed in time" in client.get(job_url(job)).content.decode()
 
 
 def test_the_uploaded_file_does_not_stay_on_disk(client_for, settings, tmp_path):
@@ -224,15 +236,20 @@ def test_an_oversized_file_is_refused_with_the_limit_in_the_message_and_no_job(c
     assert not RosterImportJob.objects.exists()
 
 
-def test_the_csv_template_has_the_exact_headers_and_an_example_row_that_imports(client_for):
+def test_the_csv_template_has_the_exact_headers_and_an_example_row_that_is_valid_but_not_imported(client_for):
     response = client_for(AD).get(TEMPLATE_CSV)
 
     assert response["Content-Disposition"] == 'attachment; filename="roster-template.csv"'
     lines = response.content.decode("utf-8-sig").splitlines()
     assert lines[0] == ",".join(COLUMNS)
     assert len(lines) == 2
-    preview = check(client_for(AD), response.content)
-    assert preview.context["result"]["ok"], preview.context["result"]["errors"]
+    # Every value passes its checks; the example itself is refused, so that nobody
+    # imports a made-up person by uploading the template as it is.
+    result = check(client_for(AD), response.content).context["result"]
+    assert [(error["line"], error["column"], error["message"]) for error in result["errors"]] == [
+        (2, "registration_no", "This is the template's example row: delete it, then add your rows.")
+    ]
+    assert not Person.objects.exists()
 
 
 def test_the_xlsx_template_has_the_exact_headers_and_an_example_row(client_for):
@@ -259,13 +276,34 @@ def test_the_import_page_costs_the_same_queries_whatever_the_jobs_listed(
 ):
     client = client_for("Administrator")
     for number in range(jobs):
-        RosterImportJob.objects.create(actor=administrator, filename=f"roster-{number}.csv", size=10)
+        record = RosterImport.objects.create(actor=administrator, filename="r.csv", outcome=RosterImportOutcome.REFUSED)
+        RosterImportJob.objects.create(
+            actor=administrator,
+            filename=f"roster-{number}.csv",
+            size=10,
+            status=RosterImportJobStatus.DONE,
+            record=record,
+        )
     client.get(IMPORT)  # a first request may refresh the session
-    # session, user, permissions with groups and sites, old reports dropped, checks left
-    # unconfirmed dropped, the user's recent jobs
+    # session, user, permissions with groups and sites, the user's recent jobs with their records
     with django_assert_num_queries(QUERIES_IMPORT_PAGE):
         response = client.get(IMPORT)
     assert len(response.context["jobs"]) == jobs
+    assert response.content.decode().count("<td>Refused</td>") == jobs
+
+
+def test_recent_imports_say_whether_each_file_was_imported_or_refused(client_for):
+    client = client_for(AD)
+    check(client, csv_bytes([person_row(sex="Q")]), name="bad.csv")
+    job = check(client, csv_bytes(family()), name="good.csv").context["job"]
+    client.post(job_url(job, "confirm"))
+
+    rows = re.findall(
+        r"<tr>\s*<td>[^<]*</td>\s*<td><a[^>]*>([^<]*)</a></td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>",
+        client.get(IMPORT).text,
+    )
+
+    assert rows == [("good.csv", "import", "Imported"), ("bad.csv", "check", "Refused")]
 
 
 # The full report: every error and probable duplicate, as CSV --------------------------
@@ -363,17 +401,19 @@ def test_the_lists_of_errors_and_duplicates_are_deleted_after_their_days_the_cou
         updated_at=timezone.now() - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS, minutes=1)
     )
 
-    # Straight to the download: asking for it is enough to find it gone.
+    # Gone for the user at once, whether or not the worker has deleted them yet.
     assert client.get(job_url(old, "report")).status_code == 404
-
-    old.refresh_from_db()
-    assert bytes(old.report) == b""
-    assert (old.result["error_count"], "errors" in old.result, old.result["details_deleted"]) == (1, False, True)
     page = client.get(job_url(old)).content.decode()
     assert "Refused: nothing has been imported" in page
     assert "The list of errors and probable duplicates was deleted 7 days after" in page
     assert job_url(old, "report") not in page
     assert "is not one of F, M, X" not in page
+
+    prune_roster_import_jobs.call()  # what the worker runs when they expire
+
+    old.refresh_from_db()
+    assert bytes(old.report) == b""
+    assert (old.result["error_count"], "errors" in old.result, old.result["details_deleted"]) == (1, False, True)
     # A recent job keeps its lists.
     assert len(_report(client, recent)) == 2
     assert "is not one of F, M, X" in client.get(job_url(recent)).content.decode()

@@ -1,12 +1,15 @@
 """Roster imports as background jobs: the real database queue and its worker, the
 progress the admin page shows while a job runs, and failures."""
 
+import datetime
 import threading
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.urls import reverse
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from cases import import_jobs
 from cases.import_jobs import Progress, job_run, job_start
@@ -58,6 +61,32 @@ def test_with_the_database_queue_the_worker_runs_the_check_then_the_import(clien
     job.refresh_from_db()
     assert (job.status, job.result["new"], bytes(job.content)) == (RosterImportJobStatus.DONE, 3, b"")
     assert Person.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection, as between jobs
+def test_the_worker_deletes_a_checked_file_when_its_time_to_confirm_is_up(client_for, settings, administrator):
+    settings.TASKS = DATABASE_QUEUE
+    SpecificNeed.objects.get_or_create(code="medical_condition", defaults={"label": "Medical condition"})
+    client = client_for("Administrator")
+    client.post(reverse("admin:cases_person_import"), {"file": _upload(csv_bytes(family())), "check": "1"})
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    job = RosterImportJob.objects.get()
+    assert job.status == RosterImportJobStatus.CHECKED
+
+    # The check queued a prune for the moment it expires, and nobody has to visit a page.
+    prune = DBTaskResult.objects.get(task_path="cases.tasks.prune_roster_import_jobs")
+    expires = job.updated_at + datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
+    assert expires < prune.run_after < expires + datetime.timedelta(minutes=1)
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    job.refresh_from_db()
+    assert job.status == RosterImportJobStatus.CHECKED  # not yet: it waits for its time
+
+    RosterImportJob.objects.update(updated_at=job.updated_at - datetime.timedelta(hours=2))
+    DBTaskResult.objects.update(run_after=timezone.now())
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
 
 
 @pytest.mark.django_db(transaction=True)  # as in the worker: progress written outside any transaction
