@@ -58,6 +58,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_countries import countries
@@ -108,9 +109,11 @@ REQUIRED_COLUMNS = (
 OPTIONAL_TEXT_COLUMNS = ("native_name", "phone", "notes")
 
 # The example row of the downloadable template.
+# The template's example row shows every column filled in. Its registration number is
+# refused, so that a template imported as it is adds no made-up person.
 TEMPLATE_EXAMPLE = {
-    "registration_no": "RLC-0000001",
-    "case_no": "C-00001",
+    "registration_no": "EXAMPLE-0001",
+    "case_no": "EXAMPLE-C1",
     "relationship": "PA",
     "family_name": "Hosseini",
     "given_name": "Mohammad",
@@ -173,6 +176,7 @@ class ProbableDuplicate:
     other_name: str
     birth: str
     reason: str
+    other_birth: str = ""
 
     def __str__(self) -> str:
         where = _("line %(line)d") % {"line": self.other_line} if self.other_line is not None else _("the database")
@@ -185,6 +189,11 @@ class ProbableDuplicate:
             "where": where,
             "reason": self.reason,
         }
+
+
+def _grouped(number: int) -> str:
+    """120,000 rather than 120000 (in the language's own way)."""
+    return number_format(number, force_grouping=True)
 
 
 @dataclass
@@ -207,17 +216,17 @@ class ImportResult:
     def summary(self) -> str:
         if not self.ok:
             return ngettext(
-                "%(file)s refused: %(n)d error; nothing was imported.",
-                "%(file)s refused: %(n)d errors; nothing was imported.",
+                "%(file)s refused: %(n)s error; nothing was imported.",
+                "%(file)s refused: %(n)s errors; nothing was imported.",
                 len(self.errors),
-            ) % {"file": self.filename, "n": len(self.errors)}
-        rows = ngettext("%(n)d row", "%(n)d rows", self.rows) % {"n": self.rows}
-        cases = ngettext("%(n)d new case", "%(n)d new cases", self.cases_new) % {"n": self.cases_new}
-        text = _("%(rows)s: %(new)d new, %(updated)d updated, %(unchanged)d unchanged; %(cases)s.") % {
+            ) % {"file": self.filename, "n": _grouped(len(self.errors))}
+        rows = ngettext("%(n)s row", "%(n)s rows", self.rows) % {"n": _grouped(self.rows)}
+        cases = ngettext("%(n)s new case", "%(n)s new cases", self.cases_new) % {"n": _grouped(self.cases_new)}
+        text = _("%(rows)s: %(new)s new, %(updated)s updated, %(unchanged)s unchanged; %(cases)s.") % {
             "rows": rows,
-            "new": self.new,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
+            "new": _grouped(self.new),
+            "updated": _grouped(self.updated),
+            "unchanged": _grouped(self.unchanged),
             "cases": cases,
         }
         if self.dry_run:
@@ -546,6 +555,8 @@ class _Checker:
         # A cell needs a closer look only if it may be a formula or is too long.
         if registration_no[:1] in _FORMULA_STARTS or len(registration_no) > _MAX_REGISTRATION_NO:
             registration_no = self.text(line, "registration_no", registration_no)
+        elif registration_no == TEMPLATE_EXAMPLE["registration_no"]:
+            self.error(line, "registration_no", _("This is the template's example row: delete it, then add your rows."))
         if case_no[:1] in _FORMULA_STARTS or len(case_no) > _MAX_CASE_NO:
             case_no = self.text(line, "case_no", case_no)
         if family_name[:1] in _FORMULA_STARTS or len(family_name) > _MAX_FAMILY_NAME:
@@ -780,6 +791,10 @@ class _Known:
     birth_year: int
     birth_date: datetime.date | None
 
+    @property
+    def birth(self) -> str:
+        return self.birth_date.isoformat() if self.birth_date else str(self.birth_year)
+
 
 # A match key (cases.names.match_keys: Latin, or native) and a year of birth.
 _Key = tuple[str, int]
@@ -870,21 +885,25 @@ class _DuplicateSearch:
 
         found: dict[tuple[str, str], ProbableDuplicate] = {}
         reasons = (_("same name in another spelling"), _("same name in native script"))
+        same_name = _("same name")
 
         def flag(row: _Row, others: Iterable[_Row | _Known], reason: str) -> None:
             for other in others:
                 pair = (other.registration_no, row.registration_no)
                 if pair in found:
                     continue
+                name = row.name
                 found[pair] = ProbableDuplicate(
                     line=row.line,
                     registration_no=row.registration_no,
-                    name=row.name,
+                    name=name,
                     other_line=other.line,
                     other_registration_no=other.registration_no,
                     other_name=other.name,
                     birth=row.birth,
-                    reason=reason,
+                    # Latin names written alike are no "other spelling".
+                    reason=same_name if reason == reasons[0] and other.name.casefold() == name.casefold() else reason,
+                    other_birth=other.birth,
                 )
 
         # Without anyone on record to compare with, only the rows with a match count.

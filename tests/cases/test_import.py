@@ -707,7 +707,29 @@ def test_probable_duplicates_of_persons_on_record_are_flagged_but_not_merged(sit
 
     assert result.ok
     assert [(d.line, d.other_line, d.other_registration_no) for d in result.duplicates] == [(2, None, "R-OLD")]
+    assert (result.duplicates[0].reason, result.duplicates[0].other_birth) == (
+        "same name in another spelling",
+        "1985-03-21",
+    )
     assert Person.objects.count() == 4
+
+
+def test_a_look_alike_written_the_same_way_is_said_to_have_the_same_name(site):
+    PersonFactory(
+        registration_no="R-OLD",
+        case=CaseFactory(case_no="C-OLD", site=site),
+        family_name="HOSSEINI",
+        given_name="mohammad",
+        native_name="",
+        birth_year=1985,
+        birth_date=None,
+    )
+
+    result = run(csv_bytes(family()))
+
+    assert [(d.registration_no, d.birth, d.other_birth, d.reason) for d in result.duplicates] == [
+        ("R-1", "1985-03-21", "1985", "same name")
+    ]
 
 
 def test_the_same_name_born_on_another_day_is_not_a_duplicate():
