@@ -17,6 +17,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -40,6 +41,8 @@ from cases.importing import (
 from cases.models import Person, RosterImport, RosterImportJob
 
 IMPORT_PERMISSION = "cases.import_person"
+# The stages of cases.importing's progress, as the job page names them.
+STAGES = {"reading": gettext_lazy("Reading"), "checking": gettext_lazy("Checking"), "writing": gettext_lazy("Writing")}
 # Jobs of the user listed under the upload form.
 RECENT_JOBS = 10
 
@@ -149,6 +152,10 @@ class RosterImportAdminMixin:
             result=result,
             duplicates=_with_links_to_record(result.get("duplicates", [])),
             errors_hidden=max(result.get("error_count", 0) - len(result.get("errors", [])), 0),
+            stage_label=STAGES.get(job.stage, job.stage),
+            # SQLite has one writer: the import's progress, written in its transaction, is
+            # not seen before it ends (cases.import_jobs.Progress).
+            progress_unseen_while_writing=connection.vendor == "sqlite",
             duplicates_hidden=max(result.get("duplicate_count", 0) - len(result.get("duplicates", [])), 0),
         )
         return TemplateResponse(request, "admin/cases/person/import_job.html", context)

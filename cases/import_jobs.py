@@ -32,7 +32,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cases.importing import ImportResult, roster_import
+from cases.importing import ImportResult, RowError, roster_import
 from cases.models import RosterImportJob, RosterImportJobStatus
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 # The result keeps this many errors and duplicates for the page; the job's report (and
 # manage.py import_roster --dry-run) has them all.
 SHOWN = 500
+# The page sums up the errors in this many kinds at the most (cases.import_jobs._error_kinds).
+ERROR_KINDS = 20
 # Progress is written at most this often (seconds), whatever the rows.
 PROGRESS_EVERY = 0.5
 Status = RosterImportJobStatus
@@ -198,10 +200,26 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "unchanged": result.unchanged,
         "cases_new": result.cases_new,
         "error_count": len(result.errors),
+        "error_kinds": _error_kinds(result.errors),
         "errors": [dataclasses.asdict(error) for error in result.errors[:SHOWN]],
         "duplicate_count": len(result.duplicates),
         "duplicates": [dataclasses.asdict(duplicate) for duplicate in result.duplicates[:SHOWN]],
     }
+
+
+def _error_kinds(errors: list[RowError]) -> list[dict[str, Any]]:
+    """The most frequent problems (the same message in the same column), most frequent
+    first, each with how often and on which line first: a file refused for thousands of
+    errors often has a few mistakes made on every row."""
+    kinds: dict[tuple[str, str], list[int]] = {}
+    for error in errors:
+        kind = kinds.setdefault((error.column, error.message), [0, error.line or 0])
+        kind[0] += 1
+    ranked = sorted(kinds.items(), key=lambda item: -item[1][0])[:ERROR_KINDS]
+    return [
+        {"column": column, "message": message, "count": count, "first_line": first_line}
+        for (column, message), (count, first_line) in ranked
+    ]
 
 
 def report_gzip(result: ImportResult) -> bytes:
@@ -227,6 +245,7 @@ def report_gzip(result: ImportResult) -> bytes:
                 _("born"),
                 _("may be (registration no.)"),
                 _("may be (name)"),
+                _("may be (born)"),
                 _("found in"),
             ]
         )
@@ -237,7 +256,7 @@ def report_gzip(result: ImportResult) -> bytes:
         for duplicate in result.duplicates:
             where = on_record if duplicate.other_line is None else in_file % {"line": duplicate.other_line}
             cells = [duplicate.registration_no, duplicate.name, duplicate.birth]
-            cells += [duplicate.other_registration_no, duplicate.other_name, where]
+            cells += [duplicate.other_registration_no, duplicate.other_name, duplicate.other_birth, where]
             writer.writerow([duplicate.line, "", neutralise(duplicate.reason), *map(neutralise, cells)])
     return compressed.getvalue()
 

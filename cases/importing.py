@@ -1668,8 +1668,7 @@ def _write(
 ) -> tuple[int, int, int, int]:
     """Write the checked rows; returns (new, updated, unchanged, new cases)."""
     now = timezone.now()
-    # The unchanged rows are done already: nothing is written for them.
-    progress.start("writing", len(rows), plan.unchanged)
+    # The unchanged rows are done already (progress.start): nothing is written for them.
     write_new = _write_new_sql if staged else _write_new_orm
     write_new(plan, actor=actor, reason=reason, now=now, progress=progress, done=plan.unchanged)
     updated = _write_changes(plan.changed, actor=actor, reason=reason, now=now)
@@ -1774,6 +1773,9 @@ def _roster_import(
             result.record = _record(result, actor=actor, started=started)
         else:
             reason = _("Roster import: %(file)s") % {"file": filename}
+            # Said before the transaction: where the progress written inside it is not
+            # seen until it ends (SQLite), the page says at least what is being done.
+            report.start("writing", len(rows), plan.unchanged)
             try:
                 with transaction.atomic():
                     result.new, result.updated, result.unchanged, result.cases_new = _write(

@@ -123,8 +123,12 @@ def test_probable_duplicates_are_shown_in_the_preview(client_for):
 
     response = check(client_for(AD), csv_bytes(rows))
 
-    assert "Probable duplicates" in response.content.decode()
+    page = response.content.decode()
+    assert "1 probable duplicate</h3>" in page
     assert [d["registration_no"] for d in response.context["result"]["duplicates"]] == ["R-7"]
+    assert [(d["other_registration_no"], d["other_birth"]) for d in response.context["result"]["duplicates"]] == [
+        ("R-1", "1985-03-21")
+    ]
 
 
 def test_a_look_alike_on_record_links_to_their_page_for_the_administrator_to_compare(client_for):
@@ -134,11 +138,15 @@ def test_a_look_alike_on_record_links_to_their_page_for_the_administrator_to_com
 
     page = response.content.decode()
     change = reverse("admin:cases_person_change", args=[on_record.pk])
-    assert f'<a href="{change}">HOSSEINI, Muhammad (R-OLD)</a>' in page
+    # In a tab of its own: the check's page stays open to confirm or cancel.
+    link = (
+        f'<a href="{change}" target="_blank" rel="noopener">HOSSEINI, Muhammad <span class="nowrap">(R-OLD)</span></a>'
+    )
+    assert link in page
     # Once gone from the roster, the name stays, without a link.
     on_record.delete()
     page = client_for(AD).get(job_url(response.context["job"])).content.decode()
-    assert "HOSSEINI, Muhammad (R-OLD)" in page
+    assert 'HOSSEINI, Muhammad <span class="nowrap">(R-OLD)</span>' in page
     assert change not in page
 
 
@@ -332,16 +340,34 @@ def test_the_full_report_lists_every_error_beyond_those_on_the_page(client_for, 
     job = response.context["job"]
     page = response.content.decode()
     assert len(response.context["result"]["errors"]) == 2
-    assert "… and 3 more errors. The CSV above has them all." in page
+    assert f'… and 3 more errors. <a href="{job_url(job, "report")}">The CSV has them all.</a>' in page
     assert job_url(job, "report") in page
     report = _report(client, job)
     assert report[0] == ["line", "column", "problem", "registration no.", "name", "born", "may be (registration no.)",
-                         "may be (name)", "found in"]  # fmt: skip
+                         "may be (name)", "may be (born)", "found in"]  # fmt: skip
     assert [(line, column) for line, column, *_rest in report[1:]] == [(str(n), "sex") for n in range(5, 10)]
     assert report[1][2] == "“Q” is not one of F, M, X."
     # Handing it out is written to the access log, as an export is.
     entry = AccessLog.objects.get(view_name="admin:cases_person_import_report")
     assert (entry.user, entry.kind, entry.object_id, entry.status_code) == (administrator, "export", str(job.pk), 200)
+
+
+def test_many_errors_are_summed_up_by_problem_above_the_list(client_for):
+    rows = family()
+    rows += [person_row(registration_no=f"R-{n}", case_no="C-1", relationship="child", sex="Q") for n in range(4, 16)]
+    rows += [
+        person_row(registration_no=f"R-{n}", case_no="C-1", relationship="child", nationality="ZZ") for n in (16, 17)
+    ]
+
+    result = check(client_for(AD), csv_bytes(rows)).context["result"]
+
+    assert [(kind["count"], kind["column"], kind["first_line"]) for kind in result["error_kinds"]] == [
+        (12, "sex", 5),
+        (2, "nationality", 17),
+    ]
+    page = client_for(AD).get(job_url(RosterImportJob.objects.get())).content.decode()
+    assert "The most frequent problems:" in page
+    assert '<td class="count">12</td><td>sex</td><td>“Q” is not one of F, M, X.</td><td>5</td>' in page
 
 
 def test_the_full_report_lists_the_probable_duplicates_with_where_they_were_found(client_for):
@@ -354,21 +380,54 @@ def test_the_full_report_lists_the_probable_duplicates_with_where_they_were_foun
 
     reason = "same name in another spelling"
     assert _report(client, job)[1:] == [
-        ["2", "", reason, "R-1", "HOSSEINI, Mohammad", "1985-03-21", "R-OLD", "HOSSEINI, Muhammad", "the roster"],
-        ["5", "", reason, "R-7", "HOSSEINI, Mohammed", "1985-03-21", "R-OLD", "HOSSEINI, Muhammad", "the roster"],
-        ["5", "", reason, "R-7", "HOSSEINI, Mohammed", "1985-03-21", "R-1", "HOSSEINI, Mohammad", "line 2"],
+        [
+            "2",
+            "",
+            reason,
+            "R-1",
+            "HOSSEINI, Mohammad",
+            "1985-03-21",
+            "R-OLD",
+            "HOSSEINI, Muhammad",
+            "1985-03-21",
+            "the roster",
+        ],
+        [
+            "5",
+            "",
+            reason,
+            "R-7",
+            "HOSSEINI, Mohammed",
+            "1985-03-21",
+            "R-OLD",
+            "HOSSEINI, Muhammad",
+            "1985-03-21",
+            "the roster",
+        ],
+        [
+            "5",
+            "",
+            reason,
+            "R-7",
+            "HOSSEINI, Mohammed",
+            "1985-03-21",
+            "R-1",
+            "HOSSEINI, Mohammad",
+            "1985-03-21",
+            "line 2",
+        ],
     ]
 
 
 def test_no_cell_of_the_report_is_one_a_spreadsheet_would_run():
     result = ImportResult(filename="x.csv", dry_run=True)
     result.errors = [RowError(3, "notes", '=HYPERLINK("http://x")')]
-    result.duplicates = [ProbableDuplicate(2, "+1", "@A, B", None, "-2", "=C, D", "1985", "=E")]
+    result.duplicates = [ProbableDuplicate(2, "+1", "@A, B", None, "-2", "=C, D", "1985", "=E", "=1985")]
 
     rows = list(csv.reader(io.StringIO(gzip.decompress(import_jobs.report_gzip(result)).decode()[1:])))
 
     assert rows[1] == ["3", "notes", '\'=HYPERLINK("http://x")']
-    assert rows[2] == ["2", "", "'=E", "'+1", "'@A, B", "1985", "'-2", "'=C, D", "the roster"]
+    assert rows[2] == ["2", "", "'=E", "'+1", "'@A, B", "1985", "'-2", "'=C, D", "'=1985", "the roster"]
 
 
 def test_a_file_without_error_or_duplicate_has_no_report(client_for):

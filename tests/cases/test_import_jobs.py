@@ -103,6 +103,43 @@ def test_a_running_job_shows_a_progress_bar(client_for, administrator):
     assert '<meta http-equiv="refresh" content="2">' in page
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("stage", "done", "total", "shown"),
+    [
+        ("", 0, 0, 'Starting</label>…</p>\n      <progress id="import-progress" max="100"></progress>'),
+        ("reading", 648, 1201, "Reading</label>:\n        line 648 of 1,201</p>"),
+        ("checking", 90, 1200, "Checking</label>:\n        90 of 1,200 rows</p>"),
+    ],
+)
+def test_a_running_job_names_its_stage_and_counts_lines_while_reading(
+    client_for, administrator, stage, done, total, shown
+):
+    job = RosterImportJob.objects.create(
+        actor=administrator, filename="big.csv", size=10, status=RosterImportJobStatus.RUNNING
+    )
+    if stage:
+        Progress(job.pk)(stage, done, total)
+
+    assert shown in client_for("Administrator").get(job_url(job)).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_writing_on_sqlite_the_page_says_its_progress_is_seen_at_the_end(client_for, administrator):
+    job = RosterImportJob.objects.create(
+        actor=administrator, filename="big.csv", size=10, status=RosterImportJobStatus.RUNNING
+    )
+    Progress(job.pk)("writing", 0, 1200)
+
+    page = client_for("Administrator").get(job_url(job)).content.decode()
+
+    if connection.vendor == "sqlite":
+        assert "is not seen until it ends" in page
+        assert '<progress id="import-progress" max="100"></progress>' in page  # moving, without a value
+    else:
+        assert "0 of 1,200 rows" in page
+
+
 def test_the_import_reports_its_progress_through_the_stages(administrator, monkeypatch):
     seen = []
     monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 0)
