@@ -323,14 +323,22 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
     first_line = text.split("\n", 1)[0]
     # Spreadsheets in many locales save CSV with semicolons.
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # However long a cell, it is read, and refused by its column's limit with its line.
+    csv.field_size_limit(max(csv.field_size_limit(), max_bytes()))
+    # Strict: a quote left open would otherwise make the rest of the file one cell, and
+    # the rows in it would be lost without a word.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1
     try:
         for values in reader:
             yield start, values
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise _Refused(RowError(start, "", _("This line cannot be read as CSV (%(error)s).") % {"error": exc})) from exc
+        if "unexpected end of data" in str(exc):
+            message = _('A quote (") opened on this line is never closed, so the rest of the file cannot be read.')
+        else:
+            message = _("This line cannot be read as CSV (%(error)s).") % {"error": exc}
+        raise _Refused(RowError(start, "", message)) from exc
 
 
 def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
@@ -442,13 +450,15 @@ _SEXES = set(Sex.values)
 _MAX_LENGTH = {
     name: Person._meta.get_field(name).max_length  # type: ignore[union-attr]
     for name in ("registration_no", "family_name", "given_name", "native_name", "phone")
-} | {"case_no": Case._meta.get_field("case_no").max_length}
+} | {"case_no": Case._meta.get_field("case_no").max_length, "notes": 10_000}
 _MAX_REGISTRATION_NO: int = _MAX_LENGTH["registration_no"] or sys.maxsize
 _MAX_CASE_NO: int = _MAX_LENGTH["case_no"] or sys.maxsize
 _MAX_FAMILY_NAME: int = _MAX_LENGTH["family_name"] or sys.maxsize
 _MAX_GIVEN_NAME: int = _MAX_LENGTH["given_name"] or sys.maxsize
 _MAX_NATIVE_NAME: int = _MAX_LENGTH["native_name"] or sys.maxsize
 _MAX_PHONE: int = _MAX_LENGTH["phone"] or sys.maxsize
+# Notes are free text, but a roster's are a few lines: a longer cell is a mistake.
+_MAX_NOTES: int = _MAX_LENGTH["notes"] or sys.maxsize
 
 
 def _nationality(value: str, cache: dict[str, str]) -> str:
@@ -541,11 +551,13 @@ class _Checker:
         count = len(self.errors)
         if len(values) < self.width:
             values = values + [""] * (self.width - len(values))
-        if self.nul:
+        if self.nul and any("\x00" in value for value in values):
             for column, at in self.positions.items():
                 if "\x00" in values[at]:
                     # No database text can hold one; it is a damaged file, or not text.
                     self.error(line, column, _("Holds a NUL character (byte 0): the file may be damaged."))
+            # The other checks quote the cells in their messages, which are stored too.
+            values = [value.replace("\x00", "\N{REPLACEMENT CHARACTER}") for value in values]
         cells = list(map(str.strip, self.required(values)))
         if not all(cells):
             for column, value in zip(REQUIRED_COLUMNS, cells, strict=True):
@@ -635,7 +647,7 @@ class _Checker:
                 phone = self.text(line, "phone", phone)
         if at_notes is not None:
             notes = values[at_notes].strip()
-            if notes[:1] in _FORMULA_STARTS:
+            if notes[:1] in _FORMULA_STARTS or len(notes) > _MAX_NOTES:
                 notes = self.text(line, "notes", notes)
 
         if len(self.errors) > count:

@@ -530,6 +530,44 @@ def test_a_nul_character_in_a_cell_is_refused_on_its_line_and_column_and_nothing
     assert not Person.objects.exists()
 
 
+@pytest.mark.parametrize("column", ["site", "sex", "nationality", "date_of_birth", "relationship", "specific_needs"])
+def test_a_nul_character_in_a_checked_cell_is_quoted_without_it_in_every_message(column):
+    # The messages quote the cell and are stored (on PostgreSQL, JSON cannot hold NUL).
+    rows = family()
+    rows[1][column] = "Z\x00Z"
+
+    result = run(csv_bytes(rows))
+
+    assert (3, column) in errors_of(result)
+    assert not any("\x00" in error.message for error in result.errors)
+    assert result.record.error_count == len(result.errors)
+
+
+def test_a_quote_never_closed_refuses_the_file_instead_of_swallowing_the_rows_after_it():
+    # Python's csv reads the rest of the file into the open cell: R-2 and R-3 were lost
+    # and the import said "1 row: 1 new".
+    lines = csv_bytes(family()).decode().split("\r\n")
+    lines[1] += '"oops'
+
+    result = run("\r\n".join(lines).encode())
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (2, 'A quote (") opened on this line is never closed, so the rest of the file cannot be read.')
+    ]
+    assert not Person.objects.exists()
+
+
+def test_a_huge_cell_is_refused_by_its_columns_limit_on_its_line():
+    rows = family()
+    rows[1]["notes"] = "x" * 200_000  # beyond the csv module's own limit of 131,072
+    rows[2]["sex"] = "Q"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(3, "notes"), (4, "sex")}
+    assert "Longer than 10000 characters (200000)" in result.errors[0].message
+
+
 def test_an_empty_file_is_refused():
     assert not run(b"").ok
     assert not run(",".join(COLUMNS).encode()).ok
