@@ -341,6 +341,84 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
         raise _Refused(RowError(start, "", message)) from exc
 
 
+# In an XLSX sheet's XML: a cell holding a value (not an empty, formatted one: `<c r="B7" s="1"/>`)
+# with its column letters and row, and the attributes of an element.
+_VALUE_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"(?:[^>]*[^/>])?>')
+_WIDE_VALUE_CELL = re.compile(rb'<c r="([A-Z]{2,3})[0-9]+"(?:[^>]*[^/>])?>')
+_ATTRIBUTES = re.compile(rb'([\w:]+)="([^"]*)"')
+# The most columns a sheet may span (a roster has 13; an export may carry more).
+_XLSX_MAX_COLUMNS = 100
+
+
+def _first_sheet(archive: zipfile.ZipFile) -> str | None:
+    """The path of the workbook's first sheet (the one read), if the workbook says plainly."""
+    try:
+        workbook = archive.read("xl/workbook.xml")
+        relations = archive.read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return None
+    first = re.search(rb"<(?:\w+:)?sheet\b([^>]*)>", workbook)
+    if first is None:
+        return None
+    ids = [value for name, value in _ATTRIBUTES.findall(first.group(1)) if name.endswith(b":id")]
+    for relation in re.findall(rb"<(?:\w+:)?Relationship\b([^>]*)>", relations):
+        attributes = dict(_ATTRIBUTES.findall(relation))
+        if ids and attributes.get(b"Id") == ids[0] and b"Target" in attributes:
+            target = attributes[b"Target"].decode()
+            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return None
+
+
+def _refuse_a_sheet_too_large(content: bytes) -> None:
+    """Refuse a sheet whose values reach far beyond a roster's rows and columns.
+
+    calamine holds a sheet as every cell from the first value to the last: one stray
+    value in cell XFD1048576 of a 5 KB file would take 500 GB, and the process would be
+    stopped at once. The sheet's XML is read first, a piece at a time, for the furthest
+    row and column that hold a value.
+    """
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        path = _first_sheet(archive)
+        if path is None or path not in archive.namelist():
+            return
+        last_row = last_column = 0
+        tail = b""
+        with archive.open(path) as sheet:
+            while chunk := sheet.read(1 << 20):
+                text = tail + chunk
+                # Cells come in row order: the last value of each piece is the furthest row yet.
+                last_row = max(last_row, _last_value_row(text))
+                wide = set(_WIDE_VALUE_CELL.findall(text))  # beyond column Z: seldom any
+                last_column = max(last_column, 0, *map(_column_number, wide))
+                tail = text[-256:]
+    if last_row > max_rows() + 1_000:
+        message = _("The sheet has values down to row %(n)s, far beyond the roster's rows.")
+    elif last_column > _XLSX_MAX_COLUMNS:
+        message = _("The sheet has values across %(n)s columns, far beyond the roster's columns.")
+    else:
+        return
+    advice = _("Delete what lies beyond the roster, or copy the roster into a new workbook.")
+    raise _Refused(RowError(None, "", f"{message % {'n': _grouped(max(last_row, last_column))}} {advice}"))
+
+
+def _last_value_row(text: bytes) -> int:
+    """The row of the last cell in `text` that holds a value (0 if none)."""
+    end = len(text)
+    while (at := text.rfind(b'<c r="', 0, end)) >= 0:
+        if match := _VALUE_CELL.match(text, at):
+            return int(match.group(2))
+        end = at
+    return 0
+
+
+def _column_number(letters: bytes) -> int:
+    """A = 1, Z = 26, AA = 27, XFD = 16,384."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
 def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
     """The number of sheet rows, and the rows with their sheet row numbers."""
     # calamine (Rust) reads the sheet ten times faster than openpyxl, and its XML
@@ -354,6 +432,7 @@ def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
         raise unreadable from exc
     if unpacked > max_bytes() * XLSX_MAX_EXPANSION:
         raise _Refused(RowError(None, "", _("The XLSX file unpacks to an implausible size; it was not read.")))
+    _refuse_a_sheet_too_large(content)
     try:
         sheet = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_index(0)
     except CalamineError as exc:

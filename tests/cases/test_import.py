@@ -645,6 +645,44 @@ def test_an_xml_bomb_is_refused_quickly():
     assert "XLSX" in result.errors[0].message
 
 
+def _roster_sheet_with(cell: str, *, styled_only: bool = False) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(list(COLUMNS))
+    for row in family():
+        sheet.append([row.get(column, "") for column in COLUMNS])
+    if styled_only:
+        sheet[cell].font = openpyxl.styles.Font(bold=True)  # formatted, but empty
+    else:
+        sheet[cell] = "x"
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("XFD1048576", "The sheet has values down to row 1,048,576, far beyond the roster's rows."),
+        ("XFD5", "The sheet has values across 16,384 columns, far beyond the roster's columns."),
+    ],
+)
+def test_a_value_far_beyond_the_roster_is_refused_before_the_sheet_is_read(cell, message):
+    # The sheet reader holds every cell up to the furthest value: this 5 KB file would
+    # have asked for 500 GB and stopped the whole process.
+    result = run(_roster_sheet_with(cell), filename="roster.xlsx")
+
+    assert [error.message.split(" Delete")[0] for error in result.errors] == [message]
+    assert not Person.objects.exists()
+
+
+def test_formatting_far_beyond_the_roster_is_no_reason_to_refuse_it():
+    result = run(_roster_sheet_with("XFD1048576", styled_only=True), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert result.new == 3
+
+
 def test_a_file_that_is_not_a_workbook_is_refused():
     result = run(b"PK\x03\x04 not really a zip", filename="roster.xlsx")
 
