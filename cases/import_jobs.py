@@ -32,7 +32,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cases.importing import ImportResult, RowError, roster_import
+from cases.importing import CAPPED_MESSAGE, MAX_DUPLICATES, ImportResult, RowError, roster_import
 from cases.models import RosterImportJob, RosterImportJobStatus
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "error_kinds": _error_kinds(result.errors),
         "errors": [dataclasses.asdict(error) for error in result.errors[:SHOWN]],
         "duplicate_count": len(result.duplicates),
+        "duplicates_capped": CAPPED_MESSAGE % {"n": f"{MAX_DUPLICATES:,}"} if result.duplicates_capped else "",
         "duplicates": [dataclasses.asdict(duplicate) for duplicate in result.duplicates[:SHOWN]],
     }
 

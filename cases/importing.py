@@ -37,6 +37,7 @@ import csv
 import datetime
 import functools
 import gc
+import heapq
 import io
 import itertools
 import math
@@ -60,7 +61,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django_countries import countries
 from python_calamine import CalamineError, CalamineWorkbook
 from simple_history.utils import bulk_update_with_history
@@ -207,6 +208,8 @@ class ImportResult:
     cases_new: int = 0
     errors: list[RowError] = field(default_factory=list)
     duplicates: list[ProbableDuplicate] = field(default_factory=list)
+    # More probable duplicates were found than are listed (MAX_DUPLICATES).
+    duplicates_capped: bool = False
     record: RosterImport | None = None
 
     @property
@@ -240,6 +243,8 @@ class ImportResult:
         if self.duplicates:
             lines.append(_("Probable duplicates (not merged; check them):"))
             lines += [str(duplicate) for duplicate in self.duplicates]
+        if self.duplicates_capped:
+            lines.append(CAPPED_MESSAGE % {"n": _grouped(MAX_DUPLICATES)})
         return lines
 
 
@@ -906,6 +911,40 @@ def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
     return other.registration_no != row.registration_no
 
 
+# A row lists this many look-alikes of each kind at the most, and a file this many pairs
+# at the most: a file that writes thousands alike (a placeholder name, a year of birth
+# alone) would otherwise list millions of pairs, and hold them all in memory.
+_LOOK_ALIKES = 10
+MAX_DUPLICATES = 50_000
+CAPPED_MESSAGE = gettext_lazy(
+    "The first %(n)s probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
+)
+
+
+def _earlier_look_alikes(row: _Row, seen: dict[_Key, dict[datetime.date | None, list[_Row]]], key: _Key) -> list[_Row]:
+    """The first _LOOK_ALIKES rows before `row` with its key that may be the same person,
+    in file order; `row` is then added under its key. The earlier rows are kept by date
+    of birth, so that only those that can match are looked at."""
+    by_date = seen.setdefault(key, {})
+    if row.birth_date is None:
+        # A year alone may be any date of that year: every earlier row with the key.
+        candidates: Iterable[_Row] = heapq.merge(*by_date.values(), key=operator.attrgetter("line"))
+    else:
+        candidates = heapq.merge(
+            by_date.get(row.birth_date, []), by_date.get(None, []), key=operator.attrgetter("line")
+        )
+    found = list(
+        itertools.islice((other for other in candidates if other.registration_no != row.registration_no), _LOOK_ALIKES)
+    )
+    by_date.setdefault(row.birth_date, []).append(row)
+    return found
+
+
+def _first_look_alikes(row: _Row, on_record: list[_Known]) -> list[_Known]:
+    """The first _LOOK_ALIKES persons on record with the row's key that may be the same person."""
+    return list(itertools.islice((other for other in on_record if _may_be_one(row, other)), _LOOK_ALIKES))
+
+
 class _DuplicateSearch:
     """Pairs with the same name key (Latin names, or the name in native script) and the
     same birth.
@@ -922,6 +961,8 @@ class _DuplicateSearch:
         self.keys: list[tuple[_Key | None, _Key | None]] = []
         self.matches: dict[int, tuple[list[_Row], list[_Row]]] = {}
         self.failure: BaseException | None = None
+        # Whether more pairs were found than MAX_DUPLICATES.
+        self.capped = False
 
     def in_file(self) -> None:
         try:
@@ -930,29 +971,15 @@ class _DuplicateSearch:
             self.failure = exc
 
     def _in_file(self) -> None:
-        latin: dict[_Key, list[_Row]] = {}
-        native: dict[_Key, list[_Row]] = {}
+        latin: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
+        native: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
         keys = self.keys
         for index, row in enumerate(self.rows):
-            latin_match: list[_Row] = []
-            native_match: list[_Row] = []
             latin_name, native_name = match_keys(row.family_name, row.given_name, row.native_name or "")
             key = (latin_name, row.birth_year) if latin_name else None
-            if key is not None:
-                others = latin.get(key)
-                if others is None:
-                    latin[key] = [row]
-                else:
-                    latin_match = [other for other in others if _may_be_one(row, other)]
-                    others.append(row)
             key2 = (native_name, row.birth_year) if native_name else None
-            if key2 is not None:
-                others = native.get(key2)
-                if others is None:
-                    native[key2] = [row]
-                else:
-                    native_match = [other for other in others if _may_be_one(row, other)]
-                    others.append(row)
+            latin_match = _earlier_look_alikes(row, latin, key) if key is not None else []
+            native_match = _earlier_look_alikes(row, native, key2) if key2 is not None else []
             keys.append((key, key2))
             if latin_match or native_match:
                 self.matches[index] = (latin_match, native_match)
@@ -1001,18 +1028,21 @@ class _DuplicateSearch:
         indexes: Iterable[int] = range(len(self.rows)) if latin or native else sorted(self.matches)
         no_match: tuple[list[_Row], list[_Row]] = ([], [])
         for index in indexes:
+            if len(found) > MAX_DUPLICATES:
+                break
             row = self.rows[index]
             key, key2 = self.keys[index]
             in_file_latin, in_file_native = self.matches.get(index, no_match)
             if key is not None:
                 if on_record := latin.get(key):
-                    flag(row, [other for other in on_record if _may_be_one(row, other)], reasons[0])
+                    flag(row, _first_look_alikes(row, on_record), reasons[0])
                 flag(row, in_file_latin, reasons[0])
             if key2 is not None:
                 if on_record2 := native.get(key2):
-                    flag(row, [other for other in on_record2 if _may_be_one(row, other)], reasons[1])
+                    flag(row, _first_look_alikes(row, on_record2), reasons[1])
                 flag(row, in_file_native, reasons[1])
-        return list(found.values())
+        self.capped = len(found) > MAX_DUPLICATES
+        return list(found.values())[:MAX_DUPLICATES]
 
 
 # Checks against the file and the database ---------------------------------------------------
@@ -1769,9 +1799,10 @@ def _write(
 
 def _check(
     rows: list[_Row], errors: list[RowError], staged: bool, progress: _Progress
-) -> tuple[_Plan, list[ProbableDuplicate]]:
+) -> tuple[_Plan, list[ProbableDuplicate], bool]:
     """The checks across rows and against the database; returns what writing the rows
-    would do and the probable duplicates. Errors are appended to `errors`."""
+    would do, the probable duplicates, and whether there were more than MAX_DUPLICATES.
+    Errors are appended to `errors`."""
     progress.start("checking", len(rows))
     if staged:
         _stage(rows, progress)
@@ -1790,7 +1821,7 @@ def _check(
     finally:
         searching.join()
     progress.report(len(rows))
-    return plan, duplicates
+    return plan, duplicates, search.capped
 
 
 @contextlib.contextmanager
@@ -1853,7 +1884,7 @@ def _roster_import(
     try:
         plan = _Plan()
         if rows:
-            plan, result.duplicates = _check(rows, result.errors, staged, report)
+            plan, result.duplicates, result.duplicates_capped = _check(rows, result.errors, staged, report)
         # In file order; the checks of one line keep their column order.
         result.errors.sort(key=lambda error: error.line or 0)
         if result.errors:

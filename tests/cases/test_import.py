@@ -808,6 +808,41 @@ def test_a_look_alike_written_the_same_way_is_said_to_have_the_same_name(site):
     ]
 
 
+def _namesakes(count: int) -> list[dict[str, str]]:
+    """`count` households of one person each, all ALI KARIMI born in 2000 (a year alone)."""
+    return [
+        person_row(registration_no=f"R-{n}", case_no=f"C-{n}", family_name="Karimi", given_name="Ali",
+                   native_name="", date_of_birth="2000")
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def test_each_row_lists_its_first_ten_look_alikes_not_all_of_them():
+    # 300 namesakes are 44,850 pairs; 20,000 of them took a gigabyte and more.
+    result = run(csv_bytes(_namesakes(300)), dry_run=True)
+
+    assert result.ok
+    listed: dict[str, list[str]] = {}
+    for duplicate in result.duplicates:
+        listed.setdefault(duplicate.registration_no, []).append(duplicate.other_registration_no)
+    assert listed["R-3"] == ["R-0", "R-1", "R-2"]
+    assert listed["R-299"] == [f"R-{n}" for n in range(10)]
+    assert len(result.duplicates) == 45 + 10 * 290
+    assert not result.duplicates_capped
+
+
+def test_a_file_with_more_look_alikes_than_can_be_listed_says_so(monkeypatch):
+    monkeypatch.setattr(importing, "MAX_DUPLICATES", 100)
+
+    result = run(csv_bytes(_namesakes(40)), dry_run=True)
+
+    assert len(result.duplicates) == 100
+    assert result.duplicates_capped
+    assert result.report_lines()[-1] == (
+        "The first 100 probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
+    )
+
+
 def test_the_same_name_born_on_another_day_is_not_a_duplicate():
     rows = family() + [
         person_row(
