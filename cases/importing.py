@@ -35,6 +35,7 @@ at most about every 2% of the way and at each stage's start and end.
 import contextlib
 import csv
 import datetime
+import difflib
 import functools
 import gc
 import heapq
@@ -309,6 +310,11 @@ class _Progress:
 
 def _csv_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
     """The number of physical lines, and the records with the line each starts on."""
+    if content[:200].count(0) > 50:
+        # Text in UTF-16 without its byte order mark: a 0 byte every other byte.
+        raise _Refused(
+            RowError(None, "", _("The file looks like UTF-16 text, not UTF-8. Save it as “CSV UTF-8” and try again."))
+        )
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -320,12 +326,15 @@ def _csv_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
                 % {"at": exc.start + 1},
             )
         ) from exc
+    # Some tools write the byte order mark twice.
+    text = text.lstrip("\ufeff")
     lines = max(text.count("\n"), text.count("\r")) + (0 if text.endswith(("\n", "\r")) else 1)
     return lines, _csv_records(text)
 
 
 def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
-    first_line = text.split("\n", 1)[0]
+    # The header row: the first line that is not blank.
+    first_line = next((line for line in itertools.islice(io.StringIO(text), 100) if line.strip()), "")
     # Spreadsheets in many locales save CSV with semicolons.
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     # However long a cell, it is read, and refused by its column's limit with its line.
@@ -463,7 +472,8 @@ def _rows(content: bytes, filename: str) -> tuple[int, Iterator[tuple[int, list[
 
 
 def _header_key(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name).casefold()
+    # Spaces, dashes, underscores and invisible characters (zero-width space, BOM) aside.
+    return re.sub(r"[\s_\-\u200b-\u200f\u2060\ufeff]+", "", name).casefold()
 
 
 _HEADER_KEYS = {_header_key(column): column for column in COLUMNS}
@@ -473,9 +483,15 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
     """Column name → index. Raises _Refused naming every missing required column."""
     positions: dict[str, int] = {}
     errors = []
+    unknown: list[tuple[str, str]] = []
     for index, value in enumerate(values):
         column = _HEADER_KEYS.get(_header_key(value))
         if column is None:
+            # Other columns are left alone, but one spelt almost like a roster's would be
+            # left out without a word (a roster's specific needs, say).
+            close = difflib.get_close_matches(_header_key(value), _HEADER_KEYS, n=1, cutoff=0.8)
+            if close and value.strip():
+                unknown.append((value.strip(), _HEADER_KEYS[close[0]]))
             continue
         if column in positions:
             errors.append(
@@ -490,6 +506,16 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
                 )
             )
         positions[column] = index
+    for value, column in unknown:
+        if column not in positions:
+            errors.append(
+                RowError(
+                    line,
+                    column,
+                    _("“%(value)s” is not a column of the roster: is it %(column)s? Other columns are not read.")
+                    % {"value": value, "column": column},
+                )
+            )
     missing = [column for column in REQUIRED_COLUMNS if column not in positions]
     if missing:
         errors.insert(

@@ -507,6 +507,49 @@ def test_csv_with_a_byte_order_mark_and_semicolons_is_read():
     assert result.new == 3
 
 
+def test_a_column_spelt_almost_like_a_roster_column_is_refused_naming_it():
+    # Left out without a word, the needs of every row were dropped and the import said
+    # "unchanged".
+    columns = [column if column != "specific_needs" else "Specific need" for column in COLUMNS]
+    rows = [{**row, "Specific need": row.get("specific_needs", "")} for row in family()]
+
+    result = run(csv_bytes(rows, columns=columns))
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (
+            1,
+            "specific_needs",
+            "“Specific need” is not a column of the roster: is it specific_needs? Other columns are not read.",
+        )
+    ]
+
+
+def test_other_columns_are_left_alone():
+    columns = [*COLUMNS, "comments", "status", "id"]
+
+    result = run(csv_bytes(family(), columns=columns))
+
+    assert result.ok, result.report_lines()
+
+
+def test_a_semicolon_csv_starting_with_a_blank_line_is_read():
+    content = b"\r\n" + csv_bytes(family()).decode().replace(",", ";").encode()
+
+    result = run(content)
+
+    assert result.ok, result.report_lines()
+    assert result.new == 3
+
+
+def test_utf16_without_a_byte_order_mark_is_refused_as_utf16_and_a_double_mark_is_read():
+    utf16 = csv_bytes(family()).decode().encode("utf-16-le")
+
+    assert [error.message for error in run(utf16).errors] == [
+        "The file looks like UTF-16 text, not UTF-8. Save it as “CSV UTF-8” and try again."
+    ]
+    assert run(b"\xef\xbb\xbf" + csv_bytes(family(), bom=True)).ok
+
+
 def test_a_csv_that_is_not_utf8_is_refused_with_a_clear_message():
     content = csv_bytes([person_row(family_name="Müller", native_name="")]).decode().encode("latin-1")
 
