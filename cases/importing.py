@@ -1816,9 +1816,19 @@ def _write(
     """Write the checked rows; returns (new, updated, unchanged, new cases)."""
     now = timezone.now()
     # The unchanged rows are done already (progress.start): nothing is written for them.
+    # A case has one principal applicant at a time, checked row by row as rows are
+    # written: whoever stops being one is written first, then the new persons (one may
+    # be the new PA), then the other changes.
+    demoted = {
+        pk: change
+        for pk, change in plan.changed.items()
+        if "relationship" in change[1] and change[0].relationship != Relationship.PRINCIPAL_APPLICANT
+    }
+    updated = _write_changes(demoted, actor=actor, reason=reason, now=now)
     write_new = _write_new_sql if staged else _write_new_orm
     write_new(plan, actor=actor, reason=reason, now=now, progress=progress, done=plan.unchanged)
-    updated = _write_changes(plan.changed, actor=actor, reason=reason, now=now)
+    others = {pk: change for pk, change in plan.changed.items() if pk not in demoted}
+    updated += _write_changes(others, actor=actor, reason=reason, now=now)
     progress.report(len(rows))
     return len(plan.new), updated, plan.unchanged, len(plan.new_cases)
 

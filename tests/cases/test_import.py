@@ -414,6 +414,37 @@ def test_a_re_import_updates_by_registration_number_and_never_duplicates():
     assert [record.history_type for record in child.history.all()] == ["~", "+"]
 
 
+def test_a_case_may_change_its_principal_applicant_in_a_re_import():
+    # The one-PA-per-case rule is checked row by row as rows are written: the check
+    # passed, but the import itself always failed ("the roster changed… try again").
+    rows = family()
+    rows[0]["relationship"], rows[1]["relationship"] = "spouse", "PA"
+    assert run(csv_bytes(rows)).ok
+
+    swapped = run(csv_bytes(family()))
+
+    assert swapped.ok, swapped.report_lines()
+    assert swapped.updated == 2
+    assert dict(Person.objects.values_list("registration_no", "relationship")) == {
+        "R-1": "PA",
+        "R-2": "spouse",
+        "R-3": "child",
+    }
+
+
+def test_a_new_person_may_become_the_principal_applicant_in_a_re_import():
+    assert run(csv_bytes(family())).ok
+    rows = family()
+    rows[0]["relationship"] = "spouse"
+    rows.append(person_row(registration_no="R-9", given_name="Reza", native_name="", date_of_birth="1960"))
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
+    assert (result.new, result.updated) == (1, 1)
+    assert Person.objects.get(relationship="PA").registration_no == "R-9"
+
+
 def test_an_unchanged_re_import_writes_nothing_and_adds_no_history():
     run(csv_bytes(family()))
     history_rows = Person.history.count()
