@@ -161,7 +161,14 @@ def job_run(job_id: int) -> str:
     progress = Progress(job.pk)
     try:
         result = roster_import(
-            bytes(job.content), actor=job.actor, filename=job.filename, dry_run=job.dry_run, progress=progress
+            bytes(job.content),
+            actor=job.actor,
+            filename=job.filename,
+            dry_run=job.dry_run,
+            progress=progress,
+            # What the user saw and confirmed: if the file would now do otherwise, it
+            # is shown again instead of written.
+            seen=None if job.dry_run else job.result.get("outcome", ""),
         )
     except Exception as exc:
         logger.exception("Roster import job %s failed", job.pk)
@@ -169,10 +176,11 @@ def job_run(job_id: int) -> str:
         raise
     finally:
         progress.close()
-    kept = job.dry_run and result.ok  # waiting for its confirmation
+    kept = result.dry_run and result.ok  # waiting for its confirmation
     _set(
         job,
         status=Status.CHECKED if kept else Status.DONE,
+        dry_run=job.dry_run or kept,
         content=job.content if kept else b"",
         result=result_summary(result),
         report=report_gzip(result) if result.errors or result.duplicates else b"",
@@ -203,6 +211,8 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "error_kinds": _error_kinds(result.errors),
         "errors": [dataclasses.asdict(error) for error in result.errors[:SHOWN]],
         "duplicate_count": len(result.duplicates),
+        "outcome": result.outcome,
+        "changed_since_check": result.changed_since_check,
         "duplicates_capped": CAPPED_MESSAGE % {"n": f"{MAX_DUPLICATES:,}"} if result.duplicates_capped else "",
         "duplicates": [dataclasses.asdict(duplicate) for duplicate in result.duplicates[:SHOWN]],
     }

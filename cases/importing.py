@@ -38,9 +38,11 @@ import datetime
 import difflib
 import functools
 import gc
+import hashlib
 import heapq
 import io
 import itertools
+import json
 import math
 import operator
 import re
@@ -211,6 +213,10 @@ class ImportResult:
     duplicates: list[ProbableDuplicate] = field(default_factory=list)
     # More probable duplicates were found than are listed (MAX_DUPLICATES).
     duplicates_capped: bool = False
+    # What writing the file does, as a digest (_outcome): the check's is given back to
+    # the import (roster_import's `seen`), which writes nothing if it differs.
+    outcome: str = ""
+    changed_since_check: bool = False
     record: RosterImport | None = None
 
     @property
@@ -1893,6 +1899,7 @@ def roster_import(
     filename: str,
     dry_run: bool,
     progress: Progress | None = None,
+    seen: str | None = None,
 ) -> ImportResult:
     """Check a roster file and, if it has no error and this is no dry run, import it.
 
@@ -1900,13 +1907,31 @@ def roster_import(
     database outside the write transaction, so a dry run never holds a write lock; a
     conflicting change made meanwhile by someone else makes the write fail whole.
     `progress(stage, done, total)`, if given, is told how far the import has come.
+
+    `seen` is the `outcome` of the check the user confirmed: if the file would now do
+    anything else (other counts, other probable duplicates: the roster on record changed
+    in between), nothing is written and the result is a new check to confirm
+    (`changed_since_check`).
     """
     with _collector_paused():
-        return _roster_import(file, actor=actor, filename=filename, dry_run=dry_run, progress=progress)
+        return _roster_import(file, actor=actor, filename=filename, dry_run=dry_run, progress=progress, seen=seen)
+
+
+def _outcome(plan: _Plan, duplicates: list[ProbableDuplicate]) -> str:
+    """What writing a file would do, as a digest: its counts and its probable duplicates."""
+    pairs = sorted((duplicate.registration_no, duplicate.other_registration_no) for duplicate in duplicates)
+    counts = [len(plan.new), len(plan.changed), plan.unchanged, len(plan.new_cases)]
+    return hashlib.sha256(json.dumps([counts, pairs]).encode()).hexdigest()
 
 
 def _roster_import(
-    file: IO[bytes] | bytes, *, actor: User | None, filename: str, dry_run: bool, progress: Progress | None
+    file: IO[bytes] | bytes,
+    *,
+    actor: User | None,
+    filename: str,
+    dry_run: bool,
+    progress: Progress | None,
+    seen: str | None = None,
 ) -> ImportResult:
     started = time.monotonic()
     result = ImportResult(filename=filename, dry_run=dry_run)
@@ -1923,9 +1948,13 @@ def _roster_import(
             plan, result.duplicates, result.duplicates_capped = _check(rows, result.errors, staged, report)
         # In file order; the checks of one line keep their column order.
         result.errors.sort(key=lambda error: error.line or 0)
+        if not result.errors:
+            result.outcome = _outcome(plan, result.duplicates)
+            if not dry_run and seen is not None and result.outcome != seen:
+                result.dry_run = result.changed_since_check = True
         if result.errors:
             result.record = _record(result, actor=actor, started=started)
-        elif dry_run:
+        elif result.dry_run:
             result.new, result.updated, result.unchanged = len(plan.new), len(plan.changed), plan.unchanged
             result.cases_new = len(plan.new_cases)
             result.record = _record(result, actor=actor, started=started)

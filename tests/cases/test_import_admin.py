@@ -183,6 +183,27 @@ def test_a_job_is_confirmed_once_and_only_by_its_owner(client_for, administrator
     assert RosterImport.objects.filter(outcome=RosterImportOutcome.IMPORTED).count() == 1
 
 
+def test_if_the_roster_changed_after_the_check_the_import_shows_the_new_outcome_instead_of_writing(client_for):
+    # A look-alike recorded between the check and the confirmation: the administrator
+    # confirmed a file without probable duplicates and must see the one it has now.
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+    PersonFactory(registration_no="R-OLD", given_name="Muhammad", birth_date="1985-03-21")
+
+    page = client.post(job_url(job, "confirm"), follow=True).content.decode()
+
+    job.refresh_from_db()
+    assert (job.status, job.dry_run, job.result["duplicate_count"]) == (RosterImportJobStatus.CHECKED, True, 1)
+    assert "The roster on record changed after your check" in page
+    assert "1 probable duplicate</h3>" in page
+    assert Person.objects.count() == 1
+    # Confirmed again, as it is now: imported.
+    client.post(job_url(job, "confirm"))
+    job.refresh_from_db()
+    assert (job.status, job.result["new"]) == (RosterImportJobStatus.DONE, 3)
+    assert Person.objects.count() == 4
+
+
 def test_cancelling_a_checked_job_deletes_its_file_and_imports_nothing(client_for):
     client = client_for(AD)
     job = check(client, csv_bytes(family())).context["job"]
