@@ -49,6 +49,7 @@ import re
 import sys
 import threading
 import time
+import unicodedata
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -623,6 +624,13 @@ class _Row:
         return {name: value for name, value in values.items() if value is not None}
 
 
+def _identifier(value: str) -> str:
+    """A registration or case number without invisible characters (a zero-width space
+    pasted with it), its letters in one Unicode form (é typed or composed)."""
+    value = unicodedata.normalize("NFC", value)
+    return "".join(char for char in value if unicodedata.category(char) != "Cf")
+
+
 class _Checker:
     """Checks one row at a time, collecting every error; keeps lookups warm.
 
@@ -680,6 +688,15 @@ class _Checker:
                 if not value:
                     self.error(line, column, _("A value is required."))
         registration_no, case_no, relationship, family_name, given_name, sex, born, nationality, site = cells
+        # Text typed or pasted differently looks the same and must compare the same.
+        if not registration_no.isascii():
+            registration_no = _identifier(registration_no)
+        if not case_no.isascii():
+            case_no = _identifier(case_no)
+        if not family_name.isascii():
+            family_name = unicodedata.normalize("NFC", family_name)
+        if not given_name.isascii():
+            given_name = unicodedata.normalize("NFC", given_name)
         # A cell needs a closer look only if it may be a formula or is too long.
         if registration_no[:1] in _FORMULA_STARTS or len(registration_no) > _MAX_REGISTRATION_NO:
             registration_no = self.text(line, "registration_no", registration_no)
@@ -754,7 +771,7 @@ class _Checker:
         at_native, at_phone, at_notes = self.at_optional
         native_name = phone = notes = None
         if at_native is not None:
-            native_name = values[at_native].strip()
+            native_name = unicodedata.normalize("NFC", values[at_native].strip())
             if native_name[:1] in _FORMULA_STARTS or len(native_name) > _MAX_NATIVE_NAME:
                 native_name = self.text(line, "native_name", native_name)
         if at_phone is not None:

@@ -3,6 +3,7 @@
 import datetime
 import io
 import time
+import unicodedata
 import zipfile
 
 import openpyxl
@@ -443,6 +444,21 @@ def test_a_new_person_may_become_the_principal_applicant_in_a_re_import():
     assert result.ok, result.report_lines()
     assert (result.new, result.updated) == (1, 1)
     assert Person.objects.get(relationship="PA").registration_no == "R-9"
+
+
+def test_invisible_characters_and_unicode_forms_do_not_make_another_person():
+    assert run(csv_bytes(family())).ok
+    rows = family()
+    rows[1]["registration_no"] = "R-2\u200b"  # a zero-width space, pasted with it
+    rows[2]["given_name"] = unicodedata.normalize("NFD", "Alí")
+    first = unicodedata.normalize("NFC", "Alí")
+    assert run(csv_bytes([{**rows[2], "given_name": first}] + rows[:2])).ok
+
+    again = run(csv_bytes(rows))
+
+    assert again.ok, again.report_lines()
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 3)
+    assert Person.objects.count() == 3
 
 
 def test_an_unchanged_re_import_writes_nothing_and_adds_no_history():
