@@ -858,16 +858,15 @@ def test_the_same_native_name_and_birth_year_is_flagged_even_when_latin_names_di
     assert "native" in result.duplicates[0].reason
 
 
+def _on_record(site, family_name: str, given_name: str, birth_date: datetime.date | None) -> None:
+    """R-OLD, born in 1985, in a case of their own."""
+    case = CaseFactory(case_no="C-OLD", site=site)
+    PersonFactory(registration_no="R-OLD", case=case, family_name=family_name, given_name=given_name,
+                  native_name="", birth_year=1985, birth_date=birth_date)  # fmt: skip
+
+
 def test_probable_duplicates_of_persons_on_record_are_flagged_but_not_merged(site):
-    PersonFactory(
-        registration_no="R-OLD",
-        case=CaseFactory(case_no="C-OLD", site=site),
-        family_name="Hosseyni",
-        given_name="Mohamad",
-        native_name="",
-        birth_year=1985,
-        birth_date=datetime.date(1985, 3, 21),
-    )
+    _on_record(site, "Hosseyni", "Mohamad", datetime.date(1985, 3, 21))
 
     result = run(csv_bytes(family()))
 
@@ -881,15 +880,7 @@ def test_probable_duplicates_of_persons_on_record_are_flagged_but_not_merged(sit
 
 
 def test_a_look_alike_written_the_same_way_is_said_to_have_the_same_name(site):
-    PersonFactory(
-        registration_no="R-OLD",
-        case=CaseFactory(case_no="C-OLD", site=site),
-        family_name="HOSSEINI",
-        given_name="mohammad",
-        native_name="",
-        birth_year=1985,
-        birth_date=None,
-    )
+    _on_record(site, "HOSSEINI", "mohammad", None)
 
     result = run(csv_bytes(family()))
 
