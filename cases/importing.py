@@ -53,6 +53,7 @@ import unicodedata
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any
@@ -643,6 +644,8 @@ class _Checker:
         self.positions = positions
         # Whether the file holds a NUL character anywhere: then every cell is looked at.
         self.nul = nul
+        # The cases whose principal applicant's row is refused (its case has one, then).
+        self.refused_pa: set[str] = set()
         self.errors = errors
         self.today = timezone.localdate()
         sites = list(Site.objects.values_list("pk", "name", "code"))
@@ -784,6 +787,8 @@ class _Checker:
                 notes = self.text(line, "notes", notes)
 
         if len(self.errors) > count:
+            if relationship == Relationship.PRINCIPAL_APPLICANT:
+                self.refused_pa.add(case_no)
             return None
         return _Row(
             line,
@@ -841,9 +846,12 @@ class _Checker:
         return year, born
 
 
-def _read(content: bytes, filename: str, errors: list[RowError], progress: _Progress) -> tuple[list[_Row], int]:
+def _read(
+    content: bytes, filename: str, errors: list[RowError], progress: _Progress, refused_pa: set[str] | None = None
+) -> tuple[list[_Row], int]:
     """The rows of the file that pass the checks of one row alone, and the number of
-    data rows; errors are appended to `errors`."""
+    data rows; errors are appended to `errors`, and the cases of refused principal
+    applicants' rows to `refused_pa`."""
     if len(content) > max_bytes():
         raise _Refused(
             RowError(
@@ -883,6 +891,8 @@ def _read(content: bytes, filename: str, errors: list[RowError], progress: _Prog
             rows.append(row)
     if checker is None:
         raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
+    if refused_pa is not None:
+        refused_pa |= checker.refused_pa
     if count == 0:
         raise _Refused(RowError(None, "", _("The file has a header row but no persons.")))
     progress.report(lines)
@@ -965,27 +975,45 @@ def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
 # alone) would otherwise list millions of pairs, and hold them all in memory.
 _LOOK_ALIKES = 10
 MAX_DUPLICATES = 50_000
+# Up to this many earlier rows with a key are looked at one by one.
+_SCANNED = 32
 CAPPED_MESSAGE = gettext_lazy(
     "The first %(n)s probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
 )
 
 
-def _earlier_look_alikes(row: _Row, seen: dict[_Key, dict[datetime.date | None, list[_Row]]], key: _Key) -> list[_Row]:
+def _earlier_look_alikes(
+    row: _Row,
+    seen: dict[_Key, list[_Row]],
+    dated: dict[_Key, dict[datetime.date | None, list[_Row]]],
+    key: _Key,
+) -> list[_Row]:
     """The first _LOOK_ALIKES rows before `row` with its key that may be the same person,
-    in file order; `row` is then added under its key. The earlier rows are kept by date
-    of birth, so that only those that can match are looked at."""
-    by_date = seen.setdefault(key, {})
-    if row.birth_date is None:
-        # A year alone may be any date of that year: every earlier row with the key.
-        candidates: Iterable[_Row] = heapq.merge(*by_date.values(), key=operator.attrgetter("line"))
+    in file order; `row` is then added under its key. Most keys have a few rows, looked
+    at one by one; a key with many more has them kept by date of birth as well (`dated`),
+    so that only those that can match are looked at."""
+    others = seen.get(key)
+    if others is None:
+        seen[key] = [row]
+        return []
+    if len(others) <= _SCANNED:
+        found = [other for other in others if _may_be_one(row, other)][:_LOOK_ALIKES]
     else:
-        candidates = heapq.merge(
-            by_date.get(row.birth_date, []), by_date.get(None, []), key=operator.attrgetter("line")
-        )
-    found = list(
-        itertools.islice((other for other in candidates if other.registration_no != row.registration_no), _LOOK_ALIKES)
-    )
-    by_date.setdefault(row.birth_date, []).append(row)
+        by_date = dated.get(key)
+        if by_date is None:
+            by_date = dated[key] = {}
+            for other in others:
+                by_date.setdefault(other.birth_date, []).append(other)
+        if row.birth_date is None:
+            # A year alone may be any date of that year: every earlier row with the key.
+            candidates: Iterable[_Row] = others
+        else:
+            line = operator.attrgetter("line")
+            candidates = heapq.merge(by_date.get(row.birth_date, []), by_date.get(None, []), key=line)
+        not_itself = (other for other in candidates if other.registration_no != row.registration_no)
+        found = list(itertools.islice(not_itself, _LOOK_ALIKES))
+        by_date.setdefault(row.birth_date, []).append(row)
+    others.append(row)
     return found
 
 
@@ -1020,15 +1048,17 @@ class _DuplicateSearch:
             self.failure = exc
 
     def _in_file(self) -> None:
-        latin: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
-        native: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
+        latin: dict[_Key, list[_Row]] = {}
+        native: dict[_Key, list[_Row]] = {}
+        latin_dated: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
+        native_dated: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
         keys = self.keys
         for index, row in enumerate(self.rows):
             latin_name, native_name = match_keys(row.family_name, row.given_name, row.native_name or "")
             key = (latin_name, row.birth_year) if latin_name else None
             key2 = (native_name, row.birth_year) if native_name else None
-            latin_match = _earlier_look_alikes(row, latin, key) if key is not None else []
-            native_match = _earlier_look_alikes(row, native, key2) if key2 is not None else []
+            latin_match = _earlier_look_alikes(row, latin, latin_dated, key) if key is not None else []
+            native_match = _earlier_look_alikes(row, native, native_dated, key2) if key2 is not None else []
             keys.append((key, key2))
             if latin_match or native_match:
                 self.matches[index] = (latin_match, native_match)
@@ -1461,7 +1491,11 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
 
 
 def _check_against_file_and_database(
-    rows: list[_Row], errors: list[RowError], site_names: dict[int, str], staged: bool
+    rows: list[_Row],
+    errors: list[RowError],
+    site_names: dict[int, str],
+    staged: bool,
+    refused_pa: AbstractSet[str],
 ) -> _Plan:
     """Duplicate registration numbers, one PA per case, and consistency with the database.
 
@@ -1516,7 +1550,8 @@ def _check_against_file_and_database(
                 )
         pas = [row for row in members if row.relationship == Relationship.PRINCIPAL_APPLICANT]
         others = pa_on_record.get(case_no, [])
-        if not pas and not others:
+        # A case whose PA's row is refused has one: its error says what to mend.
+        if not pas and not others and case_no not in refused_pa:
             errors.append(
                 RowError(
                     members[0].line,
@@ -1857,7 +1892,11 @@ def _write(
 
 
 def _check(
-    rows: list[_Row], errors: list[RowError], staged: bool, progress: _Progress
+    rows: list[_Row],
+    errors: list[RowError],
+    staged: bool,
+    progress: _Progress,
+    refused_pa: AbstractSet[str] = frozenset(),
 ) -> tuple[_Plan, list[ProbableDuplicate], bool]:
     """The checks across rows and against the database; returns what writing the rows
     would do, the probable duplicates, and whether there were more than MAX_DUPLICATES.
@@ -1872,7 +1911,7 @@ def _check(
     searching.start()
     try:
         site_names = dict(Site.objects.values_list("pk", "name"))
-        plan = _check_against_file_and_database(rows, errors, site_names, staged)
+        plan = _check_against_file_and_database(rows, errors, site_names, staged, refused_pa)
         progress.report(len(rows) * 3 // 4)
         with _people_to_compare(rows, staged) as people:
             searching.join()
@@ -1954,15 +1993,16 @@ def _roster_import(
     result = ImportResult(filename=filename, dry_run=dry_run)
     report = _Progress(progress)
     rows: list[_Row] = []
+    refused_pa: set[str] = set()
     try:
-        rows, result.rows = _read(read_content(file), filename, result.errors, report)
+        rows, result.rows = _read(read_content(file), filename, result.errors, report, refused_pa)
     except _Refused as refused:
         result.errors = refused.errors
     staged = bool(rows) and connection.vendor == "postgresql"
     try:
         plan = _Plan()
         if rows:
-            plan, result.duplicates, result.duplicates_capped = _check(rows, result.errors, staged, report)
+            plan, result.duplicates, result.duplicates_capped = _check(rows, result.errors, staged, report, refused_pa)
         # In file order; the checks of one line keep their column order.
         result.errors.sort(key=lambda error: error.line or 0)
         if not result.errors:

@@ -312,6 +312,26 @@ def test_a_case_without_a_principal_applicant_is_refused():
     assert errors_of(result) == {(2, "relationship")}
 
 
+def test_a_refused_principal_applicants_row_is_the_only_error_of_its_case():
+    # The PA's row is refused for its own mistake; its case does have a PA, and saying
+    # "Case C-1 has no principal applicant" on another line sent people looking there.
+    rows = family()
+    rows[0]["sex"] = "Q"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(2, "sex")}
+
+
+def test_a_case_without_a_principal_applicant_is_refused_even_when_another_of_its_rows_is():
+    rows = family()[1:]
+    rows[1]["sex"] = "Q"
+
+    result = run(csv_bytes(rows))
+
+    assert errors_of(result) == {(2, "relationship"), (3, "sex")}
+
+
 def test_a_case_with_two_principal_applicants_is_refused():
     rows = family()
     rows[1]["relationship"] = "PA"

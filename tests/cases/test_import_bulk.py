@@ -367,6 +367,25 @@ def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order
     assert {d.reason for d in found} == {"same name", "same name in another spelling"}
 
 
+def test_a_name_written_on_many_rows_lists_each_rows_first_look_alikes_as_the_plain_definition():
+    # Beyond a few rows a key's rows are kept by date of birth too: the same pairs.
+    births = ["1990", "1990-05-01", "1990-05-02", "1990-05-01", "1990"]
+    rows = [
+        person_row(registration_no=f"R-{n}", case_no=f"C-{n}", given_name="Ali", native_name="",
+                   date_of_birth=births[n % len(births)])
+        for n in range(120)
+    ]  # fmt: skip
+    checker = importing._Checker({column: index for index, column in enumerate(COLUMNS)}, [])
+    parsed = [checker.row(line, [row.get(column, "") for column in COLUMNS]) for line, row in enumerate(rows, start=2)]
+    search = importing._DuplicateSearch(parsed)
+
+    search.in_file()
+
+    for index, row in enumerate(parsed):
+        plain = [other for other in parsed[:index] if importing._may_be_one(row, other)][: importing._LOOK_ALIKES]
+        assert search.matches.get(index, ([], []))[0] == plain, row.registration_no
+
+
 @pytest.mark.parametrize("lookups", [20_000, 0], ids=["key by key", "one join"])
 def test_the_duplicate_search_reads_only_the_persons_on_record_who_share_a_key(site, monkeypatch, lookups):
     """Found through the stored keys' indexes: a million persons on record are not read
