@@ -32,7 +32,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cases.importing import CAPPED_MESSAGE, MAX_DUPLICATES, ImportResult, RowError, roster_import
+from cases.importing import ImportResult, RowError, roster_import
 from cases.models import RosterImportJob, RosterImportJobStatus
 
 logger = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "duplicate_count": len(result.duplicates),
         "outcome": result.outcome,
         "changed_since_check": result.changed_since_check,
-        "duplicates_capped": CAPPED_MESSAGE % {"n": f"{MAX_DUPLICATES:,}"} if result.duplicates_capped else "",
+        "duplicates_notice": result.duplicates_notice,
         "duplicates": [dataclasses.asdict(duplicate) for duplicate in result.duplicates[:SHOWN]],
     }
 

@@ -213,8 +213,8 @@ class ImportResult:
     cases_new: int = 0
     errors: list[RowError] = field(default_factory=list)
     duplicates: list[ProbableDuplicate] = field(default_factory=list)
-    # More probable duplicates were found than are listed (MAX_DUPLICATES).
-    duplicates_capped: bool = False
+    # What the list of probable duplicates leaves out (_DuplicateSearch.notice), if anything.
+    duplicates_notice: str = ""
     # What writing the file does, as a digest (_outcome): the check's is given back to
     # the import (roster_import's `seen`), which writes nothing if it differs.
     outcome: str = ""
@@ -252,8 +252,8 @@ class ImportResult:
         if self.duplicates:
             lines.append(_("Probable duplicates (not merged; check them):"))
             lines += [str(duplicate) for duplicate in self.duplicates]
-        if self.duplicates_capped:
-            lines.append(CAPPED_MESSAGE % {"n": _grouped(MAX_DUPLICATES)})
+        if self.duplicates_notice:
+            lines.append(self.duplicates_notice)
         return lines
 
 
@@ -980,6 +980,10 @@ _SCANNED = 32
 CAPPED_MESSAGE = gettext_lazy(
     "The first %(n)s probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
 )
+CUT_MESSAGE = gettext_lazy(
+    "Rows with more than %(n)s look-alikes list their first %(n)s: a common name with a year of birth alone"
+    " may match many persons."
+)
 
 
 def _earlier_look_alikes(
@@ -989,7 +993,7 @@ def _earlier_look_alikes(
     key: _Key,
 ) -> list[_Row]:
     """The first _LOOK_ALIKES rows before `row` with its key that may be the same person,
-    in file order; `row` is then added under its key. Most keys have a few rows, looked
+    in file order, and one more if there are more; `row` is then added under its key. Most keys have a few rows, looked
     at one by one; a key with many more has them kept by date of birth as well (`dated`),
     so that only those that can match are looked at."""
     others = seen.get(key)
@@ -997,7 +1001,7 @@ def _earlier_look_alikes(
         seen[key] = [row]
         return []
     if len(others) <= _SCANNED:
-        found = [other for other in others if _may_be_one(row, other)][:_LOOK_ALIKES]
+        found = [other for other in others if _may_be_one(row, other)][: _LOOK_ALIKES + 1]
     else:
         by_date = dated.get(key)
         if by_date is None:
@@ -1011,15 +1015,16 @@ def _earlier_look_alikes(
             line = operator.attrgetter("line")
             candidates = heapq.merge(by_date.get(row.birth_date, []), by_date.get(None, []), key=line)
         not_itself = (other for other in candidates if other.registration_no != row.registration_no)
-        found = list(itertools.islice(not_itself, _LOOK_ALIKES))
+        found = list(itertools.islice(not_itself, _LOOK_ALIKES + 1))
         by_date.setdefault(row.birth_date, []).append(row)
     others.append(row)
     return found
 
 
 def _first_look_alikes(row: _Row, on_record: list[_Known]) -> list[_Known]:
-    """The first _LOOK_ALIKES persons on record with the row's key that may be the same person."""
-    return list(itertools.islice((other for other in on_record if _may_be_one(row, other)), _LOOK_ALIKES))
+    """The first _LOOK_ALIKES persons on record with the row's key that may be the same
+    person, and one more if there are more."""
+    return list(itertools.islice((other for other in on_record if _may_be_one(row, other)), _LOOK_ALIKES + 1))
 
 
 class _DuplicateSearch:
@@ -1038,8 +1043,10 @@ class _DuplicateSearch:
         self.keys: list[tuple[_Key | None, _Key | None]] = []
         self.matches: dict[int, tuple[list[_Row], list[_Row]]] = {}
         self.failure: BaseException | None = None
-        # Whether more pairs were found than MAX_DUPLICATES.
+        # Whether more pairs were found than MAX_DUPLICATES; whether a row had more
+        # look-alikes of a kind than _LOOK_ALIKES.
         self.capped = False
+        self.cut = False
 
     def in_file(self) -> None:
         try:
@@ -1059,6 +1066,9 @@ class _DuplicateSearch:
             key2 = (native_name, row.birth_year) if native_name else None
             latin_match = _earlier_look_alikes(row, latin, latin_dated, key) if key is not None else []
             native_match = _earlier_look_alikes(row, native, native_dated, key2) if key2 is not None else []
+            if len(latin_match) > _LOOK_ALIKES or len(native_match) > _LOOK_ALIKES:
+                self.cut = True
+                del latin_match[_LOOK_ALIKES:], native_match[_LOOK_ALIKES:]
             keys.append((key, key2))
             if latin_match or native_match:
                 self.matches[index] = (latin_match, native_match)
@@ -1114,14 +1124,28 @@ class _DuplicateSearch:
             in_file_latin, in_file_native = self.matches.get(index, no_match)
             if key is not None:
                 if on_record := latin.get(key):
-                    flag(row, _first_look_alikes(row, on_record), reasons[0])
+                    flag(row, self._first(row, on_record), reasons[0])
                 flag(row, in_file_latin, reasons[0])
             if key2 is not None:
                 if on_record2 := native.get(key2):
-                    flag(row, _first_look_alikes(row, on_record2), reasons[1])
+                    flag(row, self._first(row, on_record2), reasons[1])
                 flag(row, in_file_native, reasons[1])
         self.capped = len(found) > MAX_DUPLICATES
         return list(found.values())[:MAX_DUPLICATES]
+
+    def _first(self, row: _Row, on_record: list[_Known]) -> list[_Known]:
+        found = _first_look_alikes(row, on_record)
+        if len(found) > _LOOK_ALIKES:
+            self.cut = True
+            del found[_LOOK_ALIKES:]
+        return found
+
+    def notice(self) -> str:
+        """What the lists leave out, if anything, for the user."""
+        notices = [CUT_MESSAGE % {"n": _LOOK_ALIKES}] if self.cut else []
+        if self.capped:
+            notices.append(CAPPED_MESSAGE % {"n": _grouped(MAX_DUPLICATES)})
+        return " ".join(notices)
 
 
 # Checks against the file and the database ---------------------------------------------------
@@ -1897,9 +1921,9 @@ def _check(
     staged: bool,
     progress: _Progress,
     refused_pa: AbstractSet[str] = frozenset(),
-) -> tuple[_Plan, list[ProbableDuplicate], bool]:
+) -> tuple[_Plan, list[ProbableDuplicate], str]:
     """The checks across rows and against the database; returns what writing the rows
-    would do, the probable duplicates, and whether there were more than MAX_DUPLICATES.
+    would do, the probable duplicates, and what their list leaves out (if anything).
     Errors are appended to `errors`."""
     progress.start("checking", len(rows))
     if staged:
@@ -1919,7 +1943,7 @@ def _check(
     finally:
         searching.join()
     progress.report(len(rows))
-    return plan, duplicates, search.capped
+    return plan, duplicates, search.notice()
 
 
 @contextlib.contextmanager
@@ -2002,7 +2026,7 @@ def _roster_import(
     try:
         plan = _Plan()
         if rows:
-            plan, result.duplicates, result.duplicates_capped = _check(rows, result.errors, staged, report, refused_pa)
+            plan, result.duplicates, result.duplicates_notice = _check(rows, result.errors, staged, report, refused_pa)
         # In file order; the checks of one line keep their column order.
         result.errors.sort(key=lambda error: error.line or 0)
         if not result.errors:

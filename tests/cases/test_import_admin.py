@@ -126,6 +126,8 @@ def test_probable_duplicates_are_shown_in_the_preview(client_for):
     page = response.content.decode()
     assert "1 probable duplicate</h3>" in page
     assert [d["registration_no"] for d in response.context["result"]["duplicates"]] == ["R-7"]
+    assert response.context["result"]["duplicates_notice"] == ""  # nothing left out
+    assert "errornote" not in page
     assert [(d["other_registration_no"], d["other_birth"]) for d in response.context["result"]["duplicates"]] == [
         ("R-1", "1985-03-21")
     ]
