@@ -75,6 +75,7 @@ from cases.models import (
     Case,
     Person,
     Relationship,
+    ResidenceStatus,
     RosterImport,
     RosterImportOutcome,
     Sex,
@@ -1514,6 +1515,25 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
         yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
 
 
+def _not_present_on_record(registration_nos: Iterable[str], staged: bool) -> dict[str, tuple[int, str]]:
+    """The persons of the file on record who are no longer present (deceased, missing,
+    relocated, left): registration number → (their site, their status, in words)."""
+    gone = Person.objects.exclude(residence_status=ResidenceStatus.PRESENT)
+    if staged:
+        in_file = RawSQL(f"SELECT registration_no FROM {_STAGING}", [])  # noqa: S608, S611 - our table's name
+        found = gone.filter(registration_no__in=in_file)
+        people: Iterable[tuple[str, int, str]] = found.values_list("registration_no", "site_id", "residence_status")
+    else:
+        numbers = list(registration_nos)
+        people = [
+            person
+            for among in _among("registration_no", numbers)
+            for person in gone.filter(**among).values_list("registration_no", "site_id", "residence_status")
+        ]
+    labels = dict(ResidenceStatus.choices)
+    return {reg: (site_id, str(labels.get(status, status)).lower()) for reg, site_id, status in people}
+
+
 def _check_against_file_and_database(
     rows: list[_Row],
     errors: list[RowError],
@@ -1558,12 +1578,26 @@ def _check_against_file_and_database(
             )
         )
 
+    # A site transfer moves a case's present members only: the others stay at the site
+    # they left (DESIGN.md), and so they do in a roster, whatever their case's site.
+    gone = _not_present_on_record(first_line, staged)
     for case_no, members in by_case.items():
         site_id = cases[case_no][1] if case_no in cases else members[0].site_id
         if case_no not in cases:
             plan.new_cases[case_no] = site_id
         for row in members:
-            if row.site_id != site_id:
+            if row.registration_no in gone:
+                stays_at, status = gone[row.registration_no]
+                if row.site_id != stays_at:
+                    errors.append(
+                        RowError(
+                            row.line,
+                            "site",
+                            _("%(reg)s is %(status)s, not present, and stays at %(site)s: only present persons move.")
+                            % {"reg": row.registration_no, "status": status, "site": site_names.get(stays_at, "?")},
+                        )
+                    )
+            elif row.site_id != site_id:
                 errors.append(
                     RowError(
                         row.line,

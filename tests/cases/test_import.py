@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from cases import importing
 from cases.importing import COLUMNS, roster_import
-from cases.models import Case, CaseStatus, Person, RosterImport, RosterImportOutcome, SpecificNeed
+from cases.models import Case, CaseStatus, Person, ResidenceStatus, RosterImport, RosterImportOutcome, SpecificNeed
 from cases.names import latin_key, native_key
+from cases.services import site_transfer
 from tests.factories import CaseFactory, PersonFactory, SiteFactory
 
 pytestmark = pytest.mark.django_db
@@ -357,6 +358,46 @@ def test_a_case_on_record_at_another_site_is_refused():
 
     assert errors_of(result) == {(2, "site"), (3, "site"), (4, "site")}
     assert "Camp Hope" in result.errors[0].message
+
+
+def _moved_without_the_dead(administrator) -> None:
+    """family() imported, R-3 then dead, and case C-1 moved to Camp Hope by a site transfer."""
+    assert run(csv_bytes(family())).ok
+    Person.objects.filter(registration_no="R-3").update(residence_status=ResidenceStatus.DECEASED)
+    hope = SiteFactory(name="Camp Hope", code="hope")
+    site_transfer(
+        actor=administrator,
+        cases=Case.objects.all(),
+        to_site=hope,
+        date=datetime.date(2026, 1, 2),
+        reason="Camp closed",
+    )
+
+
+def test_a_member_no_longer_present_stays_at_the_site_a_transfer_left_them_at(administrator):
+    # A transfer moves the present members only: a roster that says so was refused
+    # ("all its members must be at the same site").
+    _moved_without_the_dead(administrator)
+    rows = [{**row, "site": "Camp Hope"} for row in family()]
+    rows[2]["site"] = "Camp Liberty"
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 3)
+
+
+def test_an_import_does_not_move_a_member_no_longer_present(administrator):
+    # The file that passed before moved the dead person to their case's new site.
+    _moved_without_the_dead(administrator)
+    rows = [{**row, "site": "Camp Hope"} for row in family()]
+
+    result = run(csv_bytes(rows))
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (4, "site", "R-3 is deceased, not present, and stays at Camp Liberty: only present persons move.")
+    ]
+    assert Person.objects.get(registration_no="R-3").site.name == "Camp Liberty"
 
 
 def test_a_person_on_record_in_another_case_is_refused():
