@@ -17,7 +17,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -28,7 +27,15 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from cases.admin_records import RecordAdmin
-from cases.import_jobs import JobRefused, as_pruned, job_cancel, job_confirm, job_start, reports_kept
+from cases.import_jobs import (
+    JobRefused,
+    as_pruned,
+    job_cancel,
+    job_confirm,
+    job_start,
+    progress_seen_while_writing,
+    reports_kept,
+)
 from cases.importing import (
     COLUMNS,
     REQUIRED_COLUMNS,
@@ -153,9 +160,7 @@ class RosterImportAdminMixin:
             duplicates=_with_links_to_record(result.get("duplicates", [])),
             errors_hidden=max(result.get("error_count", 0) - len(result.get("errors", [])), 0),
             stage_label=STAGES.get(job.stage, job.stage),
-            # SQLite has one writer: the import's progress, written in its transaction, is
-            # not seen before it ends (cases.import_jobs.Progress).
-            progress_unseen_while_writing=connection.vendor == "sqlite",
+            progress_unseen_while_writing=not progress_seen_while_writing(),
             duplicates_hidden=max(result.get("duplicate_count", 0) - len(result.get("duplicates", [])), 0),
         )
         return TemplateResponse(request, "admin/cases/person/import_job.html", context)

@@ -279,6 +279,12 @@ def _set(job: RosterImportJob, **fields: Any) -> None:
     job.save(update_fields=list(fields))
 
 
+def progress_seen_while_writing() -> bool:
+    """Whether a page sees the progress of an import while it writes (Progress: not on
+    SQLite, whose one writer is the import's own transaction)."""
+    return connection.vendor == "postgresql"
+
+
 class Progress:
     """Writes a job's progress where the admin page can read it during the import.
 
@@ -305,7 +311,7 @@ class Progress:
         values = {"stage": stage[:20], "done": done, "total": total, "updated_at": timezone.now()}
         if not connection.in_atomic_block:
             RosterImportJob.objects.filter(pk=self.job_id).update(**values)
-        elif connection.vendor == "postgresql":
+        elif progress_seen_while_writing():
             self._write_aside(values)
 
     def _write_aside(self, values: dict[str, Any]) -> None:

@@ -401,19 +401,21 @@ def _refuse_a_sheet_too_large(content: bytes) -> None:
     row and column that hold a value.
     """
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        names = archive.namelist()
         path = _first_sheet(archive)
-        if path is None or path not in archive.namelist():
-            return
+        # A workbook laid out otherwise (its parts elsewhere): every XML part is read.
+        paths = [path] if path in names else [name for name in names if name.endswith(".xml")]
         last_row = last_column = 0
-        tail = b""
-        with archive.open(path) as sheet:
-            while chunk := sheet.read(1 << 20):
-                text = tail + chunk
-                # Cells come in row order: the last value of each piece is the furthest row yet.
-                last_row = max(last_row, _last_value_row(text))
-                wide = set(_WIDE_VALUE_CELL.findall(text))  # beyond column Z: seldom any
-                last_column = max(last_column, 0, *map(_column_number, wide))
-                tail = text[-256:]
+        for name in paths:
+            tail = b""
+            with archive.open(name) as sheet:
+                while chunk := sheet.read(1 << 20):
+                    text = tail + chunk
+                    # Cells come in row order: the last value of each piece is the furthest row yet.
+                    last_row = max(last_row, _last_value_row(text))
+                    wide = set(_WIDE_VALUE_CELL.findall(text))  # beyond column Z: seldom any
+                    last_column = max(last_column, 0, *map(_column_number, wide))
+                    tail = text[-256:]
     if last_row > max_rows() + 1_000:
         message = _("The sheet has values down to row %(n)s, far beyond the roster's rows.")
     elif last_column > _XLSX_MAX_COLUMNS:

@@ -827,6 +827,17 @@ def test_a_value_far_beyond_the_roster_is_refused_before_the_sheet_is_read(cell,
     assert not Person.objects.exists()
 
 
+def test_a_workbook_whose_first_sheet_cannot_be_found_plainly_has_every_part_looked_at(monkeypatch):
+    # calamine finds sheets by other routes than the usual part names; so does the check.
+    monkeypatch.setattr(importing, "_first_sheet", lambda archive: None)
+
+    result = run(_roster_sheet_with("XFD1048576"), filename="roster.xlsx")
+
+    assert [error.message.split(" Delete")[0] for error in result.errors] == [
+        "The sheet has values down to row 1,048,576, far beyond the roster's rows."
+    ]
+
+
 def test_formatting_far_beyond_the_roster_is_no_reason_to_refuse_it():
     result = run(_roster_sheet_with("XFD1048576", styled_only=True), filename="roster.xlsx")
 

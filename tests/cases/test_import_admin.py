@@ -231,7 +231,7 @@ def test_a_check_left_unconfirmed_expires_and_the_worker_deletes_its_file(client
     page = client.get(job_url(job)).content.decode()
     assert "not confirmed in time" in page
     assert 'value="Import"' not in page
-    assert "Cancelled" in client.get(IMPORT).content.decode()
+    assert "<td>Cancelled</td>" in client.get(IMPORT).content.decode()  # in the recent imports
     refused = client.post(job_url(job, "confirm"), follow=True).content.decode()
     assert "cannot be imported any more; choose it again" in refused
     assert not Person.objects.exists()
