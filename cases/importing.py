@@ -369,6 +369,8 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
 _VALUE_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"(?:[^>]*[^/>])?>')
 _WIDE_VALUE_CELL = re.compile(rb'<c r="([A-Z]{2,3})[0-9]+"(?:[^>]*[^/>])?>')
 _ATTRIBUTES = re.compile(rb'([\w:]+)="([^"]*)"')
+# What an ODS or XLSB workbook holds and an XLSX does not.
+_OTHER_WORKBOOK_PARTS = frozenset({"mimetype", "content.xml", "xl/workbook.bin"})
 # The most columns a sheet may span (a roster has 13; an export may carry more).
 _XLSX_MAX_COLUMNS = 100
 
@@ -453,8 +455,14 @@ def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
+            names = set(archive.namelist())
     except zipfile.BadZipFile as exc:
         raise unreadable from exc
+    # calamine reads other zipped workbooks too (ODS, XLSB), whose size the check below
+    # cannot see: an 800-byte ODS of repeated cells asks for 4 GB. Only an XLSX is read.
+    if "xl/workbook.xml" not in names or names & _OTHER_WORKBOOK_PARTS:
+        other = _("The file is not an XLSX workbook (an ODS or XLSB file, say): save it as XLSX or CSV (UTF-8).")
+        raise _Refused(RowError(None, "", other))
     if unpacked > max_bytes() * XLSX_MAX_EXPANSION:
         raise _Refused(RowError(None, "", _("The XLSX file unpacks to an implausible size; it was not read.")))
     _refuse_a_sheet_too_large(content)

@@ -1100,3 +1100,44 @@ def test_an_xlsx_that_unpacks_to_far_more_than_the_byte_limit_is_refused_unread(
 
     assert len(out.getvalue()) < 100_000
     assert "unpacks" in result.errors[0].message
+
+
+def _zipped(parts: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
+ODS_REPEATED_CELLS = (
+    '<?xml version="1.0" encoding="UTF-8"?><office:document-content'
+    ' xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+    ' xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
+    ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+    '<office:body><office:spreadsheet><table:table table:name="Roster">'
+    '<table:table-row table:number-rows-repeated="99000">'
+    '<table:table-cell table:number-columns-repeated="1000" office:value-type="string"><text:p>x</text:p>'
+    "</table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"
+)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        # An 800-byte ODS whose one cell repeats 99 million times: the sheet reader would
+        # ask for 4 GB at once and stop the whole process.
+        {"mimetype": "application/vnd.oasis.opendocument.spreadsheet", "content.xml": ODS_REPEATED_CELLS},
+        # The same, dressed up with an XLSX part name.
+        {"xl/workbook.xml": "<workbook/>", "content.xml": ODS_REPEATED_CELLS},
+        {"[Content_Types].xml": "<Types/>", "xl/workbook.bin": "\x83\x01"},
+    ],
+    ids=["ods", "ods-with-an-xlsx-part", "xlsb"],
+)
+def test_a_zipped_workbook_other_than_xlsx_is_refused_unread(parts):
+    result = run(_zipped(parts), filename="roster.xlsx")
+
+    assert [error.message for error in result.errors] == [
+        "The file is not an XLSX workbook (an ODS or XLSB file, say): save it as XLSX or CSV (UTF-8)."
+    ]
+    assert not Person.objects.exists()
