@@ -364,10 +364,13 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
         raise _Refused(RowError(start, "", message)) from exc
 
 
-# In an XLSX sheet's XML: a cell holding a value (not an empty, formatted one: `<c r="B7" s="1"/>`)
-# with its column letters and row, and the attributes of an element.
-_VALUE_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"(?:[^>]*[^/>])?>')
-_WIDE_VALUE_CELL = re.compile(rb'<c r="([A-Z]{2,3})[0-9]+"(?:[^>]*[^/>])?>')
+# In an XLSX sheet's XML: a cell tag that does not begin with its reference (`<c r="B7"`),
+# in any namespace; a row or cell tag; a reference; the attributes of an element.
+_ODD_CELL = re.compile(rb'<c(?:[>\t\r\n/]| (?!r="))')
+_PREFIXED_CELL = re.compile(rb":c[\s/>]")
+_ROW_OR_CELL = re.compile(rb"<(?:[\w.-]+:)?(row|c)(?=[\s/>])([^>]*)>")
+_REFERENCE = re.compile(rb"""(?:^|\s)r\s*=\s*["']([A-Za-z]*)([0-9]*)["']""")
+_CELL_REFERENCE = re.compile(rb"([A-Z]{1,3})([0-9]+)")
 _ATTRIBUTES = re.compile(rb'([\w:]+)="([^"]*)"')
 # What an ODS or XLSB workbook holds and an XLSX does not.
 _OTHER_WORKBOOK_PARTS = frozenset({"mimetype", "content.xml", "xl/workbook.bin"})
@@ -407,18 +410,10 @@ def _refuse_a_sheet_too_large(content: bytes) -> None:
         path = _first_sheet(archive)
         # A workbook laid out otherwise (its parts elsewhere): every XML part is read.
         paths = [path] if path in names else [name for name in names if name.endswith(".xml")]
-        last_row = last_column = 0
-        for name in paths:
-            tail = b""
-            with archive.open(name) as sheet:
-                while chunk := sheet.read(1 << 20):
-                    text = tail + chunk
-                    # Cells come in row order: the last value of each piece is the furthest row yet.
-                    last_row = max(last_row, _last_value_row(text))
-                    wide = set(_WIDE_VALUE_CELL.findall(text))  # beyond column Z: seldom any
-                    last_column = max(last_column, 0, *map(_column_number, wide))
-                    tail = text[-256:]
-    if last_row > max_rows() + 1_000:
+        reaches = [_reach(archive, name) for name in paths]
+    last_row = max((row for row, _column in reaches), default=0)
+    last_column = max((column for _row, column in reaches), default=0)
+    if last_row > _sheet_max_row():
         message = _("The sheet has values down to row %(n)s, far beyond the roster's rows.")
     elif last_column > _XLSX_MAX_COLUMNS:
         message = _("The sheet has values across %(n)s columns, far beyond the roster's columns.")
@@ -428,14 +423,68 @@ def _refuse_a_sheet_too_large(content: bytes) -> None:
     raise _Refused(RowError(None, "", f"{message % {'n': _grouped(max(last_row, last_column))}} {advice}"))
 
 
-def _last_value_row(text: bytes) -> int:
-    """The row of the last cell in `text` that holds a value (0 if none)."""
-    end = len(text)
-    while (at := text.rfind(b'<c r="', 0, end)) >= 0:
-        if match := _VALUE_CELL.match(text, at):
-            return int(match.group(2))
-        end = at
-    return 0
+def _sheet_max_row() -> int:
+    return max_rows() + 1_000
+
+
+def _reach(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
+    """How far the values of a sheet's XML reach, read a piece at a time: the furthest
+    row if beyond the row limit (else 0), the furthest column if beyond Z (else ≤ 26).
+
+    Spreadsheets begin every cell tag with its reference (`<c r="B7" …>`): then only the
+    cells holding a value beyond column A or in rows with as many digits as the limit are
+    looked at. A sheet written otherwise (cells without their reference, a namespace
+    prefix, other quotes) is read again tag by tag, as the sheet reader places its cells.
+    """
+    limit = _sheet_max_row()
+    # A value cell (not an empty, formatted one: `<c r="B7" s="1"/>`) outside A1:A99999.
+    far = re.compile(rb'<c r="(?![A-Z][0-9]{1,%d}")([^"]*)"(?:[^>]*[^/>])?>' % (len(str(limit)) - 1))
+    last_row = last_column = 0
+    for body in _pieces(archive, name):
+        if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
+            return _reach_tag_by_tag(archive, name)
+        for reference in far.findall(body):
+            if (cell := _CELL_REFERENCE.fullmatch(reference)) is None:
+                return _reach_tag_by_tag(archive, name)
+            letters, digits = cell.groups()
+            last_column = max(last_column, _column_number(letters))
+            if (row := int(digits)) > limit:
+                last_row = max(last_row, row)
+    return last_row, last_column
+
+
+def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
+    """_reach for a sheet not written as spreadsheets write it: a cell without its
+    reference is the next one in its row; a row without its number the next row. A cell
+    that is not empty (`<c …/>`) counts as holding a value."""
+    last_row = last_column = row = column = 0
+    for body in _pieces(archive, name):
+        for tag in _ROW_OR_CELL.finditer(body):
+            element, attributes = tag.groups()
+            reference = _REFERENCE.search(attributes)
+            letters, digits = reference.groups() if reference else (b"", b"")
+            if element == b"row":
+                row, column = (int(digits) if digits else row + 1), 0
+                continue
+            column = _column_number(letters.upper()) if letters else column + 1
+            row = int(digits) if digits else row
+            if not attributes.endswith(b"/"):
+                last_row, last_column = max(last_row, row), max(last_column, column)
+    return last_row, last_column
+
+
+def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
+    """A part's XML a megabyte at a time, each piece ending before the last tag that
+    begins near its end (that tag comes whole with the next piece)."""
+    tail = b""
+    with archive.open(name) as part:
+        while chunk := part.read(1 << 20):
+            text = tail + chunk
+            cut = text.rfind(b"<", max(0, len(text) - 4096))
+            cut = len(text) if cut < 0 else cut
+            yield text[:cut]
+            tail = text[cut:]
+    yield tail
 
 
 def _column_number(letters: bytes) -> int:

@@ -838,6 +838,76 @@ def test_a_workbook_whose_first_sheet_cannot_be_found_plainly_has_every_part_loo
     ]
 
 
+def _with_sheet(sheet_data: str, *, prefix: str = "") -> bytes:
+    """A roster workbook whose sheet's XML holds `sheet_data` (rows of inline-string cells)."""
+    tag, namespace = (f"{prefix}:", f"xmlns:{prefix}") if prefix else ("", "xmlns")
+    sheet = (
+        f'<?xml version="1.0"?><{tag}worksheet {namespace}="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f"<{tag}sheetData>{sheet_data}</{tag}sheetData></{tag}worksheet>"
+    )
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS)])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = sheet.encode() if info.filename == "xl/worksheets/sheet1.xml" else source.read(info)
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def _cells(values, *, reference=lambda column: "", tag="c") -> str:
+    return "".join(
+        f'<{tag}{reference(column)} t="inlineStr"><is><t>{value}</t></is></{tag}>'
+        for column, value in enumerate(values, start=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "prefix", "message"),
+    [
+        # Cells without their reference are placed one after the other in their row.
+        (f'<row r="1048576">{_cells(["x"] * 200)}</row>', "", "down to row 1,048,576"),
+        # A far cell first, a near one after: cells need not come in order.
+        (
+            '<row r="2"><c r="Z1048576" t="inlineStr"><is><t>x</t></is></c><c r="A2" t="inlineStr">'
+            "<is><t>x</t></is></c></row>",
+            "",
+            "down to row 1,048,576",
+        ),
+        # The reference after other attributes, in single quotes, in lower case.
+        ('<row r="2"><c t="inlineStr" r="XFD2"><is><t>x</t></is></c></row>', "", "across 16,384 columns"),
+        ("<row r='2'><c r='A1048576' t='inlineStr'><is><t>x</t></is></c></row>", "", "down to row 1,048,576"),
+        ('<row r="2"><c r="xfd2" t="inlineStr"><is><t>x</t></is></c></row>', "", "across 16,384 columns"),
+        # Tags in a namespace of their own.
+        (
+            '<x:row r="2"><x:c r="XFD1048576" t="inlineStr"><x:is><x:t>x</x:t></x:is></x:c></x:row>',
+            "x",
+            "down to row 1,048,576",
+        ),
+    ],
+    ids=["without-references", "out-of-order", "reference-not-first", "single-quotes", "lower-case", "prefixed"],
+)
+def test_a_sheet_written_unusually_is_measured_before_it_is_read(monkeypatch, rows, prefix, message):
+    # Each of these 5 KB files made the sheet reader ask for gigabytes (67 GB for the first).
+    sheet = _with_sheet(rows, prefix=prefix)
+    monkeypatch.setattr(importing, "CalamineWorkbook", None)  # never reached
+
+    result = run(sheet, filename="roster.xlsx")
+
+    assert len(result.errors) == 1
+    assert f"The sheet has values {message}, far beyond the roster" in result.errors[0].message
+
+
+def test_a_sheet_whose_cells_do_not_name_their_place_is_read_in_order():
+    # Some generators leave out cell and row references; the reader places cells in order.
+    rows = "".join(f"<row>{_cells([row.get(column, '') for column in COLUMNS])}</row>" for row in family())
+
+    result = run(_with_sheet(f"<row>{_cells(COLUMNS)}</row>{rows}"), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert result.new == 3
+    assert Person.objects.get(registration_no="R-3").given_name == "Ali"
+
+
 def test_formatting_far_beyond_the_roster_is_no_reason_to_refuse_it():
     result = run(_roster_sheet_with("XFD1048576", styled_only=True), filename="roster.xlsx")
 
