@@ -43,9 +43,11 @@ import heapq
 import io
 import itertools
 import json
+import logging
 import math
 import operator
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -56,6 +58,7 @@ from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import IO, Any
 
 import openpyxl
@@ -68,7 +71,6 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django_countries import countries
-from python_calamine import CalamineError, CalamineWorkbook
 from simple_history.utils import bulk_update_with_history
 
 from cases.models import (
@@ -137,6 +139,11 @@ TEMPLATE_EXAMPLE = {
 # An XLSX is a zip: refuse one that unpacks to far more than any roster within the
 # byte limit would.
 XLSX_MAX_EXPANSION = 10
+_XLSX_READER = Path(__file__).with_name("xlsx_reader.py")
+# The CPU time it may take (a 100,000-row sheet takes about one second).
+_XLSX_READER_SECONDS = 120
+
+logger = logging.getLogger(__name__)
 # Errors kept on the RosterImport record (all of them are in the result and report).
 RECORDED_ERRORS = 200
 _BATCH = 2000
@@ -267,22 +274,6 @@ class _Refused(Exception):
 
 
 # Reading ---------------------------------------------------------------------------------
-
-
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, datetime.datetime):
-        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 Progress = Callable[[str, int, int], None]
@@ -515,20 +506,70 @@ def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
     if unpacked > max_bytes() * XLSX_MAX_EXPANSION:
         raise _Refused(RowError(None, "", _("The XLSX file unpacks to an implausible size; it was not read.")))
     _refuse_a_sheet_too_large(content)
-    try:
-        sheet = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_index(0)
-    except CalamineError as exc:
-        raise unreadable from exc
+    # Read in a child process, within limits: see cases.xlsx_reader.
+    reader = subprocess.Popen(  # noqa: S603 - our interpreter and script, no shell
+        [
+            sys.executable,
+            "-I",
+            str(_XLSX_READER),
+            str(settings.ROSTER_IMPORT_XLSX_MEMORY_MB << 20),
+            str(_XLSX_READER_SECONDS),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    stdin, stdout = reader.stdin, reader.stdout
+    assert stdin is not None and stdout is not None  # both PIPE
+
+    def stop() -> int:
+        reader.kill()
+        stdout.close()
+        return reader.wait()
+
+    def refused(message: Any) -> _Refused:
+        status = stop()
+        if isinstance(message, dict) and "error" in message:  # calamine says the workbook is wrong
+            return unreadable
+        logger.warning("The XLSX reader stopped (exit status %s) on a file of %s bytes.", status, len(content))
+        limit = _("The XLSX file could not be read within the memory one import may use; it was not imported.")
+        advice = _("Save the roster as CSV (UTF-8), or copy it into a new workbook.")
+        return _Refused(RowError(None, "", f"{limit} {advice}"))
+
+    with contextlib.suppress(BrokenPipeError):
+        stdin.write(content)
+    with contextlib.suppress(BrokenPipeError):
+        stdin.close()
+    first = _reader_message(stdout.readline())
+    if not isinstance(first, dict) or "height" not in first:
+        raise refused(first)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
+        number = 0
         try:
-            # iter_rows starts at the sheet's first row, empty rows included: row numbers hold.
-            for number, values in enumerate(sheet.iter_rows(), start=1):
-                yield number, [value if type(value) is str else _cell_text(value) for value in values]
-        except CalamineError as exc:
-            raise unreadable from exc
+            for line in stdout:
+                message = _reader_message(line)
+                if isinstance(message, list):
+                    for values in message:
+                        number += 1
+                        yield number, values
+                elif isinstance(message, dict) and message.get("end"):
+                    return
+                else:
+                    raise refused(message)
+            raise refused(None)
+        finally:
+            stop()
 
-    return sheet.height, rows()
+    return int(first["height"]), rows()
+
+
+def _reader_message(line: bytes) -> Any:
+    """A line of the XLSX reader's output; None if it stopped mid-line or said nothing."""
+    try:
+        return json.loads(line) if line.endswith(b"\n") else None
+    except ValueError:
+        return None
 
 
 def _rows(content: bytes, filename: str) -> tuple[int, Iterator[tuple[int, list[str]]]]:

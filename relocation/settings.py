@@ -254,6 +254,9 @@ LOGGING = {
 # Roster import (cases.importing): a larger file is refused with a clear message.
 ROSTER_IMPORT_MAX_ROWS = env_int("ROSTER_IMPORT_MAX_ROWS", 200_000)
 ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+# The memory (address space) the process that reads an XLSX sheet may take
+# (cases.xlsx_reader); a workbook that asks for more is refused.
+ROSTER_IMPORT_XLSX_MEMORY_MB = env_int("ROSTER_IMPORT_XLSX_MEMORY_MB", 1024)
 # A checked import waits this long for its confirmation; then its file is dropped.
 ROSTER_IMPORT_CONFIRM_MINUTES = env_int("ROSTER_IMPORT_CONFIRM_MINUTES", 60)
 # Days a check's or import's lists of errors and probable duplicates (names,

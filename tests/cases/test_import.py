@@ -886,10 +886,9 @@ def _cells(values, *, reference=lambda column: "", tag="c") -> str:
     ],
     ids=["without-references", "out-of-order", "reference-not-first", "single-quotes", "lower-case", "prefixed"],
 )
-def test_a_sheet_written_unusually_is_measured_before_it_is_read(monkeypatch, rows, prefix, message):
+def test_a_sheet_written_unusually_is_measured_before_it_is_read(rows, prefix, message):
     # Each of these 5 KB files made the sheet reader ask for gigabytes (67 GB for the first).
     sheet = _with_sheet(rows, prefix=prefix)
-    monkeypatch.setattr(importing, "CalamineWorkbook", None)  # never reached
 
     result = run(sheet, filename="roster.xlsx")
 
@@ -906,6 +905,74 @@ def test_a_sheet_whose_cells_do_not_name_their_place_is_read_in_order():
     assert result.ok, result.report_lines()
     assert result.new == 3
     assert Person.objects.get(registration_no="R-3").given_name == "Ali"
+
+
+def _with_shared_strings(count: int) -> bytes:
+    """The family's workbook, its header's first cell a shared string, the shared strings saying `count`."""
+    source = zipfile.ZipFile(
+        io.BytesIO(xlsx_bytes([list(COLUMNS), *([row.get(c, "") for c in COLUMNS] for row in family())]))
+    )
+    relation = (
+        '<Relationship Id="rId99" Target="sharedStrings.xml"'
+        ' Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/>'
+    )
+    strings = (
+        '<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+        f' count="{count}" uniqueCount="{count}"><si><t>registration_no</t></si></sst>'
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(
+                    b'<c r="A1" t="inlineStr"><is><t>registration_no</t></is></c>', b'<c r="A1" t="s"><v>0</v></c>'
+                )
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"</Relationships>", relation.encode() + b"</Relationships>")
+            target.writestr(info.filename, data)
+        target.writestr("xl/sharedStrings.xml", strings)
+    return out.getvalue()
+
+
+def test_shared_strings_are_read():
+    result = run(_with_shared_strings(1), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert result.new == 3
+
+
+def test_a_workbook_that_asks_for_more_memory_than_allowed_is_refused_and_the_import_goes_on():
+    # A 5 KB file whose shared strings say there are four billion: the sheet reader asks
+    # for 96 GB at once, and a failed allocation stops its process. It reads in a child
+    # process of its own, with a memory limit; this one (the test's) goes on.
+    result = run(_with_shared_strings(4_000_000_000), filename="roster.xlsx")
+
+    assert [error.message for error in result.errors] == [
+        "The XLSX file could not be read within the memory one import may use; it was not imported."
+        " Save the roster as CSV (UTF-8), or copy it into a new workbook."
+    ]
+    assert not Person.objects.exists()
+    assert RosterImport.objects.get().outcome == RosterImportOutcome.REFUSED
+
+
+def test_the_sheet_reader_is_stopped_when_a_file_is_refused_before_its_end(monkeypatch, settings):
+    settings.ROSTER_IMPORT_MAX_ROWS = 2
+    started = []
+
+    class Recorded(importing.subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(importing.subprocess, "Popen", Recorded)
+    rows = [[row.get(column, "") for column in COLUMNS] for row in family()]
+
+    result = run(xlsx_bytes([list(COLUMNS), *rows]), filename="roster.xlsx")
+
+    assert "more than 2 rows" in result.errors[0].message
+    assert len(started) == 1
+    assert started[0].returncode is not None  # stopped and waited for: no process left behind
 
 
 def test_formatting_far_beyond_the_roster_is_no_reason_to_refuse_it():
