@@ -423,12 +423,13 @@ def _reach(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
     row if beyond the row limit (else 0), the furthest column if beyond Z (else ≤ 26).
 
     Spreadsheets begin every cell tag with its reference (`<c r="B7" …>`): then only the
-    cells holding a value beyond column A or in rows with as many digits as the limit are
+    cells holding a value beyond column Z or in rows with as many digits as the limit are
     looked at. A sheet written otherwise (cells without their reference, a namespace
     prefix, other quotes) is read again tag by tag, as the sheet reader places its cells.
     """
     limit = _sheet_max_row()
-    # A value cell (not an empty, formatted one: `<c r="B7" s="1"/>`) outside A1:A99999.
+    # A value cell (not an empty, formatted one: `<c r="B7" s="1"/>`) outside A1:Z99999
+    # (for a limit of six digits).
     far = re.compile(rb'<c r="(?![A-Z][0-9]{1,%d}")([^"]*)"(?:[^>]*[^/>])?>' % (len(str(limit)) - 1))
     last_row = last_column = 0
     for body in _pieces(archive, name):
