@@ -54,7 +54,7 @@ import time
 import unicodedata
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import Enum
@@ -140,8 +140,8 @@ TEMPLATE_EXAMPLE = {
 # byte limit would.
 XLSX_MAX_EXPANSION = 10
 _XLSX_READER = Path(__file__).with_name("xlsx_reader.py")
-# The CPU time it may take (a 100,000-row sheet takes about one second).
-_XLSX_READER_SECONDS = 120
+# The CPU time it may take (a 200,000-row sheet takes about two seconds).
+_XLSX_READER_SECONDS = 60
 
 logger = logging.getLogger(__name__)
 # Errors kept on the RosterImport record (all of them are in the result and report).
@@ -308,7 +308,7 @@ class _Progress:
         self.callback(self.stage, done, self.total)
 
 
-def _csv_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
+def _csv_rows(content: bytes) -> tuple[int, Generator[tuple[int, list[str]]]]:
     """The number of physical lines, and the records with the line each starts on."""
     if content[:200].count(0) > 50:
         # Text in UTF-16 without its byte order mark: a 0 byte every other byte.
@@ -332,7 +332,7 @@ def _csv_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
     return lines, _csv_records(text)
 
 
-def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_records(text: str) -> Generator[tuple[int, list[str]]]:
     # The header row: the first line that is not blank.
     first_line = next((line for line in itertools.islice(io.StringIO(text), 100) if line.strip()), "")
     # Spreadsheets in many locales save CSV with semicolons.
@@ -355,225 +355,124 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
         raise _Refused(RowError(start, "", message)) from exc
 
 
-# In an XLSX sheet's XML: a cell tag that does not begin with its reference (`<c r="B7"`),
-# in any namespace; a row or cell tag; a reference; the attributes of an element.
-_ODD_CELL = re.compile(rb'<c(?:[>\t\r\n/]| (?!r="))')
-_PREFIXED_CELL = re.compile(rb":c[\s/>]")
-_ROW_OR_CELL = re.compile(rb"<(?:[\w.-]+:)?(row|c)(?=[\s/>])([^>]*)>")
-_REFERENCE = re.compile(rb"""(?:^|\s)r\s*=\s*["']([A-Za-z]*)([0-9]*)["']""")
-_CELL_REFERENCE = re.compile(rb"([A-Z]{1,3})([0-9]+)")
-_ATTRIBUTES = re.compile(rb'([\w:]+)="([^"]*)"')
 # What an ODS or XLSB workbook holds and an XLSX does not.
 _OTHER_WORKBOOK_PARTS = frozenset({"mimetype", "content.xml", "xl/workbook.bin"})
-# The most columns a sheet may span (a roster has 13; an export may carry more).
-_XLSX_MAX_COLUMNS = 100
 
 
-def _first_sheet(archive: zipfile.ZipFile) -> str | None:
-    """The path of the workbook's first sheet (the one read), if the workbook says plainly."""
-    try:
-        workbook = archive.read("xl/workbook.xml")
-        relations = archive.read("xl/_rels/workbook.xml.rels")
-    except KeyError:
-        return None
-    first = re.search(rb"<(?:\w+:)?sheet\b([^>]*)>", workbook)
-    if first is None:
-        return None
-    ids = [value for name, value in _ATTRIBUTES.findall(first.group(1)) if name.endswith(b":id")]
-    for relation in re.findall(rb"<(?:\w+:)?Relationship\b([^>]*)>", relations):
-        attributes = dict(_ATTRIBUTES.findall(relation))
-        if ids and attributes.get(b"Id") == ids[0] and b"Target" in attributes:
-            target = attributes[b"Target"].decode()
-            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-    return None
+def _unreadable() -> _Refused:
+    return _Refused(RowError(None, "", _("The file is not a readable XLSX workbook.")))
 
 
-def _refuse_a_sheet_too_large(content: bytes) -> None:
-    """Refuse a sheet whose values reach far beyond a roster's rows and columns.
+class _SheetReader:
+    """The rows of an XLSX sheet as cases.xlsx_reader, run as a child process, reads them.
 
-    calamine holds a sheet as every cell from the first value to the last: one stray
-    value in cell XFD1048576 of a 5 KB file would take 500 GB, and the process would be
-    stopped at once. The sheet's XML is read first, a piece at a time, for the furthest
-    row and column that hold a value.
-    """
-    with zipfile.ZipFile(io.BytesIO(content)) as archive:
-        names = archive.namelist()
-        path = _first_sheet(archive)
-        # A workbook laid out otherwise (its parts elsewhere): every XML part is read.
-        paths = [path] if path in names else [name for name in names if name.endswith(".xml")]
-        reaches = [_reach(archive, name) for name in paths]
-    last_row = max((row for row, _column in reaches), default=0)
-    last_column = max((column for _row, column in reaches), default=0)
-    if last_row > _sheet_max_row():
-        message = _("The sheet has values down to row %(n)s, far beyond the roster's rows.")
-    elif last_column > _XLSX_MAX_COLUMNS:
-        message = _("The sheet has values across %(n)s columns, far beyond the roster's columns.")
-    else:
-        return
-    advice = _("Delete what lies beyond the roster, or copy the roster into a new workbook.")
-    raise _Refused(RowError(None, "", f"{message % {'n': _grouped(max(last_row, last_column))}} {advice}"))
+    Iterating gives (sheet row number, cell texts); close() stops the child (also when
+    the rows were never asked for)."""
 
+    def __init__(self, content: bytes) -> None:
+        self.size = len(content)
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter and script, no shell
+            [
+                sys.executable,
+                "-I",
+                str(_XLSX_READER),
+                str(settings.ROSTER_IMPORT_XLSX_MEMORY_MB << 20),
+                str(_XLSX_READER_SECONDS),
+                str(max_rows() + 1_000),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None  # both PIPE
+        self.stdout = stdout
+        # The child reads the whole workbook before it writes anything.
+        with contextlib.suppress(BrokenPipeError):
+            stdin.write(content)
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
 
-def _sheet_max_row() -> int:
-    return max_rows() + 1_000
+    def message(self) -> Any:
+        """The child's next message; None if it stopped before it said one whole."""
+        line = self.stdout.readline()
+        try:
+            return json.loads(line) if line.endswith(b"\n") else None
+        except ValueError:
+            return None
 
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        number = 0
+        try:
+            while isinstance(message := self.message(), list):
+                for values in message:
+                    number += 1
+                    yield number, values
+            if not (isinstance(message, dict) and message.get("end")):
+                raise (
+                    self.stopped()
+                    if message is None
+                    else _Refused(RowError(None, "", _("The file is not a readable XLSX workbook.")))
+                )
+        finally:
+            self.close()
 
-def _reach(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
-    """How far the values of a sheet's XML reach, read a piece at a time: the furthest
-    row if beyond the row limit (else 0), the furthest column if beyond Z (else ≤ 26).
+    def close(self) -> None:
+        self.process.kill()
+        self.stdout.close()
+        self.process.wait()
 
-    Spreadsheets begin every cell tag with its reference (`<c r="B7" …>`): then only the
-    cells holding a value beyond column Z or in rows with as many digits as the limit are
-    looked at. A sheet written otherwise (cells without their reference, a namespace
-    prefix, other quotes) is read again tag by tag, as the sheet reader places its cells.
-    """
-    limit = _sheet_max_row()
-    # A value cell (not an empty, formatted one: `<c r="B7" s="1"/>`) outside A1:Z99999
-    # (for a limit of six digits).
-    far = re.compile(rb'<c r="(?![A-Z][0-9]{1,%d}")([^"]*)"(?:[^>]*[^/>])?>' % (len(str(limit)) - 1))
-    last_row = last_column = 0
-    for body in _pieces(archive, name):
-        if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
-            return _reach_tag_by_tag(archive, name)
-        for reference in far.findall(body):
-            if (cell := _CELL_REFERENCE.fullmatch(reference)) is None:
-                return _reach_tag_by_tag(archive, name)
-            letters, digits = cell.groups()
-            last_column = max(last_column, _column_number(letters))
-            if (row := int(digits)) > limit:
-                last_row = max(last_row, row)
-    return last_row, last_column
-
-
-def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
-    """_reach for a sheet not written as spreadsheets write it: a cell without its
-    reference is the next one in its row; a row without its number the next row. A cell
-    that is not empty (`<c …/>`) counts as holding a value."""
-    last_row = last_column = row = column = 0
-    for body in _pieces(archive, name):
-        for tag in _ROW_OR_CELL.finditer(body):
-            element, attributes = tag.groups()
-            reference = _REFERENCE.search(attributes)
-            letters, digits = reference.groups() if reference else (b"", b"")
-            if element == b"row":
-                row, column = (int(digits) if digits else row + 1), 0
-                continue
-            column = _column_number(letters.upper()) if letters else column + 1
-            row = int(digits) if digits else row
-            if not attributes.endswith(b"/"):
-                last_row, last_column = max(last_row, row), max(last_column, column)
-    return last_row, last_column
+    def stopped(self) -> _Refused:
+        """The refusal of a file whose reading stopped the child: it asked for more memory
+        or time than allowed."""
+        self.close()
+        logger.warning(
+            "The XLSX reader stopped (exit status %s) on a file of %s bytes.", self.process.returncode, self.size
+        )
+        limit = _("The XLSX file could not be read within the memory and time one import may use; it was not imported.")
+        advice = _("Save the roster as CSV (UTF-8), or copy it into a new workbook.")
+        return _Refused(RowError(None, "", f"{limit} {advice}"))
 
 
-def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
-    """A part's XML a megabyte at a time, each piece ending before the last tag that
-    begins near its end (that tag comes whole with the next piece)."""
-    tail = b""
-    with archive.open(name) as part:
-        while chunk := part.read(1 << 20):
-            text = tail + chunk
-            cut = text.rfind(b"<", max(0, len(text) - 4096))
-            cut = len(text) if cut < 0 else cut
-            yield text[:cut]
-            tail = text[cut:]
-    yield tail
-
-
-def _column_number(letters: bytes) -> int:
-    """A = 1, Z = 26, AA = 27, XFD = 16,384."""
-    number = 0
-    for letter in letters:
-        number = number * 26 + letter - 64
-    return number
-
-
-def _xlsx_rows(content: bytes) -> tuple[int, Iterator[tuple[int, list[str]]]]:
+def _xlsx_rows(content: bytes) -> tuple[int, _SheetReader]:
     """The number of sheet rows, and the rows with their sheet row numbers."""
     # calamine (Rust) reads the sheet ten times faster than openpyxl, and its XML
     # parser expands no entity declarations: an XML bomb fails at once. Formula cells
     # are read as the value the spreadsheet last computed; no formula is ever stored.
-    unreadable = _Refused(RowError(None, "", _("The file is not a readable XLSX workbook.")))
+    # It reads in a child process, within limits: see cases.xlsx_reader.
+    unreadable = _unreadable()
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
             names = set(archive.namelist())
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise unreadable from exc
-    # calamine reads other zipped workbooks too (ODS, XLSB), whose size the check below
-    # cannot see: an 800-byte ODS of repeated cells asks for 4 GB. Only an XLSX is read.
+    # calamine reads other zipped workbooks too (ODS, XLSB); only an XLSX is read.
     if "xl/workbook.xml" not in names or names & _OTHER_WORKBOOK_PARTS:
         other = _("The file is not an XLSX workbook (an ODS or XLSB file, say): save it as XLSX or CSV (UTF-8).")
         raise _Refused(RowError(None, "", other))
     if unpacked > max_bytes() * XLSX_MAX_EXPANSION:
         raise _Refused(RowError(None, "", _("The XLSX file unpacks to an implausible size; it was not read.")))
-    _refuse_a_sheet_too_large(content)
-    # Read in a child process, within limits: see cases.xlsx_reader.
-    reader = subprocess.Popen(  # noqa: S603 - our interpreter and script, no shell
-        [
-            sys.executable,
-            "-I",
-            str(_XLSX_READER),
-            str(settings.ROSTER_IMPORT_XLSX_MEMORY_MB << 20),
-            str(_XLSX_READER_SECONDS),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    stdin, stdout = reader.stdin, reader.stdout
-    assert stdin is not None and stdout is not None  # both PIPE
-
-    def stop() -> int:
-        reader.kill()
-        stdout.close()
-        return reader.wait()
-
-    def refused(message: Any) -> _Refused:
-        status = stop()
-        if isinstance(message, dict) and "error" in message:  # calamine says the workbook is wrong
-            return unreadable
-        logger.warning("The XLSX reader stopped (exit status %s) on a file of %s bytes.", status, len(content))
-        limit = _("The XLSX file could not be read within the memory one import may use; it was not imported.")
-        advice = _("Save the roster as CSV (UTF-8), or copy it into a new workbook.")
-        return _Refused(RowError(None, "", f"{limit} {advice}"))
-
-    with contextlib.suppress(BrokenPipeError):
-        stdin.write(content)
-    with contextlib.suppress(BrokenPipeError):
-        stdin.close()
-    first = _reader_message(stdout.readline())
-    if not isinstance(first, dict) or "height" not in first:
-        raise refused(first)
-
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        number = 0
-        try:
-            for line in stdout:
-                message = _reader_message(line)
-                if isinstance(message, list):
-                    for values in message:
-                        number += 1
-                        yield number, values
-                elif isinstance(message, dict) and message.get("end"):
-                    return
-                else:
-                    raise refused(message)
-            raise refused(None)
-        finally:
-            stop()
-
-    return int(first["height"]), rows()
+    sheet = _SheetReader(content)
+    first = sheet.message()
+    if isinstance(first, dict) and "height" in first:
+        return int(first["height"]), sheet
+    sheet.close()
+    if not isinstance(first, dict):
+        raise sheet.stopped()
+    if "too_far" in first:
+        if first["too_far"] == "rows":
+            message = _("The sheet has values down to row %(n)s, far beyond the roster's rows.")
+        else:
+            message = _("The sheet has values across %(n)s columns, far beyond the roster's columns.")
+        advice = _("Delete what lies beyond the roster, or copy the roster into a new workbook.")
+        raise _Refused(RowError(None, "", f"{message % {'n': _grouped(int(first['n']))}} {advice}"))
+    if "no_sheet" in first:
+        raise _Refused(RowError(None, "", _("The workbook has no visible worksheet to read.")))
+    raise unreadable
 
 
-def _reader_message(line: bytes) -> Any:
-    """A line of the XLSX reader's output; None if it stopped mid-line or said nothing."""
-    try:
-        return json.loads(line) if line.endswith(b"\n") else None
-    except ValueError:
-        return None
-
-
-def _rows(content: bytes, filename: str) -> tuple[int, Iterator[tuple[int, list[str]]]]:
+def _rows(content: bytes, filename: str) -> tuple[int, _SheetReader | Generator[tuple[int, list[str]]]]:
     if content.startswith(b"PK\x03\x04"):
         return _xlsx_rows(content)
     if filename.lower().endswith((".xlsx", ".xls", ".xlsm", ".ods")) or content.startswith(b"\xd0\xcf\x11\xe0"):
@@ -968,29 +867,31 @@ def _read(
     limit = max_rows()
     count = 0
     lines, records = _rows(content, filename)
-    progress.start("reading", lines)
-    for line, values in records:
-        if line >= progress.next:
-            progress.report(line)
-        # Rows of empty cells are skipped (a roster's first cell is seldom empty).
-        if not (values and values[0].strip()) and not "".join(values).strip():
-            continue
-        if checker is None:
-            checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content)
-            continue
-        count += 1
-        if count > limit:
-            raise _Refused(
-                RowError(
-                    None,
-                    "",
-                    _("The file has more than %(max)d rows, the limit for one import. Split it into smaller files.")
-                    % {"max": limit},
+    # Closed whatever happens: an XLSX is read by a child process, which this stops.
+    with contextlib.closing(records):
+        progress.start("reading", lines)
+        for line, values in records:
+            if line >= progress.next:
+                progress.report(line)
+            # Rows of empty cells are skipped (a roster's first cell is seldom empty).
+            if not (values and values[0].strip()) and not "".join(values).strip():
+                continue
+            if checker is None:
+                checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content)
+                continue
+            count += 1
+            if count > limit:
+                raise _Refused(
+                    RowError(
+                        None,
+                        "",
+                        _("The file has more than %(max)d rows, the limit for one import. Split it into smaller files.")
+                        % {"max": limit},
+                    )
                 )
-            )
-        row = checker.row(line, values)
-        if row is not None:
-            rows.append(row)
+            row = checker.row(line, values)
+            if row is not None:
+                rows.append(row)
     if checker is None:
         raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
     if refused_pa is not None:

@@ -1,17 +1,23 @@
-"""Read the first sheet of an XLSX workbook in a process of its own, within limits.
+"""Read an XLSX workbook's roster sheet in a process of its own, within limits.
 
 calamine (Rust) reads a sheet ten times faster than openpyxl, but it trusts what a
 workbook says about itself: a shared-strings count of four billion in a 5 KB file makes
 it ask for 96 GB, and the failed allocation stops the whole process at once — the web
-server's or the import worker's. cases.importing checks what it can see beforehand
-(the sheet's reach); whatever it cannot see is met here: the workbook is read by this
-script, run as a child process whose memory and CPU time are capped, so a workbook that
-asks for too much stops the child alone and the import refuses the file.
+server's or the import worker's. So everything that reads a workbook's XML runs here, in
+a child process whose memory and CPU time are capped: a workbook that asks for too much
+stops the child alone, and the import refuses the file. cases.importing starts it.
 
-Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS`, with the workbook on standard
-input. Standard output is JSON lines: {"height": N}, then one array of rows per line
-(each row an array of cell texts), then {"end": true} or {"error": "…"}. Nothing but the
-standard library and python-calamine is imported: no Django, no project code.
+The sheet read is the first visible worksheet (a hidden sheet or a chart sheet before it
+is passed over, as the person who opens the workbook sees it). Before calamine reads it,
+its XML is looked through for how far its values reach: one stray value in cell
+XFD1048576 would make calamine hold 17 billion cells; that file is refused with a message
+that says so, where the cap alone would only say the file asked for too much.
+
+Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS MAX_ROW`, with the workbook on
+standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME} — or
+one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns", "n": N} — then
+one array of rows per line (each row an array of cell texts), then {"end": true} or
+{"error": TEXT}. Only the standard library and python-calamine are imported: no Django.
 """
 
 from __future__ import annotations
@@ -19,11 +25,28 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 import resource
 import sys
-from typing import Any
+import zipfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 BATCH = 2_000
+# The most columns a sheet may span (a roster has 13; an export may carry more).
+MAX_COLUMNS = 100
+# Parts of the workbook's own description larger than this are not parsed here.
+_DESCRIPTION_BYTES = 10 << 20
+
+# Every pattern below is bounded, so that a tag never closed costs a bounded scan.
+_SHEET = re.compile(rb"<(?:[\w.-]{1,50}:)?sheet\b([^>]{0,4000})>")
+_RELATIONSHIP = re.compile(rb"<(?:[\w.-]{1,50}:)?Relationship\b([^>]{0,4000})>")
+_ATTRIBUTES = re.compile(rb'([\w:.-]{1,100})="([^"<]{0,2000})"')
+# A cell tag that does not begin with a plain reference (`<c r="B7"`), in any namespace.
+_ODD_CELL = re.compile(rb'<c(?:[>\t\r\n/]| (?!r="[A-Z]{1,3}[0-9]{1,7}"))')
+_PREFIXED_CELL = re.compile(rb":c[\s/>]")
+_ROW_OR_CELL = re.compile(rb"<(?:[\w.-]{1,50}:)?(row|c)(?=[\s/>])([^>]{0,1000})>")
+_REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
 
 
 def cell_text(value: Any) -> str:
@@ -43,20 +66,147 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def main(memory: int, cpu_seconds: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    from python_calamine import CalamineError, CalamineWorkbook
+# Which sheet ------------------------------------------------------------------------------
 
-    content = sys.stdin.buffer.read()
-    out = sys.stdout.buffer
 
+def sheet_paths(archive: zipfile.ZipFile) -> dict[str, str]:
+    """The parts of the workbook's visible worksheets by name, in the workbook's order, as
+    far as the workbook says plainly (its description may be laid out otherwise)."""
+    try:
+        infos = [archive.getinfo("xl/workbook.xml"), archive.getinfo("xl/_rels/workbook.xml.rels")]
+    except KeyError:
+        return {}
+    if any(info.file_size > _DESCRIPTION_BYTES for info in infos):
+        return {}
+    workbook, relations = (archive.read(info) for info in infos)
+    targets = {}
+    for relation in _RELATIONSHIP.findall(relations):
+        attributes = dict(_ATTRIBUTES.findall(relation))
+        if attributes.get(b"Type", b"").endswith(b"/worksheet") and b"Id" in attributes and b"Target" in attributes:
+            target = attributes[b"Target"].decode(errors="replace")
+            targets[attributes[b"Id"]] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    paths = {}
+    for sheet in _SHEET.findall(workbook):
+        attributes = dict(_ATTRIBUTES.findall(sheet))
+        ids = [value for name, value in attributes.items() if name.endswith(b":id")]
+        if attributes.get(b"state", b"visible") == b"visible" and ids and ids[0] in targets and b"name" in attributes:
+            paths[_xml_text(attributes[b"name"])] = targets[ids[0]]
+    return paths
+
+
+def _xml_text(value: bytes) -> str:
+    text = value.decode(errors="replace")
+    for escaped, plain in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
+        text = text.replace(escaped, plain)
+    return text
+
+
+# How far a sheet reaches --------------------------------------------------------------------
+
+
+def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int) -> tuple[int, int]:
+    """How far the values of these parts reach: the furthest row if beyond `max_row`
+    (else 0), the furthest column if beyond Z (else at most 26)."""
+    reaches = [_reach(archive, path, max_row) for path in paths]
+    return max((row for row, _ in reaches), default=0), max((column for _, column in reaches), default=0)
+
+
+def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int]:
+    """`reach` of one part, read a piece at a time.
+
+    Spreadsheets begin every cell tag with its reference (`<c r="B7" …>`): then only the
+    cells holding a value beyond column Z or in rows with as many digits as the limit are
+    looked at. A sheet written otherwise (cells without their reference, a namespace
+    prefix, other quotes) is read again tag by tag, as calamine places its cells.
+    """
+    # A value cell (not an empty, formatted one: `<c r="B7" s="1"/>`) outside A1:Z99999
+    # (for a limit of six digits).
+    digits = len(str(limit)) - 1
+    far = re.compile(rb'<c r="(?![A-Z][0-9]{1,%d}")([A-Z]{1,3})([0-9]{1,7})"(?:[^>]{0,1000}[^/>])?>' % digits)
+    last_row = last_column = 0
+    for body in _pieces(archive, name):
+        if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
+            return _reach_tag_by_tag(archive, name)
+        for letters, row_digits in far.findall(body):
+            last_column = max(last_column, column_number(letters))
+            if (row := int(row_digits)) > limit:
+                last_row = max(last_row, row)
+    return last_row, last_column
+
+
+def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
+    """_reach for a sheet not written as spreadsheets write it: a cell without its
+    reference is the next one in its row; a row without its number the next row. A cell
+    that is not empty (`<c …/>`) counts as holding a value."""
+    last_row = last_column = row = column = 0
+    for body in _pieces(archive, name):
+        for tag in _ROW_OR_CELL.finditer(body):
+            element, attributes = tag.groups()
+            reference = _REFERENCE.search(attributes)
+            letters, digits = reference.groups() if reference else (b"", b"")
+            if element == b"row":
+                row, column = (int(digits) if digits else row + 1), 0
+                continue
+            column = column_number(letters.upper()) if letters else column + 1
+            row = int(digits) if digits else row
+            if not attributes.endswith(b"/"):
+                last_row, last_column = max(last_row, row), max(last_column, column)
+    return last_row, last_column
+
+
+def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
+    """A part's XML a megabyte at a time, each piece ending before the last tag that
+    begins near its end (that tag comes whole with the next piece)."""
+    tail = b""
+    with archive.open(name) as part:
+        while chunk := part.read(1 << 20):
+            text = tail + chunk
+            cut = text.rfind(b"<", max(0, len(text) - 4096))
+            cut = len(text) if cut < 0 else cut
+            yield text[:cut]
+            tail = text[cut:]
+    yield tail
+
+
+def column_number(letters: bytes) -> int:
+    """A = 1, Z = 26, AA = 27, XFD = 16,384."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
     def send(message: Any) -> None:
         out.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
 
+    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
     try:
-        sheet = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_index(0)
-        send({"height": sheet.height})
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
+        visible = [
+            sheet.name
+            for sheet in workbook.sheets_metadata
+            if sheet.typ == SheetTypeEnum.WorkSheet and sheet.visible == SheetVisibleEnum.Visible
+        ]
+        if not visible:
+            send({"no_sheet": True})
+            return
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            plain = sheet_paths(archive)
+            path = plain.get(visible[0])
+            # A workbook laid out otherwise: every XML part is looked through.
+            paths = [path] if path in archive.namelist() else [n for n in archive.namelist() if n.endswith(".xml")]
+            last_row, last_column = reach(archive, paths, max_row)
+        if last_row > max_row or last_column > MAX_COLUMNS:
+            too_far = "rows" if last_row > max_row else "columns"
+            send({"too_far": too_far, "n": last_row if too_far == "rows" else last_column})
+            return
+        sheet = workbook.get_sheet_by_name(visible[0])
+        send({"height": sheet.height, "sheet": visible[0]})
         batch: list[list[str]] = []
         # iter_rows starts at the sheet's first row, empty rows included: row numbers hold.
         for values in sheet.iter_rows():
@@ -65,11 +215,17 @@ def main(memory: int, cpu_seconds: int) -> None:
                 send(batch)
                 batch = []
         send(batch)
-    except CalamineError as exc:
-        send({"error": str(exc)})
+    except BaseException as exc:  # calamine panics are BaseExceptions; every failure here is the file's
+        send({"error": f"{type(exc).__name__}: {exc}"[:500]})
         return
     send({"end": True})
 
 
+def main(memory: int, cpu_seconds: int, max_row: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    read(sys.stdin.buffer.read(), max_row, sys.stdout.buffer)
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
