@@ -641,8 +641,12 @@ class _Checker:
     remembered. The errors of one line come in the order of its columns' checks.
     """
 
-    def __init__(self, positions: dict[str, int], errors: list[RowError], nul: bool = False) -> None:
+    def __init__(
+        self, positions: dict[str, int], errors: list[RowError], nul: bool = False, cells: int | None = None
+    ) -> None:
         self.positions = positions
+        # A CSV's header's number of cells: a line with values beyond it is refused.
+        self.cells = cells
         # Whether the file holds a NUL character anywhere: then every cell is looked at.
         self.nul = nul
         # The cases whose principal applicant's row is refused (its case has one, then).
@@ -677,6 +681,15 @@ class _Checker:
 
     def row(self, line: int, values: list[str]) -> _Row | None:
         count = len(self.errors)
+        if self.cells is not None and len(values) > self.cells and any(value.strip() for value in values[self.cells :]):
+            # A value holding the separator, unquoted: every value after it is in the
+            # wrong column, and the last ones would be lost.
+            message = _(
+                "This line has %(n)d values and the header %(header)d columns: a value that holds"
+                " the separator (a comma or a semicolon) must be in double quotes."
+            )
+            self.error(line, "", message % {"n": len(values), "header": self.cells})
+            return None
         if len(values) < self.width:
             values = values + [""] * (self.width - len(values))
         if self.nul and any("\x00" in value for value in values):
@@ -877,7 +890,8 @@ def _read(
             if not (values and values[0].strip()) and not "".join(values).strip():
                 continue
             if checker is None:
-                checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content)
+                cells = None if isinstance(records, _SheetReader) else len(values)
+                checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content, cells=cells)
                 continue
             count += 1
             if count > limit:

@@ -1395,3 +1395,43 @@ def test_a_zipped_workbook_other_than_xlsx_is_refused_unread(parts):
         "The file is not an XLSX workbook (an ODS or XLSB file, say): save it as XLSX or CSV (UTF-8)."
     ]
     assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "line", "values"),
+    [
+        # An unquoted list of needs in a semicolon file: phone and notes moved a column on.
+        (
+            ";".join(COLUMNS),
+            "R-9;C-9;PA;Rahimi;Omid;;M;1990;AF;Camp Liberty;medical_condition;disability;+1 555;notes",
+            14,
+        ),
+        # An unquoted comma in the notes of a comma file: the end of the notes was lost.
+        (
+            ",".join(COLUMNS),
+            "R-9,C-9,PA,Rahimi,Omid,,M,1990,AF,Camp Liberty,,+1 555,Needs wheelchair, insulin daily",
+            14,
+        ),
+    ],
+    ids=["semicolon", "comma"],
+)
+def test_a_line_with_more_values_than_the_header_has_columns_is_refused(header, line, values):
+    result = run(f"{header}\r\n{line}\r\n".encode())
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (
+            2,
+            f"This line has {values} values and the header 13 columns: a value that holds the separator"
+            " (a comma or a semicolon) must be in double quotes.",
+        )
+    ]
+    assert not Person.objects.exists()
+
+
+def test_empty_cells_after_the_last_column_are_no_reason_to_refuse_a_line():
+    row = family()[0]
+    line = ",".join(_quoted(row.get(column, "")) for column in COLUMNS)
+
+    result = run(f"{','.join(COLUMNS)}\r\n{line},,\r\n".encode())
+
+    assert result.ok, result.report_lines()
