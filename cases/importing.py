@@ -85,6 +85,7 @@ from cases.models import (
     SpecificNeed,
 )
 from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, word_keys, words
+from cases.xlsx_reader import SPREADSHEET_ERRORS
 
 User = Any
 
@@ -467,6 +468,13 @@ def _xlsx_rows(content: bytes) -> tuple[int, _SheetReader]:
             message = _("The sheet has values across %(n)s columns, far beyond the roster's columns.")
         advice = _("Delete what lies beyond the roster, or copy the roster into a new workbook.")
         raise _Refused(RowError(None, "", f"{message % {'n': _grouped(int(first['n']))}} {advice}"))
+    if "error_cell" in first:
+        row, cell, code = first["error_cell"]
+        message = _(
+            "Cell %(cell)s holds the spreadsheet error %(code)s, which cannot be read: correct the formula,"
+            " or type the value, and try again."
+        )
+        raise _Refused(RowError(int(row), "", message % {"cell": f"{cell}{row}", "code": code}))
     if "no_sheet" in first:
         raise _Refused(RowError(None, "", _("The workbook has no visible worksheet to read.")))
     raise unreadable
@@ -699,6 +707,17 @@ class _Checker:
                     self.error(line, column, _("Holds a NUL character (byte 0): the file may be damaged."))
             # The other checks quote the cells in their messages, which are stored too.
             values = [value.replace("\x00", "\N{REPLACEMENT CHARACTER}") for value in values]
+        if not SPREADSHEET_ERRORS.isdisjoint(values):
+            # A formula's error, not a value (an XLSX's error cells are read as their codes).
+            before = len(self.errors)
+            for column, at in self.positions.items():
+                if values[at] in SPREADSHEET_ERRORS:
+                    message = _(
+                        "Holds the spreadsheet error %(code)s, not a value: correct the formula, or type the value."
+                    )
+                    self.error(line, column, message % {"code": values[at]})
+            if len(self.errors) > before:
+                return None
         cells = list(map(str.strip, self.required(values)))
         if not all(cells):
             for column, value in zip(REQUIRED_COLUMNS, cells, strict=True):

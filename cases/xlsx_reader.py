@@ -33,6 +33,12 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 BATCH = 2_000
+# The errors a spreadsheet shows in a cell whose formula failed, as a CSV export writes
+# them. calamine reads an error cell as empty: it is given here as its code.
+SPREADSHEET_ERRORS = frozenset(
+    {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!", "#FIELD!", "#BUSY!"}
+    | {"#GETTING_DATA", "#CONNECT!", "#BLOCKED!", "#UNKNOWN!", "#EXTERNAL!", "#PYTHON!"}
+)
 # The most columns a sheet may span (a roster has 13; an export may carry more).
 MAX_COLUMNS = 100
 # Parts of the workbook's own description larger than this are not parsed here.
@@ -46,6 +52,8 @@ _ATTRIBUTES = re.compile(rb'([\w:.-]{1,100})="([^"<]{0,2000})"')
 _ODD_CELL = re.compile(rb'<c(?:[>\t\r\n/]| (?!r="[A-Z]{1,3}[0-9]{1,7}"))')
 _PREFIXED_CELL = re.compile(rb":c[\s/>]")
 _ROW_OR_CELL = re.compile(rb"<(?:[\w.-]{1,50}:)?(row|c)(?=[\s/>])([^>]{0,1000})>")
+_ERROR_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"[^>]{0,1000}?\st="e"[^>]{0,1000}>')
+_VALUE = re.compile(rb"<v>([^<]{0,50})<")
 _REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
 
 
@@ -104,14 +112,19 @@ def _xml_text(value: bytes) -> str:
 # How far a sheet reaches --------------------------------------------------------------------
 
 
-def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int) -> tuple[int, int]:
+Cell = tuple[int, int]
+
+
+def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int) -> tuple[int, int, dict[Cell, str]]:
     """How far the values of these parts reach: the furthest row if beyond `max_row`
-    (else 0), the furthest column if beyond Z (else at most 26)."""
+    (else 0), the furthest column if beyond Z (else at most 26); and the error cells of
+    a sheet written as spreadsheets write it, by (row, column): their codes."""
     reaches = [_reach(archive, path, max_row) for path in paths]
-    return max((row for row, _ in reaches), default=0), max((column for _, column in reaches), default=0)
+    errors = {cell: code for _, _, found in reaches for cell, code in found.items()}
+    return max((r[0] for r in reaches), default=0), max((r[1] for r in reaches), default=0), errors
 
 
-def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int]:
+def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int, dict[Cell, str]]:
     """`reach` of one part, read a piece at a time.
 
     Spreadsheets begin every cell tag with its reference (`<c r="B7" …>`): then only the
@@ -124,14 +137,22 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int]:
     digits = len(str(limit)) - 1
     far = re.compile(rb'<c r="(?![A-Z][0-9]{1,%d}")([A-Z]{1,3})([0-9]{1,7})"(?:[^>]{0,1000}[^/>])?>' % digits)
     last_row = last_column = 0
+    errors: dict[Cell, str] = {}
     for body in _pieces(archive, name):
         if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
-            return _reach_tag_by_tag(archive, name)
+            return (*_reach_tag_by_tag(archive, name), {})
         for letters, row_digits in far.findall(body):
             last_column = max(last_column, column_number(letters))
             if (row := int(row_digits)) > limit:
                 last_row = max(last_row, row)
-    return last_row, last_column
+        if b't="e"' in body:
+            for cell in _ERROR_CELL.finditer(body):
+                value = _VALUE.match(body, max(0, body.find(b"<v>", cell.end(), cell.end() + 100_000)))
+                code = value.group(1).decode(errors="replace").strip() if value else ""
+                errors[int(cell.group(2)), column_number(cell.group(1))] = (
+                    code if code in SPREADSHEET_ERRORS else "#N/A"
+                )
+    return last_row, last_column, errors
 
 
 def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
@@ -168,6 +189,15 @@ def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
     yield tail
 
 
+def _column_letters(number: int) -> str:
+    """1 = A, 27 = AA."""
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
 def column_number(letters: bytes) -> int:
     """A = 1, Z = 26, AA = 27, XFD = 16,384."""
     number = 0
@@ -183,7 +213,7 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
     def send(message: Any) -> None:
         out.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
 
-    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+    from python_calamine import CalamineError, CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
@@ -200,17 +230,31 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
             path = plain.get(visible[0])
             # A workbook laid out otherwise: every XML part is looked through.
             paths = [path] if path in archive.namelist() else [n for n in archive.namelist() if n.endswith(".xml")]
-            last_row, last_column = reach(archive, paths, max_row)
+            last_row, last_column, errors = reach(archive, paths, max_row)
         if last_row > max_row or last_column > MAX_COLUMNS:
             too_far = "rows" if last_row > max_row else "columns"
             send({"too_far": too_far, "n": last_row if too_far == "rows" else last_column})
             return
-        sheet = workbook.get_sheet_by_name(visible[0])
+        try:
+            sheet = workbook.get_sheet_by_name(visible[0])
+        except CalamineError:
+            if errors:  # calamine knows the older error codes only
+                (row, column), code = min(errors.items())
+                send({"error_cell": [row, _column_letters(column), code]})
+                return
+            raise
         send({"height": sheet.height, "sheet": visible[0]})
+        by_row: dict[int, list[tuple[int, str]]] = {}
+        for (row, column), code in errors.items():
+            by_row.setdefault(row, []).append((column, code))
         batch: list[list[str]] = []
         # iter_rows starts at the sheet's first row, empty rows included: row numbers hold.
-        for values in sheet.iter_rows():
-            batch.append([value if type(value) is str else cell_text(value) for value in values])
+        for row, values in enumerate(sheet.iter_rows(), start=1):
+            cells = [value if type(value) is str else cell_text(value) for value in values]
+            for column, code in by_row.get(row, ()):
+                if column <= len(cells):
+                    cells[column - 1] = code
+            batch.append(cells)
             if len(batch) == BATCH:
                 send(batch)
                 batch = []

@@ -1435,3 +1435,57 @@ def test_empty_cells_after_the_last_column_are_no_reason_to_refuse_a_line():
     result = run(f"{','.join(COLUMNS)}\r\n{line},,\r\n".encode())
 
     assert result.ok, result.report_lines()
+
+
+def _with_error_cell(rows: list[list[str]], cell: str, code: str) -> bytes:
+    """A workbook of `rows` whose `cell` holds a formula that failed with `code`."""
+    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes(rows)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                start = data.index(f'<c r="{cell}"'.encode())
+                tag_end = data.index(b">", start) + 1
+                end = tag_end if data[tag_end - 2 : tag_end] == b"/>" else data.index(b"</c>", start) + 4
+                failed = f'<c r="{cell}" t="e"><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>'
+                data = data[:start] + failed.encode() + data[end:]
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_an_error_cell_in_a_reimport_is_refused_instead_of_emptying_the_value():
+    rows = family()
+    rows[0]["phone"] = "+964 750 111 2222"
+    run(csv_bytes(rows))
+    phone = f"{chr(65 + COLUMNS.index('phone'))}2"
+    sheet = [list(COLUMNS), *([row.get(column, "") for column in COLUMNS] for row in rows)]
+
+    result = run(_with_error_cell(sheet, phone, "#N/A"), filename="roster.xlsx")
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (2, "phone", "Holds the spreadsheet error #N/A, not a value: correct the formula, or type the value.")
+    ]
+    assert Person.objects.get(registration_no="R-1").phone == "+964 750 111 2222"
+
+
+def test_a_spreadsheet_error_in_a_csv_is_refused_like_in_a_workbook():
+    rows = family()
+    rows[2]["family_name"] = "#REF!"
+
+    result = run(csv_bytes(rows))
+
+    assert [(error.line, error.column) for error in result.errors] == [(4, "family_name")]
+    assert "#REF!" in result.errors[0].message
+
+
+def test_an_error_the_sheet_reader_does_not_know_is_named_by_its_cell():
+    result = run(_with_error_cell([list(COLUMNS), *_family_rows()], "D3", "#SPILL!"), filename="roster.xlsx")
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (
+            3,
+            "Cell D3 holds the spreadsheet error #SPILL!, which cannot be read: correct the formula,"
+            " or type the value, and try again.",
+        )
+    ]
