@@ -158,7 +158,7 @@ def max_bytes() -> int:
     return settings.ROSTER_IMPORT_MAX_BYTES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowError:
     """A reason for refusing the file. line is None for the file as a whole."""
 
@@ -530,7 +530,7 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
                     line,
                     column,
                     _("“%(value)s” is not a column of the roster: is it %(column)s? Other columns are not read.")
-                    % {"value": value, "column": column},
+                    % {"value": _shown(value), "column": column},
                 )
             )
     missing = [column for column in REQUIRED_COLUMNS if column not in positions]
@@ -634,6 +634,12 @@ class _Row:
         return {name: value for name, value in values.items() if value is not None}
 
 
+def _shown(value: str) -> str:
+    """A cell as a message quotes it: at most 60 characters (a cell may hold megabytes,
+    and every message is kept)."""
+    return value if len(value) <= 60 else f"{value[:59]}…"
+
+
 def _identifier(value: str) -> str:
     """A registration or case number without invisible characters (a zero-width space
     pasted with it), its letters in one Unicode form (é typed or composed)."""
@@ -660,6 +666,7 @@ class _Checker:
         # The cases whose principal applicant's row is refused (its case has one, then).
         self.refused_pa: set[str] = set()
         self.errors = errors
+        self.messages: dict[str, str] = {}
         self.today = timezone.localdate()
         sites = list(Site.objects.values_list("pk", "name", "code"))
         self.sites = {name: pk for pk, name, _code in sites} | {name.casefold(): pk for pk, name, _code in sites}
@@ -677,7 +684,8 @@ class _Checker:
         self.at_optional = tuple(positions.get(column) for column in OPTIONAL_TEXT_COLUMNS)
 
     def error(self, line: int, column: str, message: str) -> None:
-        self.errors.append(RowError(line, column, message))
+        # A file with an error on every row repeats its messages: each is kept once.
+        self.errors.append(RowError(line, column, self.messages.setdefault(message, message)))
 
     def text(self, line: int, column: str, value: str) -> str:
         if value[:1] in _FORMULA_STARTS:
@@ -759,14 +767,14 @@ class _Checker:
                         line,
                         "relationship",
                         _("“%(value)s” is not one of %(allowed)s.")
-                        % {"value": value, "allowed": ", ".join(Relationship.values)},
+                        % {"value": _shown(value), "allowed": ", ".join(Relationship.values)},
                     )
 
         if sex:
             value = sex
             sex = value.upper()
             if sex not in _SEXES:
-                self.error(line, "sex", _("“%(value)s” is not one of F, M, X.") % {"value": value})
+                self.error(line, "sex", _("“%(value)s” is not one of F, M, X.") % {"value": _shown(value)})
 
         birth_year, birth_date = 0, None
         if born:
@@ -786,7 +794,7 @@ class _Checker:
                     line,
                     "nationality",
                     _("“%(value)s” is not an ISO 3166 country code (alpha-2 or alpha-3) or English country name.")
-                    % {"value": value},
+                    % {"value": _shown(value)},
                 )
 
         site_id = 0
@@ -794,7 +802,9 @@ class _Checker:
             site_id = self.sites.get(site) or self.sites.get(site.casefold(), 0)
             if not site_id:
                 self.error(
-                    line, "site", _("Unknown site “%(value)s”; sites are not created by an import.") % {"value": site}
+                    line,
+                    "site",
+                    _("Unknown site “%(value)s”; sites are not created by an import.") % {"value": _shown(site)},
                 )
 
         needs: frozenset[int] | None = None
@@ -849,7 +859,7 @@ class _Checker:
             self.error(
                 line,
                 "specific_needs",
-                _("Unknown specific needs code(s): %(codes)s.") % {"codes": ", ".join(unknown)},
+                _("Unknown specific needs code(s): %(codes)s.") % {"codes": _shown(", ".join(unknown))},
             )
         else:
             self.needs_of[value] = needs
@@ -862,20 +872,20 @@ class _Checker:
             try:
                 born = datetime.date(*(int(part) for part in match.groups()))
             except ValueError:
-                self.error(line, "date_of_birth", _("“%(value)s” is not a real date.") % {"value": value})
+                self.error(line, "date_of_birth", _("“%(value)s” is not a real date.") % {"value": _shown(value)})
                 return 0, None
             year = born.year
         else:
             self.error(
                 line,
                 "date_of_birth",
-                _("“%(value)s” is not a date as YYYY-MM-DD or a year as YYYY.") % {"value": value},
+                _("“%(value)s” is not a date as YYYY-MM-DD or a year as YYYY.") % {"value": _shown(value)},
             )
             return 0, None
         if year < 1900:
-            self.error(line, "date_of_birth", _("“%(value)s” is before 1900.") % {"value": value})
+            self.error(line, "date_of_birth", _("“%(value)s” is before 1900.") % {"value": _shown(value)})
         elif (born or datetime.date(year, 1, 1)) > self.today:
-            self.error(line, "date_of_birth", _("“%(value)s” is in the future.") % {"value": value})
+            self.error(line, "date_of_birth", _("“%(value)s” is in the future.") % {"value": _shown(value)})
         return year, born
 
 
@@ -1588,7 +1598,7 @@ def _check_against_file_and_database(
                     row.line,
                     "registration_no",
                     _("“%(value)s” is already on line %(line)d of this file.")
-                    % {"value": row.registration_no, "line": first_line[row.registration_no]},
+                    % {"value": _shown(row.registration_no), "line": first_line[row.registration_no]},
                 )
             )
         else:
