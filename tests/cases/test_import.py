@@ -101,6 +101,21 @@ def xlsx_bytes(rows: list[list[object]], text_cells: tuple[str, ...] = ()) -> by
     return out.getvalue()
 
 
+SHEET_PART = "xl/worksheets/sheet1.xml"
+
+
+def rewritten(workbook: bytes, change=lambda name, data: data, added: dict[str, str | bytes] | None = None) -> bytes:
+    """`workbook` with each part as change(name, data) gives it back, and the parts `added`."""
+    source = zipfile.ZipFile(io.BytesIO(workbook))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, change(info.filename, source.read(info)))
+        for name, data in (added or {}).items():
+            target.writestr(name, data)
+    return out.getvalue()
+
+
 def run(content: bytes, *, dry_run=False, actor=None, filename="roster.csv"):
     return roster_import(content, actor=actor, filename=filename, dry_run=dry_run)
 
@@ -778,13 +793,7 @@ def _bomb() -> bytes:
         '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
         '<row r="1"><c r="A1" t="inlineStr"><is><t>&a9;</t></is></c></row></sheetData></worksheet>'
     )
-    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS)])))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            data = sheet.encode() if info.filename == "xl/worksheets/sheet1.xml" else source.read(info)
-            target.writestr(info.filename, data)
-    return out.getvalue()
+    return rewritten(xlsx_bytes([list(COLUMNS)]), lambda name, data: sheet.encode() if name == SHEET_PART else data)
 
 
 def test_an_xml_bomb_is_refused_quickly():
@@ -846,13 +855,7 @@ def _with_sheet(sheet_data: str, *, prefix: str = "") -> bytes:
         f'<?xml version="1.0"?><{tag}worksheet {namespace}="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
         f"<{tag}sheetData>{sheet_data}</{tag}sheetData></{tag}worksheet>"
     )
-    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS)])))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            data = sheet.encode() if info.filename == "xl/worksheets/sheet1.xml" else source.read(info)
-            target.writestr(info.filename, data)
-    return out.getvalue()
+    return rewritten(xlsx_bytes([list(COLUMNS)]), lambda name, data: sheet.encode() if name == SHEET_PART else data)
 
 
 def _cells(values, *, reference=lambda column: "", tag="c") -> str:
@@ -910,9 +913,6 @@ def test_a_sheet_whose_cells_do_not_name_their_place_is_read_in_order():
 
 def _with_shared_strings(count: int) -> bytes:
     """The family's workbook, its header's first cell a shared string, the shared strings saying `count`."""
-    source = zipfile.ZipFile(
-        io.BytesIO(xlsx_bytes([list(COLUMNS), *([row.get(c, "") for c in COLUMNS] for row in family())]))
-    )
     relation = (
         '<Relationship Id="rId99" Target="sharedStrings.xml"'
         ' Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/>'
@@ -921,19 +921,17 @@ def _with_shared_strings(count: int) -> bytes:
         '<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
         f' count="{count}" uniqueCount="{count}"><si><t>registration_no</t></si></sst>'
     )
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(
-                    b'<c r="A1" t="inlineStr"><is><t>registration_no</t></is></c>', b'<c r="A1" t="s"><v>0</v></c>'
-                )
-            elif info.filename == "xl/_rels/workbook.xml.rels":
-                data = data.replace(b"</Relationships>", relation.encode() + b"</Relationships>")
-            target.writestr(info.filename, data)
-        target.writestr("xl/sharedStrings.xml", strings)
-    return out.getvalue()
+
+    def change(name: str, data: bytes) -> bytes:
+        if name == SHEET_PART:
+            return data.replace(
+                b'<c r="A1" t="inlineStr"><is><t>registration_no</t></is></c>', b'<c r="A1" t="s"><v>0</v></c>'
+            )
+        if name == "xl/_rels/workbook.xml.rels":
+            return data.replace(b"</Relationships>", relation.encode() + b"</Relationships>")
+        return data
+
+    return rewritten(xlsx_bytes([list(COLUMNS), *_family_rows()]), change, {"xl/sharedStrings.xml": strings})
 
 
 def test_shared_strings_are_read():
@@ -1042,17 +1040,15 @@ def test_tags_never_closed_are_looked_through_in_bounded_time(part):
         "xl/_rels/workbook.xml.rels": ("<Relationship ", b"<Relationship "),
         "xl/worksheets/sheet1.xml": ('<c r="AA', b"</sheetData>"),
     }[part]
-    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS), *_family_rows()])))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename == part:
-                data = data[: data.index(at)] + opening.encode() * 40_000 + b" " * 1_000_000
-            target.writestr(info.filename, data)
+    workbook = rewritten(
+        xlsx_bytes([list(COLUMNS), *_family_rows()]),
+        lambda name, data: (
+            data[: data.index(at)] + opening.encode() * 40_000 + b" " * 1_000_000 if name == part else data
+        ),
+    )
     started = time.monotonic()
 
-    result = run(out.getvalue(), filename="roster.xlsx")
+    result = run(workbook, filename="roster.xlsx")
 
     assert time.monotonic() - started < 10
     assert [error.message for error in result.errors] == ["The file is not a readable XLSX workbook."]
@@ -1343,16 +1339,11 @@ def test_openpyxl_parses_workbooks_through_defusedxml():
 
 def test_an_xlsx_that_unpacks_to_far_more_than_the_byte_limit_is_refused_unread(settings):
     settings.ROSTER_IMPORT_MAX_BYTES = 100_000
-    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes([list(COLUMNS)])))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            target.writestr(info.filename, source.read(info))
-        target.writestr("xl/padding.xml", b" " * 2_000_000)
+    workbook = rewritten(xlsx_bytes([list(COLUMNS)]), added={"xl/padding.xml": b" " * 2_000_000})
 
-    result = run(out.getvalue(), filename="roster.xlsx")
+    result = run(workbook, filename="roster.xlsx")
 
-    assert len(out.getvalue()) < 100_000
+    assert len(workbook) < 100_000
     assert "unpacks" in result.errors[0].message
 
 
@@ -1439,19 +1430,17 @@ def test_empty_cells_after_the_last_column_are_no_reason_to_refuse_a_line():
 
 def _with_error_cell(rows: list[list[str]], cell: str, code: str) -> bytes:
     """A workbook of `rows` whose `cell` holds a formula that failed with `code`."""
-    source = zipfile.ZipFile(io.BytesIO(xlsx_bytes(rows)))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                start = data.index(f'<c r="{cell}"'.encode())
-                tag_end = data.index(b">", start) + 1
-                end = tag_end if data[tag_end - 2 : tag_end] == b"/>" else data.index(b"</c>", start) + 4
-                failed = f'<c r="{cell}" t="e"><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>'
-                data = data[:start] + failed.encode() + data[end:]
-            target.writestr(info.filename, data)
-    return out.getvalue()
+    failed = f'<c r="{cell}" t="e"><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>'.encode()
+
+    def change(name: str, data: bytes) -> bytes:
+        if name != SHEET_PART:
+            return data
+        start = data.index(f'<c r="{cell}"'.encode())
+        tag_end = data.index(b">", start) + 1
+        end = tag_end if data[tag_end - 2 : tag_end] == b"/>" else data.index(b"</c>", start) + 4
+        return data[:start] + failed + data[end:]
+
+    return rewritten(xlsx_bytes(rows), change)
 
 
 def test_an_error_cell_in_a_reimport_is_refused_instead_of_emptying_the_value():
