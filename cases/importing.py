@@ -410,11 +410,7 @@ class _SheetReader:
                     number += 1
                     yield number, values
             if not (isinstance(message, dict) and message.get("end")):
-                raise (
-                    self.stopped()
-                    if message is None
-                    else _Refused(RowError(None, "", _("The file is not a readable XLSX workbook.")))
-                )
+                raise self.stopped() if message is None else _unreadable()
         finally:
             self.close()
 
