@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 import re
 import resource
 import sys
@@ -53,6 +54,7 @@ _ODD_CELL = re.compile(rb'<c(?:[>\t\r\n/]| (?!r="[A-Z]{1,3}[0-9]{1,7}"))')
 _PREFIXED_CELL = re.compile(rb":c[\s/>]")
 _ROW_OR_CELL = re.compile(rb"<(?:[\w.-]{1,50}:)?(row|c)(?=[\s/>])([^>]{0,1000})>")
 _ERROR_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"[^>]{0,1000}?\st="e"[^>]{0,1000}>')
+_ERROR_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']e["']""")
 _VALUE = re.compile(rb"<v>([^<]{0,50})<")
 _REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
 
@@ -140,26 +142,30 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int, d
     errors: dict[Cell, str] = {}
     for body in _pieces(archive, name):
         if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
-            return (*_reach_tag_by_tag(archive, name), {})
+            return _reach_tag_by_tag(archive, name)
         for letters, row_digits in far.findall(body):
             last_column = max(last_column, column_number(letters))
             if (row := int(row_digits)) > limit:
                 last_row = max(last_row, row)
         if b't="e"' in body:
             for cell in _ERROR_CELL.finditer(body):
-                value = _VALUE.match(body, max(0, body.find(b"<v>", cell.end(), cell.end() + 100_000)))
-                code = value.group(1).decode(errors="replace").strip() if value else ""
-                errors[int(cell.group(2)), column_number(cell.group(1))] = (
-                    code if code in SPREADSHEET_ERRORS else "#N/A"
-                )
+                errors[int(cell.group(2)), column_number(cell.group(1))] = _error_code(body, cell.end())
     return last_row, last_column, errors
 
 
-def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
+def _error_code(body: bytes, end: int) -> str:
+    """The code of the error cell whose tag ends at `end` (#N/A if it cannot be told)."""
+    value = _VALUE.match(body, max(0, body.find(b"<v>", end, end + 100_000)))
+    code = value.group(1).decode(errors="replace").strip() if value else ""
+    return code if code in SPREADSHEET_ERRORS else "#N/A"
+
+
+def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int, dict[Cell, str]]:
     """_reach for a sheet not written as spreadsheets write it: a cell without its
     reference is the next one in its row; a row without its number the next row. A cell
     that is not empty (`<c …/>`) counts as holding a value."""
     last_row = last_column = row = column = 0
+    errors: dict[Cell, str] = {}
     for body in _pieces(archive, name):
         for tag in _ROW_OR_CELL.finditer(body):
             element, attributes = tag.groups()
@@ -172,7 +178,9 @@ def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
             row = int(digits) if digits else row
             if not attributes.endswith(b"/"):
                 last_row, last_column = max(last_row, row), max(last_column, column)
-    return last_row, last_column
+                if _ERROR_TYPE.search(attributes):
+                    errors[row, column] = _error_code(body, tag.end())
+    return last_row, last_column, errors
 
 
 def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
@@ -243,23 +251,30 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
                 send({"error_cell": [row, _column_letters(column), code]})
                 return
             raise
-        send({"height": sheet.height, "sheet": visible[0]})
+        # iter_rows starts at the sheet's first row, empty rows included (row numbers
+        # hold), but at the first column that holds a value.
+        first_row, first_column = sheet.start or (0, 0)
+        send({"height": first_row + sheet.height, "sheet": visible[0]})
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
-            by_row.setdefault(row, []).append((column, code))
+            by_row.setdefault(row, []).append((column - 1 - first_column, code))
         batch: list[list[str]] = []
-        # iter_rows starts at the sheet's first row, empty rows included: row numbers hold.
         for row, values in enumerate(sheet.iter_rows(), start=1):
             cells = [value if type(value) is str else cell_text(value) for value in values]
-            for column, code in by_row.get(row, ()):
-                if column <= len(cells):
-                    cells[column - 1] = code
+            for at, code in by_row.get(row, ()):
+                if 0 <= at < len(cells):
+                    cells[at] = code
             batch.append(cells)
             if len(batch) == BATCH:
                 send(batch)
                 batch = []
         send(batch)
-    except BaseException as exc:  # calamine panics are BaseExceptions; every failure here is the file's
+    except BaseException as exc:  # calamine panics are BaseExceptions
+        # Beyond the memory cap (in Python, or where calamine makes a Python value):
+        # stopped without a word, as when calamine's own allocation fails.
+        if isinstance(exc, MemoryError) or "pointer is null" in str(exc):
+            os._exit(3)
+        # Every other failure is the file's.
         send({"error": f"{type(exc).__name__}: {exc}"[:500]})
         return
     send({"end": True})

@@ -1428,9 +1428,10 @@ def test_empty_cells_after_the_last_column_are_no_reason_to_refuse_a_line():
     assert result.ok, result.report_lines()
 
 
-def _with_error_cell(rows: list[list[str]], cell: str, code: str) -> bytes:
+def _with_error_cell(rows: list[list[str]], cell: str, code: str, attributes: str = 'r="{cell}" t="e"') -> bytes:
     """A workbook of `rows` whose `cell` holds a formula that failed with `code`."""
-    failed = f'<c r="{cell}" t="e"><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>'.encode()
+    tag = attributes.format(cell=cell)
+    failed = f"<c {tag}><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>".encode()
 
     def change(name: str, data: bytes) -> bytes:
         if name != SHEET_PART:
@@ -1490,4 +1491,40 @@ def test_a_huge_cell_is_quoted_shortened_in_its_message():
 
     assert [error.message for error in result.errors] == [
         f"“{'x' * 59}…” is not one of PA, spouse, child, parent, sibling, other_relative, other."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first_column", "attributes"),
+    [
+        (0, 's="0" r="{cell}" t="e"'),  # the reference after another attribute: read tag by tag
+        (1, 'r="{cell}" t="e"'),  # the table starts in column B
+    ],
+    ids=["reference-not-first", "table-from-column-b"],
+)
+def test_an_error_cell_is_found_however_the_sheet_is_laid_out(first_column, attributes):
+    rows = family()
+    rows[0]["notes"] = "keep me"
+    run(csv_bytes(rows))
+    notes = f"{chr(65 + first_column + COLUMNS.index('notes'))}2"
+    sheet = [[None] * first_column + row for row in [list(COLUMNS), *([r.get(c, "") for c in COLUMNS] for r in rows)]]
+
+    result = run(_with_error_cell(sheet, notes, "#N/A", attributes), filename="roster.xlsx")
+
+    assert [(error.line, error.column) for error in result.errors] == [(2, "notes")]
+    assert Person.objects.get(registration_no="R-1").notes == "keep me"
+
+
+def test_a_workbook_whose_values_need_more_memory_than_allowed_is_refused_as_such(settings):
+    # Sixteen cells of 8 MB: a 100 KB file that unpacks within the limit, but whose
+    # values take more memory to read than the reader is allowed here.
+    settings.ROSTER_IMPORT_XLSX_MEMORY_MB = 200
+    long = "x" * 8_000_000
+    rows = "".join(f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>{long}</t></is></c></row>' for n in range(1, 17))
+
+    result = run(_with_sheet(rows), filename="roster.xlsx")
+
+    assert [error.message for error in result.errors] == [
+        "The XLSX file could not be read within the memory and time one import may use; it was not imported."
+        " Save the roster as CSV (UTF-8), or copy it into a new workbook."
     ]
