@@ -15,9 +15,11 @@ that says so, where the cap alone would only say the file asked for too much.
 
 Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS MAX_ROW`, with the workbook on
 standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME} — or
-one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns", "n": N} — then
-one array of rows per line (each row an array of cell texts), then {"end": true} or
-{"error": TEXT}. Only the standard library and python-calamine are imported: no Django.
+one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns", "n": N},
+{"error_cell": [ROW, COLUMN_LETTERS, CODE]} — then one array of rows per line (each row
+an array of cell texts), then {"end": true} or {"error": TEXT}. Out of memory, it stops
+without a word (exit status 3, or calamine's abort). Only the standard library and
+python-calamine are imported: no Django.
 """
 
 from __future__ import annotations
