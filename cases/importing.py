@@ -1131,6 +1131,11 @@ class _DuplicateSearch:
                 latin.setdefault((latin_name, birth_year), []).append(known)
             if native_name:
                 native.setdefault((native_name, birth_year), []).append(known)
+        # The database gives them in no set order: by registration number, a row's first
+        # look-alikes on record are the same ten at the check and at the import (whose
+        # digest of the pairs must match the check's).
+        for people in itertools.chain(latin.values(), native.values()):
+            people.sort(key=operator.attrgetter("registration_no"))
 
         found: dict[tuple[str, str], ProbableDuplicate] = {}
         reasons = (_("same name in another spelling"), _("same name in native script"))
@@ -1571,8 +1576,7 @@ def _not_present_on_record(registration_nos: Iterable[str], staged: bool) -> dic
             for among in _among("registration_no", numbers)
             for person in gone.filter(**among).values_list("registration_no", "site_id", "residence_status")
         ]
-    labels = dict(ResidenceStatus.choices)
-    return {reg: (site_id, str(labels.get(status, status)).lower()) for reg, site_id, status in people}
+    return {reg: (site_id, str(ResidenceStatus(status).label).lower()) for reg, site_id, status in people}
 
 
 def _check_against_file_and_database(

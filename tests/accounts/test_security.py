@@ -122,10 +122,19 @@ def test_a_page_is_shown_though_sqlite_is_too_busy_to_refresh_its_session(client
     client = client_for("Administrator")
     client.get(reverse("home"))
     _refresh_due(client)
-    monkeypatch.setattr(Session, "save", _locked)
+    waits = []
+
+    def locked(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            waits.append(cursor.fetchone()[0])
+        _locked()
+
+    monkeypatch.setattr(Session, "save", locked)
 
     assert client.get(reverse("admin:cases_person_import")).status_code == 200
 
+    assert waits == [0]  # the refresh was tried, without waiting for the database
     monkeypatch.undo()
     assert client.session[LAST_SEEN] == 0  # refreshed by a later request instead
     with connection.cursor() as cursor:
@@ -143,7 +152,9 @@ def test_a_session_change_a_page_makes_itself_is_never_dropped(client_for, staff
 
     middleware = SessionMiddleware(IdleTimeoutMiddleware(page))
     request = RequestFactory().get("/")
-    request.COOKIES[settings.SESSION_COOKIE_NAME] = client_for("Staff").session.session_key
+    client = client_for("Staff")
+    _refresh_due(client)  # so that the page's own change comes with a refresh
+    request.COOKIES[settings.SESSION_COOKIE_NAME] = client.session.session_key
     request.user = staff
     monkeypatch.setattr(Session, "save", _locked)
 
