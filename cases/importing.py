@@ -46,6 +46,7 @@ import json
 import logging
 import math
 import operator
+import os
 import re
 import subprocess
 import sys
@@ -141,7 +142,8 @@ TEMPLATE_EXAMPLE = {
 # byte limit would.
 XLSX_MAX_EXPANSION = 10
 _XLSX_READER = Path(__file__).with_name("xlsx_reader.py")
-# The CPU time it may take (a 200,000-row sheet takes about two seconds).
+# The CPU time it may take (a 200,000-row sheet takes about two seconds); it is stopped
+# after twice that in all, since a child stuck (in a deadlock, say) uses none.
 _XLSX_READER_SECONDS = 60
 
 logger = logging.getLogger(__name__)
@@ -390,7 +392,13 @@ class _SheetReader:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            # Out of memory while it reports a panic, calamine would wait forever for a
+            # lock it holds if it were printing the panic's backtrace as well.
+            env={**os.environ, "RUST_BACKTRACE": "0"},
         )
+        self.deadline = threading.Timer(2 * _XLSX_READER_SECONDS, self.process.kill)
+        self.deadline.daemon = True
+        self.deadline.start()
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None  # both PIPE
         self.stdout = stdout
@@ -421,6 +429,7 @@ class _SheetReader:
             self.close()
 
     def close(self) -> None:
+        self.deadline.cancel()
         self.process.kill()
         self.stdout.close()
         self.process.wait()

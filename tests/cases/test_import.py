@@ -1532,6 +1532,38 @@ def test_an_error_cell_is_found_however_the_sheet_is_laid_out(first_column, attr
     assert Person.objects.get(registration_no="R-1").notes == "keep me"
 
 
+def _reader_script(tmp_path, monkeypatch, code: str) -> None:
+    """The XLSX reader replaced by a script of `code`."""
+    script = tmp_path / "reader.py"
+    script.write_text(code)
+    monkeypatch.setattr(importing, "_XLSX_READER", script)
+
+
+def test_a_reader_stuck_without_using_its_cpu_time_is_stopped_and_the_file_refused(tmp_path, monkeypatch):
+    # Out of memory, calamine once waited forever on a lock it held: its CPU time limit
+    # never came, and the import would have waited with it.
+    _reader_script(tmp_path, monkeypatch, "import sys, time\nsys.stdin.buffer.read()\ntime.sleep(600)\n")
+    monkeypatch.setattr(importing, "_XLSX_READER_SECONDS", 1)
+    started = time.monotonic()
+
+    result = run(xlsx_bytes([list(COLUMNS), *_family_rows()]), filename="roster.xlsx")
+
+    assert [error.message for error in result.errors] == [BEYOND_THE_READERS_LIMITS]
+    assert time.monotonic() - started < 10
+    assert not Person.objects.exists()
+
+
+def test_the_reader_prints_no_rust_backtrace_whatever_the_environment(tmp_path, monkeypatch):
+    # Printing one while out of memory is how calamine came to wait on itself.
+    monkeypatch.setenv("RUST_BACKTRACE", "full")
+    seen = tmp_path / "seen"
+    _reader_script(tmp_path, monkeypatch, f"import os\nopen({str(seen)!r}, 'w').write(os.environ['RUST_BACKTRACE'])\n")
+
+    run(xlsx_bytes([list(COLUMNS), *_family_rows()]), filename="roster.xlsx")
+
+    assert seen.read_text() == "0"
+
+
 def test_a_workbook_whose_values_need_more_memory_than_allowed_is_refused_as_such(settings):
     # Sixteen cells of 8 MB: a 100 KB file that unpacks within the limit, but whose
     # values take more memory to read than the reader is allowed here.
