@@ -86,7 +86,7 @@ from cases.models import (
     SpecificNeed,
 )
 from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, word_keys, words
-from cases.xlsx_reader import SPREADSHEET_ERRORS
+from cases.xlsx_reader import SPREADSHEET_ERRORS, UNSAVED_FORMULA
 
 User = Any
 
@@ -150,6 +150,8 @@ logger = logging.getLogger(__name__)
 # Errors kept on the RosterImport record (all of them are in the result and report).
 RECORDED_ERRORS = 200
 _BATCH = 2000
+# What the reader gives for a cell whose formula has no value (xlsx_reader).
+_NOT_VALUES = SPREADSHEET_ERRORS | {UNSAVED_FORMULA}
 # The new persons are written in this many statements, so that the progress bar moves
 # while they are. Few: the triggers of each statement (the dashboard's figures) join
 # the rows written to whole tables, by hashing them under the import's planner settings
@@ -726,11 +728,18 @@ class _Checker:
                     self.error(line, column, _("Holds a NUL character (byte 0): the file may be damaged."))
             # The other checks quote the cells in their messages, which are stored too.
             values = [value.replace("\x00", "\N{REPLACEMENT CHARACTER}") for value in values]
-        if not SPREADSHEET_ERRORS.isdisjoint(values):
-            # A formula's error, not a value (an XLSX's error cells are read as their codes).
+        if not _NOT_VALUES.isdisjoint(values):
+            # A formula's error or a formula without its result, not a value (an XLSX's
+            # error cells are read as their codes).
             before = len(self.errors)
             for column, at in self.positions.items():
-                if values[at] in SPREADSHEET_ERRORS:
+                if values[at] == UNSAVED_FORMULA:
+                    message = _(
+                        "Holds a formula whose result the file does not hold (it was not saved by a spreadsheet):"
+                        " open the file in a spreadsheet and save it again, or type the value."
+                    )
+                    self.error(line, column, message)
+                elif values[at] in SPREADSHEET_ERRORS:
                     message = _(
                         "Holds the spreadsheet error %(code)s, not a value: correct the formula, or type the value."
                     )

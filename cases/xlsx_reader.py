@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
 import json
 import os
 import re
@@ -42,6 +43,10 @@ SPREADSHEET_ERRORS = frozenset(
     {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!", "#FIELD!", "#BUSY!"}
     | {"#GETTING_DATA", "#CONNECT!", "#BLOCKED!", "#UNKNOWN!", "#EXTERNAL!", "#PYTHON!"}
 )
+# What a cell is given as when it holds a formula whose result the file does not hold
+# (openpyxl writes formulas so: a spreadsheet works the result out when it opens the
+# file; calamine reads the cell as empty). An XLSX cell cannot hold this character.
+UNSAVED_FORMULA = "\x1b"
 # The most columns a sheet may span (a roster has 13; an export may carry more).
 MAX_COLUMNS = 100
 # Parts of the workbook's own description larger than this are not parsed here.
@@ -57,6 +62,18 @@ _PREFIXED_CELL = re.compile(rb":c[\s/>]")
 _ROW_OR_CELL = re.compile(rb"<(?:[\w.-]{1,50}:)?(row|c)(?=[\s/>])([^>]{0,1000})>")
 _ERROR_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"[^>]{0,1000}?\st="e"[^>]{0,1000}>')
 _ERROR_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']e["']""")
+_STRING_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']str["']""")
+# A cell tag (written as spreadsheets write it) whose content begins with a formula.
+_FORMULA_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]{0,1000})>(?=\s{0,100}<f[\s/>])')
+# A cell's content from its formula to its value, if any: `<v/>` and `<v></v>` are
+# empty, `<v>` begins a value.
+_FORMULA = re.compile(
+    rb"\s{0,100}<(?:[\w.-]{1,50}:)?f(?=[\s/>])[^>]{0,1000}(?:(?<=/)>|>[^<]{0,100000}</(?:[\w.-]{1,50}:)?f>)"
+    rb"\s{0,100}(<(?:[\w.-]{1,50}:)?v\s{0,10}/>|<(?:[\w.-]{1,50}:)?v>\s{0,100}</|<(?:[\w.-]{1,50}:)?v>)?"
+)
+# Where a piece of a sheet may end: before a row or a cell, so that a cell's formula and
+# value come in the same piece as its tag.
+_ROW_OR_CELL_START = re.compile(rb"<(?:[\w.-]{1,50}:)?(?:row|c)(?=[\s/>])")
 _VALUE = re.compile(rb"<v>([^<]{0,50})<")
 _REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
 
@@ -121,8 +138,9 @@ Cell = tuple[int, int]
 
 def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int) -> tuple[int, int, dict[Cell, str]]:
     """How far the values of these parts reach: the furthest row if beyond `max_row`
-    (else 0), the furthest column if beyond Z (else at most 26); and the error cells of
-    a sheet written as spreadsheets write it, by (row, column): their codes."""
+    (else 0), the furthest column if beyond Z (else at most 26); and the cells that
+    calamine would read as empty, by (row, column): an error cell's code, or
+    UNSAVED_FORMULA."""
     reaches = [_reach(archive, path, max_row) for path in paths]
     errors = {cell: code for _, _, found in reaches for cell, code in found.items()}
     return max((r[0] for r in reaches), default=0), max((r[1] for r in reaches), default=0), errors
@@ -152,7 +170,22 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int, d
         if b't="e"' in body:
             for cell in _ERROR_CELL.finditer(body):
                 errors[int(cell.group(2)), column_number(cell.group(1))] = _error_code(body, cell.end())
+        if b"<f" in body:
+            for cell in _FORMULA_CELL.finditer(body):
+                if _unsaved(body, cell.end(), cell.group(3)):
+                    errors.setdefault((int(cell.group(2)), column_number(cell.group(1))), UNSAVED_FORMULA)
     return last_row, last_column, errors
+
+
+def _unsaved(body: bytes, end: int, attributes: bytes) -> bool:
+    """Whether the cell whose tag (with these attributes) ends at `end` holds a formula
+    and no result: no value, or an empty one where the result is not a text (an empty
+    text is a result)."""
+    formula = _FORMULA.match(body, end)
+    if formula is None:
+        return False
+    value = formula.group(1)
+    return value is None or (not value.endswith(b"<v>") and not _STRING_TYPE.search(attributes))
 
 
 def _error_code(body: bytes, end: int) -> str:
@@ -182,21 +215,34 @@ def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int, di
                 last_row, last_column = max(last_row, row), max(last_column, column)
                 if _ERROR_TYPE.search(attributes):
                     errors[row, column] = _error_code(body, tag.end())
+                elif _unsaved(body, tag.end(), attributes):
+                    errors[row, column] = UNSAVED_FORMULA
     return last_row, last_column, errors
 
 
 def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
-    """A part's XML a megabyte at a time, each piece ending before the last tag that
-    begins near its end (that tag comes whole with the next piece)."""
+    """A part's XML a megabyte at a time, each piece ending before the last row or cell
+    that begins near its end (else before the last tag), which comes whole with the next."""
     tail = b""
     with archive.open(name) as part:
         while chunk := part.read(1 << 20):
             text = tail + chunk
-            cut = text.rfind(b"<", max(0, len(text) - 4096))
+            cut = _last_row_or_cell(text)
+            cut = text.rfind(b"<", max(0, len(text) - 4096)) if cut < 0 else cut
             cut = len(text) if cut < 0 else cut
             yield text[:cut]
             tail = text[cut:]
     yield tail
+
+
+def _last_row_or_cell(text: bytes) -> int:
+    """Where the last row or cell begins in the last 200 KB of `text` (a cell holds at
+    most a formula and a value of some 32,000 characters), or -1."""
+    for near in (4096, 200 << 10):
+        starts = [start.start() for start in _ROW_OR_CELL_START.finditer(text, max(0, len(text) - near))]
+        if starts:
+            return starts[-1]
+    return -1
 
 
 def _column_letters(number: int) -> str:
@@ -254,17 +300,22 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
                 return
             raise
         # iter_rows starts at the sheet's first row, empty rows included (row numbers
-        # hold), but at the first column that holds a value.
+        # hold), but at the first column that holds a value. The cells calamine reads as
+        # empty may lie beyond its last row or column: they are given too.
         first_row, first_column = sheet.start or (0, 0)
-        send({"height": first_row + sheet.height, "sheet": visible[0]})
+        height = max(first_row + sheet.height, max((row for row, _column in errors), default=0))
+        send({"height": height, "sheet": visible[0]})
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
             by_row.setdefault(row, []).append((column - 1 - first_column, code))
         batch: list[list[str]] = []
-        for row, values in enumerate(sheet.iter_rows(), start=1):
+        rows = itertools.chain(sheet.iter_rows(), itertools.repeat((), height - first_row - sheet.height))
+        for row, values in enumerate(rows, start=1):
             cells = [value if type(value) is str else cell_text(value) for value in values]
             for at, code in by_row.get(row, ()):
-                if 0 <= at < len(cells):
+                if at >= len(cells):
+                    cells.extend([""] * (at + 1 - len(cells)))
+                if at >= 0:
                     cells[at] = code
             batch.append(cells)
             if len(batch) == BATCH:

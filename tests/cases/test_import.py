@@ -761,7 +761,9 @@ def test_an_xlsx_file_is_read_like_a_csv_with_dates_and_numbers_as_cells():
             values[COLUMNS.index("date_of_birth")] = int(row["date_of_birth"])
         rows.append(values)
     rows.append([None] * len(COLUMNS))
-    rows.append([1234, "C-2", "PA", "Rezaei", "Reza", None, "M", 1970, "IRN", "Camp Liberty", None, None, "=1+1"])
+    rows.append(
+        [1234, "C-2", "PA", "Rezaei", "Reza", None, "M", 1970, "IRN", "Camp Liberty", None, None, "Needs a wheelchair"]
+    )
 
     result = run(xlsx_bytes(rows), filename="roster.xlsx")
 
@@ -777,13 +779,19 @@ def test_xlsx_text_that_looks_like_a_formula_is_stored_as_plain_text_and_formula
     rows[1][COLUMNS.index("notes")] = '=HYPERLINK("http://x","y")'
     rows[1][COLUMNS.index("phone")] = "=1+1"
 
-    result = run(xlsx_bytes(rows, text_cells=("M2",)), filename="roster.xlsx")
+    workbook = rewritten(
+        xlsx_bytes(rows, text_cells=("M2",)),
+        lambda name, data: (
+            data.replace(b"<f>1+1</f><v /></c>", b"<f>1+1</f><v>2</v></c>") if name == SHEET_PART else data
+        ),
+    )
+    result = run(workbook, filename="roster.xlsx")
 
     assert result.ok, result.report_lines()
     person = Person.objects.get()
     assert person.notes == '\'=HYPERLINK("http://x","y")'
-    # A real formula cell gives the value last computed (none here), never the formula.
-    assert not person.phone.startswith("=")
+    # A real formula cell gives the value last computed, never the formula.
+    assert person.phone == "2"
 
 
 def test_xlsx_errors_name_the_sheet_row():
@@ -1441,20 +1449,26 @@ def test_empty_cells_after_the_last_column_are_no_reason_to_refuse_a_line():
     assert result.new == 1
 
 
-def _with_error_cell(rows: list[list[str]], cell: str, code: str, attributes: str = 'r="{cell}" t="e"') -> bytes:
-    """A workbook of `rows` whose `cell` holds a formula that failed with `code`."""
-    tag = attributes.format(cell=cell)
-    failed = f"<c {tag}><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>".encode()
+def _with_cells(rows: list[list[str]], cells: dict[str, str]) -> bytes:
+    """A workbook of `rows` whose cells named in `cells` are written as the XML given
+    ({cell} in it stands for the cell's name)."""
 
     def change(name: str, data: bytes) -> bytes:
         if name != SHEET_PART:
             return data
-        start = data.index(f'<c r="{cell}"'.encode())
-        tag_end = data.index(b">", start) + 1
-        end = tag_end if data[tag_end - 2 : tag_end] == b"/>" else data.index(b"</c>", start) + 4
-        return data[:start] + failed + data[end:]
+        for cell, xml in cells.items():
+            start = data.index(f'<c r="{cell}"'.encode())
+            tag_end = data.index(b">", start) + 1
+            end = tag_end if data[tag_end - 2 : tag_end] == b"/>" else data.index(b"</c>", start) + 4
+            data = data[:start] + xml.format(cell=cell).encode() + data[end:]
+        return data
 
     return rewritten(xlsx_bytes(rows), change)
+
+
+def _with_error_cell(rows: list[list[str]], cell: str, code: str, attributes: str = 'r="{cell}" t="e"') -> bytes:
+    """A workbook of `rows` whose `cell` holds a formula that failed with `code`."""
+    return _with_cells(rows, {cell: f"<c {attributes}><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>{code}</v></c>"})
 
 
 def test_an_error_cell_in_a_reimport_is_refused_instead_of_emptying_the_value():
@@ -1495,6 +1509,93 @@ def test_an_error_the_sheet_reader_does_not_know_is_named_by_its_cell():
         )
     ]
     assert not Person.objects.exists()
+
+
+UNSAVED_FORMULA = (
+    "Holds a formula whose result the file does not hold (it was not saved by a spreadsheet):"
+    " open the file in a spreadsheet and save it again, or type the value."
+)
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<c r="{cell}"><f>"+964 750"</f><v /></c>',  # as openpyxl writes a formula
+        '<c r="{cell}"><f>"+964 750"</f></c>',
+        '<c r="{cell}" t="str"><f>"+964 750"</f></c>',
+        '<c r="{cell}"><f t="shared" si="0"/><v></v></c>',
+        '<c s="0" r="{cell}"><f>"+964 750"</f><v/></c>',  # the reference after another attribute: read tag by tag
+    ],
+    ids=["empty-value", "no-value", "text-without-value", "shared", "tag-by-tag"],
+)
+def test_a_formula_without_its_result_is_refused_instead_of_emptying_the_value(xml):
+    rows = family()
+    rows[0]["phone"] = "+964 750 111 2222"
+    run(csv_bytes(rows))
+    phone = f"{get_column_letter(1 + COLUMNS.index('phone'))}2"
+    sheet = [list(COLUMNS), *([row.get(column, "") for column in COLUMNS] for row in rows)]
+
+    result = run(_with_cells(sheet, {phone: xml}), filename="roster.xlsx")
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [(2, "phone", UNSAVED_FORMULA)]
+    assert Person.objects.get(registration_no="R-1").phone == "+964 750 111 2222"
+
+
+def test_a_formula_gives_its_saved_result_and_an_empty_text_result_is_empty():
+    sheet = [list(COLUMNS), *_family_rows()]
+    phone, notes = (get_column_letter(1 + COLUMNS.index(column)) for column in ("phone", "notes"))
+    cells = {
+        f"{phone}2": '<c r="{cell}"><f>"+964 "&amp;"750"</f><v>+964 750</v></c>',
+        f"{notes}2": '<c r="{cell}" t="str"><f>IF(TRUE,"","x")</f><v></v></c>',
+    }
+
+    result = run(_with_cells(sheet, cells), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    person = Person.objects.get(registration_no="R-1")
+    assert (person.phone, person.notes) == ("+964 750", "")
+
+
+def test_a_row_of_formulas_without_their_results_is_refused_not_passed_over_as_empty():
+    # The sheet's reader sees no value in the last row at all: it would end the sheet before it.
+    sheet = [list(COLUMNS), *_family_rows()]
+    last = len(sheet)
+    cells = {f"{get_column_letter(n)}{last}": '<c r="{cell}"><f>Other!A1</f><v /></c>' for n in range(1, 14)}
+
+    result = run(_with_cells(sheet, cells), filename="roster.xlsx")
+
+    assert {(error.line, error.message) for error in result.errors} == {(last, UNSAVED_FORMULA)}
+    assert len(result.errors) == len(COLUMNS)
+    assert not Person.objects.exists()
+
+
+def test_a_formula_cell_cut_across_two_pieces_of_the_sheet_is_read_whole():
+    # The sheet's XML is looked through a megabyte at a time: here the first megabyte
+    # ends inside the phone's formula, before its end and its (empty) value.
+    def row(number: int, values: list[str]) -> str:
+        cells = "".join(
+            f'<c r="{get_column_letter(n)}{number}" t="inlineStr"><is><t>{value}</t></is></c>' if value else ""
+            for n, value in enumerate(values, start=1)
+        )
+        return f'<row r="{number}">{cells}</row>'
+
+    values = [person_row()[column] for column in COLUMNS]
+    phone = f"{get_column_letter(1 + COLUMNS.index('phone'))}2"
+    values[COLUMNS.index("phone")] = "PHONE"
+    person = row(2, values).replace(
+        f'<c r="{phone}" t="inlineStr"><is><t>PHONE</t></is></c>', f'<c r="{phone}"><f>"+964"</f><v /></c>'
+    )
+    sheet = (
+        '<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f"<sheetData>{row(1, list(COLUMNS))}PADDING{person}</sheetData></worksheet>"
+    )
+    padding = (1 << 20) - sheet.encode().index(b"</f>") + len("PADDING")
+    sheet = sheet.replace("PADDING", " " * padding)
+    assert sheet.encode().index(b"</f>") == 1 << 20
+
+    result = run(_with_sheet_xml(sheet), filename="roster.xlsx")
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [(2, "phone", UNSAVED_FORMULA)]
 
 
 def test_a_huge_cell_is_quoted_shortened_in_its_message():
