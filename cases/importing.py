@@ -713,10 +713,17 @@ class _Checker:
         if self.cells is not None and len(values) > self.cells and any(value.strip() for value in values[self.cells :]):
             # A value holding the separator, unquoted: every value after it is in the
             # wrong column, and the last ones would be lost.
-            message = _(
-                "This line has %(n)d values and the header %(header)d columns: a value that holds"
-                " the separator (a comma or a semicolon) must be in double quotes."
-            )
+            if any(value[:1].isspace() and value.lstrip().startswith('"') for value in values):
+                # `, "a, b"`: the quotes count only where the value begins with them.
+                message = _(
+                    "This line has %(n)d values and the header %(header)d columns: a value in double quotes"
+                    " must begin with its quote, right after the separator, with no space before it."
+                )
+            else:
+                message = _(
+                    "This line has %(n)d values and the header %(header)d columns: a value that holds"
+                    " the separator (a comma or a semicolon) must be in double quotes."
+                )
             self.error(line, "", message % {"n": len(values), "header": self.cells})
             return None
         if len(values) < self.width:

@@ -1439,6 +1439,21 @@ def test_a_line_with_more_values_than_the_header_has_columns_is_refused(header, 
     assert not Person.objects.exists()
 
 
+def test_a_quoted_value_after_a_space_is_refused_with_advice_on_where_the_quote_goes():
+    line = 'R-9,C-9,PA,Rahimi,Omid,,M,1990,AF,Camp Liberty,,+1 555, "Needs wheelchair, insulin daily"'
+
+    result = run(f"{','.join(COLUMNS)}\r\n{line}\r\n".encode())
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (
+            2,
+            "This line has 14 values and the header 13 columns: a value in double quotes must begin with its"
+            " quote, right after the separator, with no space before it.",
+        )
+    ]
+    assert not Person.objects.exists()
+
+
 def test_empty_cells_after_the_last_column_are_no_reason_to_refuse_a_line():
     row = family()[0]
     line = ",".join(_quoted(row.get(column, "")) for column in COLUMNS)
