@@ -202,6 +202,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "ok": result.ok,
         "dry_run": result.dry_run,
         "summary": result.summary(),
+        "sheet_line": result.sheet_line(),
         "rows": result.rows,
         "new": result.new,
         "updated": result.updated,

@@ -239,6 +239,9 @@ class ImportResult:
     outcome: str = ""
     changed_since_check: bool = False
     record: RosterImport | None = None
+    # The sheet read, where the workbook had more than one visible worksheet (their number).
+    sheet: str = ""
+    sheets: int = 0
 
     @property
     def ok(self) -> bool:
@@ -265,8 +268,19 @@ class ImportResult:
             return _("Checked, nothing written yet. %(text)s") % {"text": text}
         return text
 
+    def sheet_line(self) -> str:
+        """Which sheet was read, where there was a choice ("" otherwise)."""
+        if not self.sheet:
+            return ""
+        return _("Read from the sheet “%(sheet)s”, one of %(n)s in the workbook.") % {
+            "sheet": self.sheet,
+            "n": self.sheets,
+        }
+
     def report_lines(self) -> list[str]:
         lines = [self.summary()]
+        if self.sheet:
+            lines.append(self.sheet_line())
         lines += [str(error) for error in self.errors]
         if self.duplicates:
             lines.append(_("Probable duplicates (not merged; check them):"))
@@ -382,6 +396,9 @@ class _SheetReader:
 
     def __init__(self, content: bytes) -> None:
         self.size = len(content)
+        # The sheet read, and how many visible worksheets the workbook has (its first message).
+        self.name = ""
+        self.sheets = 0
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter and script, no shell
             [
                 sys.executable,
@@ -470,6 +487,7 @@ def _xlsx_rows(content: bytes) -> tuple[int, _SheetReader]:
     sheet = _SheetReader(content)
     first = sheet.message()
     if isinstance(first, dict) and "height" in first:
+        sheet.name, sheet.sheets = str(first["sheet"]), int(first["sheets"])
         return int(first["height"]), sheet
     sheet.close()
     if not isinstance(first, dict):
@@ -917,11 +935,12 @@ class _Checker:
 
 
 def _read(
-    content: bytes, filename: str, errors: list[RowError], progress: _Progress, refused_pa: set[str] | None = None
+    content: bytes, result: ImportResult, progress: _Progress, refused_pa: set[str] | None = None
 ) -> tuple[list[_Row], int]:
     """The rows of the file that pass the checks of one row alone, and the number of
-    data rows; errors are appended to `errors`, and the cases of refused principal
-    applicants' rows to `refused_pa`."""
+    data rows; errors are appended to `result.errors` (and the sheet read is noted there),
+    and the cases of refused principal applicants' rows to `refused_pa`."""
+    errors = result.errors
     if len(content) > max_bytes():
         raise _Refused(
             RowError(
@@ -935,7 +954,9 @@ def _read(
     checker: _Checker | None = None
     limit = max_rows()
     count = 0
-    lines, records = _rows(content, filename)
+    lines, records = _rows(content, result.filename)
+    if isinstance(records, _SheetReader) and records.sheets > 1:
+        result.sheet, result.sheets = records.name, records.sheets
     # Closed whatever happens: an XLSX is read by a child process, which this stops.
     with contextlib.closing(records):
         progress.start("reading", lines)
@@ -2129,7 +2150,7 @@ def _roster_import(
     rows: list[_Row] = []
     refused_pa: set[str] = set()
     try:
-        rows, result.rows = _read(read_content(file), filename, result.errors, report, refused_pa)
+        rows, result.rows = _read(read_content(file), result, report, refused_pa)
     except _Refused as refused:
         result.errors = refused.errors
     staged = bool(rows) and connection.vendor == "postgresql"

@@ -7,14 +7,16 @@ server's or the import worker's. So everything that reads a workbook's XML runs 
 a child process whose memory and CPU time are capped: a workbook that asks for too much
 stops the child alone, and the import refuses the file. cases.importing starts it.
 
-The sheet read is the first visible worksheet (a hidden sheet or a chart sheet before it
-is passed over, as the person who opens the workbook sees it). Before calamine reads it,
+The sheet read is the one the workbook opens on (its active sheet), as the person who
+saved it last saw it, if that is a visible worksheet; else its first visible worksheet (a
+hidden sheet or a chart sheet before it is passed over). Before calamine reads it,
 its XML is looked through for how far its values reach: one stray value in cell
 XFD1048576 would make calamine hold 17 billion cells; that file is refused with a message
 that says so, where the cap alone would only say the file asked for too much.
 
 Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS MAX_ROW`, with the workbook on
-standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME} — or
+standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME,
+"sheets": HOW_MANY_VISIBLE_WORKSHEETS} — or
 one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns", "n": N},
 {"error_cell": [ROW, COLUMN_LETTERS, CODE]} — then one array of rows per line (each row
 an array of cell texts), then {"end": true} or {"error": TEXT}. Out of memory, it stops
@@ -54,6 +56,7 @@ _DESCRIPTION_BYTES = 10 << 20
 
 # Every pattern below is bounded, so that a tag never closed costs a bounded scan.
 _SHEET = re.compile(rb"<(?:[\w.-]{1,50}:)?sheet\b([^>]{0,4000})>")
+_WORKBOOK_VIEW = re.compile(rb"<(?:[\w.-]{1,50}:)?workbookView\b([^>]{0,4000})>")
 _RELATIONSHIP = re.compile(rb"<(?:[\w.-]{1,50}:)?Relationship\b([^>]{0,4000})>")
 _ATTRIBUTES = re.compile(rb'([\w:.-]{1,100})="([^"<]{0,2000})"')
 # A cell tag that does not begin with a plain reference (`<c r="B7"`), in any namespace.
@@ -98,16 +101,27 @@ def cell_text(value: Any) -> str:
 # Which sheet ------------------------------------------------------------------------------
 
 
+def _description(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A part of the workbook's own description; empty if missing or implausibly large."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return b""
+    return archive.read(info) if info.file_size <= _DESCRIPTION_BYTES else b""
+
+
+def active_sheet(archive: zipfile.ZipFile) -> int:
+    """The position among all the workbook's sheets of the one it opens on (0 if it says none)."""
+    view = _WORKBOOK_VIEW.search(_description(archive, "xl/workbook.xml"))
+    tab = dict(_ATTRIBUTES.findall(view.group(1))).get(b"activeTab", b"0") if view else b"0"
+    return int(tab) if tab.isdigit() and len(tab) <= 5 else 0
+
+
 def sheet_paths(archive: zipfile.ZipFile) -> dict[str, str]:
     """The parts of the workbook's visible worksheets by name, in the workbook's order, as
     far as the workbook says plainly (its description may be laid out otherwise)."""
-    try:
-        infos = [archive.getinfo("xl/workbook.xml"), archive.getinfo("xl/_rels/workbook.xml.rels")]
-    except KeyError:
-        return {}
-    if any(info.file_size > _DESCRIPTION_BYTES for info in infos):
-        return {}
-    workbook, relations = (archive.read(info) for info in infos)
+    workbook = _description(archive, "xl/workbook.xml")
+    relations = _description(archive, "xl/_rels/workbook.xml.rels")
     targets = {}
     for relation in _RELATIONSHIP.findall(relations):
         attributes = dict(_ATTRIBUTES.findall(relation))
@@ -273,17 +287,20 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
 
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
+        sheets = workbook.sheets_metadata
         visible = [
             sheet.name
-            for sheet in workbook.sheets_metadata
+            for sheet in sheets
             if sheet.typ == SheetTypeEnum.WorkSheet and sheet.visible == SheetVisibleEnum.Visible
         ]
         if not visible:
             send({"no_sheet": True})
             return
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            active = active_sheet(archive)
+            name = sheets[active].name if active < len(sheets) and sheets[active].name in visible else visible[0]
             plain = sheet_paths(archive)
-            path = plain.get(visible[0])
+            path = plain.get(name)
             # A workbook laid out otherwise: every XML part is looked through.
             paths = [path] if path in archive.namelist() else [n for n in archive.namelist() if n.endswith(".xml")]
             last_row, last_column, errors = reach(archive, paths, max_row)
@@ -292,7 +309,7 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
             send({"too_far": too_far, "n": last_row if too_far == "rows" else last_column})
             return
         try:
-            sheet = workbook.get_sheet_by_name(visible[0])
+            sheet = workbook.get_sheet_by_name(name)
         except CalamineError:
             if errors:  # calamine knows the older error codes only
                 (row, column), code = min(errors.items())
@@ -304,7 +321,7 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
         # empty may lie beyond its last row or column: they are given too.
         first_row, first_column = sheet.start or (0, 0)
         height = max(first_row + sheet.height, max((row for row, _column in errors), default=0))
-        send({"height": height, "sheet": visible[0]})
+        send({"height": height, "sheet": name, "sheets": len(visible)})
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
             by_row.setdefault(row, []).append((column - 1 - first_column, code))

@@ -1006,8 +1006,8 @@ def _family_rows() -> list[list[str]]:
     return [[row.get(column, "") for column in COLUMNS] for row in family()]
 
 
-def _workbook(*sheets: tuple[str, list[list[str]], str]) -> bytes:
-    """A workbook of (title, rows, state) sheets, in order."""
+def _workbook(*sheets: tuple[str, list[list[str]], str], active: int = -1) -> bytes:
+    """A workbook of (title, rows, state) sheets, in order, that opens on sheet `active`."""
     workbook = openpyxl.Workbook()
     workbook.remove(workbook.active)
     for title, rows, state in sheets:
@@ -1015,7 +1015,7 @@ def _workbook(*sheets: tuple[str, list[list[str]], str]) -> bytes:
         for row in rows:
             sheet.append(row)
         sheet.sheet_state = state
-    workbook.active = len(sheets) - 1
+    workbook.active = active % len(sheets)
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
@@ -1033,6 +1033,55 @@ def test_the_first_visible_worksheet_is_read_not_a_hidden_one_before_it(state):
     assert result.ok, result.report_lines()
     assert result.new == 3
     assert Person.objects.get(registration_no="R-3").given_name == "Ali"
+
+
+def test_the_sheet_the_workbook_opens_on_is_read_and_named():
+    march = [list(COLUMNS), *([*row[:4], "MARCH", *row[5:]] for row in _family_rows())]
+    sheets = (("March", march, "visible"), ("April", [list(COLUMNS), *_family_rows()], "visible"))
+
+    result = run(_workbook(*sheets, active=1), filename="r.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-3").given_name == "Ali"
+    assert result.report_lines()[:2] == [
+        result.summary(),
+        "Read from the sheet “April”, one of 2 in the workbook.",
+    ]
+
+
+def test_a_workbook_opening_on_a_hidden_sheet_has_its_first_visible_worksheet_read():
+    april = [list(COLUMNS), *([*row[:4], "APRIL", *row[5:]] for row in _family_rows())]
+    sheets = (
+        ("March", [list(COLUMNS), *_family_rows()], "visible"),
+        ("Lists", [["PA"], ["child"]], "visible"),
+        ("April", april, "hidden"),
+    )
+
+    result = run(_workbook(*sheets, active=2), filename="r.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-3").given_name == "Ali"
+    assert (result.sheet, result.sheets) == ("March", 2)
+
+
+def test_the_sheet_read_is_named_when_the_file_is_refused_too():
+    # Opened on the lists, not the roster: the errors say the columns are missing, and
+    # the sheet they were looked for in is named.
+    sheets = (("Roster", [list(COLUMNS), *_family_rows()], "visible"), ("Lists", [["PA"], ["child"]], "visible"))
+
+    result = run(_workbook(*sheets, active=1), filename="r.xlsx")
+
+    assert not result.ok
+    assert result.sheet_line() == "Read from the sheet “Lists”, one of 2 in the workbook."
+    assert not Person.objects.exists()
+
+
+def test_a_workbook_of_one_visible_worksheet_names_no_sheet():
+    result = run(xlsx_bytes([list(COLUMNS), *_family_rows()]), filename="r.xlsx")
+
+    assert result.ok
+    assert (result.sheet, result.sheet_line()) == ("", "")
+    assert len(result.report_lines()) == 1
 
 
 def _chart_sheet_first(*, roster_hidden: bool = False) -> bytes:

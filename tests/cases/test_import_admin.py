@@ -102,6 +102,23 @@ def test_checking_a_file_shows_the_counts_and_writes_nothing(client_for):
     assert RosterImport.objects.get().outcome == RosterImportOutcome.CHECKED
 
 
+def test_the_check_of_a_workbook_of_several_sheets_names_the_sheet_read(client_for):
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "Notes"
+    workbook.active.append(["Roster of the camp, April"])
+    roster = workbook.create_sheet("April")
+    for row in [list(COLUMNS), *([person[column] for column in COLUMNS] for person in family())]:
+        roster.append(row)
+    workbook.active = 1
+    content = io.BytesIO()
+    workbook.save(content)
+
+    response = check(client_for(AD), content.getvalue(), name="roster.xlsx")
+
+    assert response.context["result"]["ok"]
+    assert "Read from the sheet “April”, one of 2 in the workbook." in response.content.decode()
+
+
 def test_a_bad_file_shows_every_error_with_line_and_column_and_no_import_button(client_for):
     rows = family() + [person_row(registration_no="R-4", case_no="C-2", sex="Q", date_of_birth="1980-02-31")]
 
