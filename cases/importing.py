@@ -955,20 +955,33 @@ def _read(
     limit = max_rows()
     count = 0
     lines, records = _rows(content, result.filename)
+    sheet = isinstance(records, _SheetReader)
     if isinstance(records, _SheetReader) and records.sheets > 1:
         result.sheet, result.sheets = records.name, records.sheets
+    # The cells a formula without its result counts in (the roster's columns): elsewhere
+    # (a column of the sheet's own, a title above the header) it is as if empty.
+    read: AbstractSet[int] = frozenset()
     # Closed whatever happens: an XLSX is read by a child process, which this stops.
     with contextlib.closing(records):
         progress.start("reading", lines)
         for line, values in records:
             if line >= progress.next:
                 progress.report(line)
+            if sheet and UNSAVED_FORMULA in values:
+                values = [value if value != UNSAVED_FORMULA or at in read else "" for at, value in enumerate(values)]
+                if checker is None and "".join(values).strip():
+                    message = _(
+                        "A cell of the header holds a formula whose result the file does not hold: type the"
+                        " column's name in it."
+                    )
+                    raise _Refused(RowError(line, "", message))
             # Rows of empty cells are skipped (a roster's first cell is seldom empty).
             if not (values and values[0].strip()) and not "".join(values).strip():
                 continue
             if checker is None:
-                cells = None if isinstance(records, _SheetReader) else len(values)
+                cells = None if sheet else len(values)
                 checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content, cells=cells)
+                read = frozenset(checker.positions.values())
                 continue
             count += 1
             if count > limit:

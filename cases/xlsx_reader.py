@@ -27,6 +27,7 @@ python-calamine are imported: no Django.
 from __future__ import annotations
 
 import datetime
+import html
 import io
 import itertools
 import json
@@ -58,7 +59,7 @@ _DESCRIPTION_BYTES = 10 << 20
 _SHEET = re.compile(rb"<(?:[\w.-]{1,50}:)?sheet\b([^>]{0,4000})>")
 _WORKBOOK_VIEW = re.compile(rb"<(?:[\w.-]{1,50}:)?workbookView\b([^>]{0,4000})>")
 _RELATIONSHIP = re.compile(rb"<(?:[\w.-]{1,50}:)?Relationship\b([^>]{0,4000})>")
-_ATTRIBUTES = re.compile(rb'([\w:.-]{1,100})="([^"<]{0,2000})"')
+_ATTRIBUTES = re.compile(rb"""([\w:.-]{1,100})\s{0,10}=\s{0,10}(?:"([^"<]{0,2000})"|'([^'<]{0,2000})')""")
 # A cell tag that does not begin with a plain reference (`<c r="B7"`), in any namespace.
 _ODD_CELL = re.compile(rb'<c(?:[>\t\r\n/]| (?!r="[A-Z]{1,3}[0-9]{1,7}"))')
 _PREFIXED_CELL = re.compile(rb":c[\s/>]")
@@ -68,11 +69,11 @@ _ERROR_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']e["']""")
 _STRING_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']str["']""")
 # A cell tag (written as spreadsheets write it) whose content begins with a formula.
 _FORMULA_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]{0,1000})>(?=\s{0,100}<f[\s/>])')
-# A cell's content from its formula to its value, if any: `<v/>` and `<v></v>` are
-# empty, `<v>` begins a value.
+# A cell's content from its formula to its value's tag, if any (`<v xml:space="preserve">`,
+# `<x:v>`): a tag ending in "/>" or followed by "</" is an empty value.
 _FORMULA = re.compile(
     rb"\s{0,100}<(?:[\w.-]{1,50}:)?f(?=[\s/>])[^>]{0,1000}(?:(?<=/)>|>[^<]{0,100000}</(?:[\w.-]{1,50}:)?f>)"
-    rb"\s{0,100}(<(?:[\w.-]{1,50}:)?v\s{0,10}/>|<(?:[\w.-]{1,50}:)?v>\s{0,100}</|<(?:[\w.-]{1,50}:)?v>)?"
+    rb"\s{0,100}(<(?:[\w.-]{1,50}:)?v(?=[\s/>])[^>]{0,1000}>(?:\s{0,100}</)?)?"
 )
 # Where a piece of a sheet may end: before a row or a cell, so that a cell's formula and
 # value come in the same piece as its tag.
@@ -113,7 +114,7 @@ def _description(archive: zipfile.ZipFile, name: str) -> bytes:
 def active_sheet(archive: zipfile.ZipFile) -> int:
     """The position among all the workbook's sheets of the one it opens on (0 if it says none)."""
     view = _WORKBOOK_VIEW.search(_description(archive, "xl/workbook.xml"))
-    tab = dict(_ATTRIBUTES.findall(view.group(1))).get(b"activeTab", b"0") if view else b"0"
+    tab = _attributes(view.group(1)).get(b"activeTab", b"0") if view else b"0"
     return int(tab) if tab.isdigit() and len(tab) <= 5 else 0
 
 
@@ -124,24 +125,26 @@ def sheet_paths(archive: zipfile.ZipFile) -> dict[str, str]:
     relations = _description(archive, "xl/_rels/workbook.xml.rels")
     targets = {}
     for relation in _RELATIONSHIP.findall(relations):
-        attributes = dict(_ATTRIBUTES.findall(relation))
+        attributes = _attributes(relation)
         if attributes.get(b"Type", b"").endswith(b"/worksheet") and b"Id" in attributes and b"Target" in attributes:
             target = attributes[b"Target"].decode(errors="replace")
             targets[attributes[b"Id"]] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
     paths = {}
     for sheet in _SHEET.findall(workbook):
-        attributes = dict(_ATTRIBUTES.findall(sheet))
+        attributes = _attributes(sheet)
         ids = [value for name, value in attributes.items() if name.endswith(b":id")]
         if attributes.get(b"state", b"visible") == b"visible" and ids and ids[0] in targets and b"name" in attributes:
             paths[_xml_text(attributes[b"name"])] = targets[ids[0]]
     return paths
 
 
+def _attributes(tag: bytes) -> dict[bytes, bytes]:
+    return {name: double or single for name, double, single in _ATTRIBUTES.findall(tag)}
+
+
 def _xml_text(value: bytes) -> str:
-    text = value.decode(errors="replace")
-    for escaped, plain in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
-        text = text.replace(escaped, plain)
-    return text
+    """An attribute's text, its entities and character references (`&amp;`, `&#1601;`) read."""
+    return html.unescape(value.decode(errors="replace"))
 
 
 # How far a sheet reaches --------------------------------------------------------------------
@@ -199,7 +202,7 @@ def _unsaved(body: bytes, end: int, attributes: bytes) -> bool:
     if formula is None:
         return False
     value = formula.group(1)
-    return value is None or (not value.endswith(b"<v>") and not _STRING_TYPE.search(attributes))
+    return value is None or (value.endswith((b"/>", b"</")) and not _STRING_TYPE.search(attributes))
 
 
 def _error_code(body: bytes, end: int) -> str:
@@ -311,8 +314,9 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
         try:
             sheet = workbook.get_sheet_by_name(name)
         except CalamineError:
-            if errors:  # calamine knows the older error codes only
-                (row, column), code = min(errors.items())
+            failed = sorted((cell, code) for cell, code in errors.items() if code != UNSAVED_FORMULA)
+            if failed:  # calamine knows the older error codes only
+                (row, column), code = failed[0]
                 send({"error_cell": [row, _column_letters(column), code]})
                 return
             raise

@@ -3,6 +3,7 @@
 import datetime
 import io
 import json
+import re
 import subprocess
 import time
 import unicodedata
@@ -1076,6 +1077,28 @@ def test_the_sheet_read_is_named_when_the_file_is_refused_too():
     assert not Person.objects.exists()
 
 
+def test_the_sheet_read_is_found_however_the_workbook_writes_its_name_and_active_tab():
+    # A name as a character reference (as writers of ASCII-only XML write Persian), the
+    # active tab in single quotes: the roster is read, not the lists beside it.
+    lists = [list(COLUMNS), *([f"=Roster!A{n}"] * len(COLUMNS) for n in range(2, 5))]
+    workbook = _workbook(("Lists", lists, "visible"), ("فهرست", [list(COLUMNS), *_family_rows()], "visible"), active=0)
+
+    def change(name: str, data: bytes) -> bytes:
+        if name != "xl/workbook.xml":
+            return data
+        data = data.replace("فهرست".encode(), b"&#1601;&#1607;&#1585;&#1587;&#1578;")
+        return re.sub(
+            rb'activeTab="0"|<workbookView ',
+            lambda m: b"<workbookView activeTab='1' " if m.group(0).startswith(b"<") else b"",
+            data,
+        )
+
+    result = run(rewritten(workbook, change), filename="r.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert (result.sheet, result.rows) == ("فهرست", 3)
+
+
 def test_a_workbook_of_one_visible_worksheet_names_no_sheet():
     result = run(xlsx_bytes([list(COLUMNS), *_family_rows()]), filename="r.xlsx")
 
@@ -1562,8 +1585,13 @@ def test_a_spreadsheet_error_in_a_csv_is_refused_like_in_a_workbook():
     assert not Person.objects.exists()
 
 
-def test_an_error_the_sheet_reader_does_not_know_is_named_by_its_cell():
-    result = run(_with_error_cell([list(COLUMNS), *_family_rows()], "D3", "#SPILL!"), filename="roster.xlsx")
+@pytest.mark.parametrize("unsaved_formula_before", [False, True])
+def test_an_error_the_sheet_reader_does_not_know_is_named_by_its_cell(unsaved_formula_before):
+    cells = {"D3": '<c r="{cell}" t="e"><f>VLOOKUP(A2,Other!A:B,2,FALSE)</f><v>#SPILL!</v></c>'}
+    if unsaved_formula_before:
+        cells["A2"] = '<c r="{cell}"><f>"R-1"</f><v /></c>'
+
+    result = run(_with_cells([list(COLUMNS), *_family_rows()], cells), filename="roster.xlsx")
 
     assert [(error.line, error.message) for error in result.errors] == [
         (
@@ -1618,6 +1646,73 @@ def test_a_formula_gives_its_saved_result_and_an_empty_text_result_is_empty():
     assert result.ok, result.report_lines()
     person = Person.objects.get(registration_no="R-1")
     assert (person.phone, person.notes) == ("+964 750", "")
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<c r="{cell}" t="str"><f>"+964 "&amp;"750"</f><v xml:space="preserve">+964 750</v></c>',  # as Excel writes
+        '<c r="{cell}" t="str"><f>"+964 750"</f>\n  <v>+964 750</v></c>',
+    ],
+    ids=["space-preserved", "lines-between"],
+)
+def test_a_formula_result_is_read_however_its_value_is_written(xml):
+    sheet = [list(COLUMNS), *_family_rows()]
+    phone = f"{get_column_letter(1 + COLUMNS.index('phone'))}2"
+
+    result = run(_with_cells(sheet, {phone: xml}), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-1").phone == "+964 750"
+
+
+def test_formula_results_in_a_sheet_with_a_namespace_prefix_are_read():
+    # As the .NET Open XML SDK writes a sheet: every tag with its prefix.
+    def cell(column: int, text: str) -> str:
+        return f'<x:c r="{get_column_letter(column)}2" t="inlineStr"><x:is><x:t>{text}</x:t></x:is></x:c>'
+
+    values = [person_row()[column] for column in COLUMNS]
+    phone = 1 + COLUMNS.index("phone")
+    cells = "".join(cell(n, value) for n, value in enumerate(values, start=1) if value and n != phone)
+    cells += f'<x:c r="{get_column_letter(phone)}2"><x:f>1+1</x:f><x:v>2</x:v></x:c>'
+    header = "".join(
+        f'<x:c r="{get_column_letter(n)}1" t="inlineStr"><x:is><x:t>{name}</x:t></x:is></x:c>'
+        for n, name in enumerate(COLUMNS, start=1)
+    )
+
+    result = run(
+        _with_sheet(f'<x:row r="1">{header}</x:row><x:row r="2">{cells}</x:row>', prefix="x"), filename="r.xlsx"
+    )
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get().phone == "2"
+
+
+def test_formulas_without_results_outside_the_roster_are_as_empty_cells():
+    # A title above the header and a column of the sheet's own, its formula filled down
+    # past the roster: neither is read, so neither is refused.
+    header = [*COLUMNS, "age"]
+    rows = [
+        ["=TODAY()"],
+        header,
+        *([*row, "=2026-1990"] for row in _family_rows()),
+        *([None] * 13 + ["=1"] for _ in range(3)),
+    ]
+
+    result = run(xlsx_bytes(rows), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert result.rows == 3
+
+
+def test_a_header_cell_holding_a_formula_without_its_result_is_refused():
+    header = [*COLUMNS[:-1], '="notes"']
+
+    result = run(xlsx_bytes([header, *_family_rows()]), filename="roster.xlsx")
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (1, "A cell of the header holds a formula whose result the file does not hold: type the column's name in it.")
+    ]
 
 
 def test_a_row_of_formulas_without_their_results_is_refused_not_passed_over_as_empty():
