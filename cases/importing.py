@@ -150,8 +150,8 @@ logger = logging.getLogger(__name__)
 # Errors kept on the RosterImport record (all of them are in the result and report).
 RECORDED_ERRORS = 200
 _BATCH = 2000
-# What the reader gives for a cell whose formula has no value (xlsx_reader).
-_NOT_VALUES = SPREADSHEET_ERRORS | {UNSAVED_FORMULA}
+# What the XLSX reader gives for a cell whose formula has no value (xlsx_reader).
+_SHEET_NOT_VALUES = SPREADSHEET_ERRORS | {UNSAVED_FORMULA}
 # The new persons are written in this many statements, so that the progress bar moves
 # while they are. Few: the triggers of each statement (the dashboard's figures) join
 # the rows written to whole tables, by hashing them under the import's planner settings
@@ -692,6 +692,9 @@ class _Checker:
         self.positions = positions
         # A CSV's header's number of cells: a line with values beyond it is refused.
         self.cells = cells
+        # The cells that are no values: a spreadsheet's error codes (a CSV export writes
+        # them too), and in a sheet a formula without its result.
+        self.not_values = SPREADSHEET_ERRORS if cells is not None else _SHEET_NOT_VALUES
         # Whether the file holds a NUL character anywhere: then every cell is looked at.
         self.nul = nul
         # The cases whose principal applicant's row is refused (its case has one, then).
@@ -753,22 +756,23 @@ class _Checker:
                     self.error(line, column, _("Holds a NUL character (byte 0): the file may be damaged."))
             # The other checks quote the cells in their messages, which are stored too.
             values = [value.replace("\x00", "\N{REPLACEMENT CHARACTER}") for value in values]
-        if not _NOT_VALUES.isdisjoint(values):
+        if not self.not_values.isdisjoint(values):
             # A formula's error or a formula without its result, not a value (an XLSX's
             # error cells are read as their codes).
             before = len(self.errors)
             for column, at in self.positions.items():
+                if values[at] not in self.not_values:
+                    continue
                 if values[at] == UNSAVED_FORMULA:
                     message = _(
                         "Holds a formula whose result the file does not hold (it was not saved by a spreadsheet):"
                         " open the file in a spreadsheet and save it again, or type the value."
                     )
-                    self.error(line, column, message)
-                elif values[at] in SPREADSHEET_ERRORS:
+                else:
                     message = _(
                         "Holds the spreadsheet error %(code)s, not a value: correct the formula, or type the value."
-                    )
-                    self.error(line, column, message % {"code": values[at]})
+                    ) % {"code": values[at]}
+                self.error(line, column, message)
             if len(self.errors) > before:
                 return None
         cells = list(map(str.strip, self.required(values)))

@@ -27,7 +27,6 @@ python-calamine are imported: no Django.
 from __future__ import annotations
 
 import datetime
-import html
 import io
 import itertools
 import json
@@ -69,16 +68,18 @@ _ERROR_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']e["']""")
 _STRING_TYPE = re.compile(rb"""(?:^|\s)t\s{0,10}=\s{0,10}["']str["']""")
 # A cell tag (written as spreadsheets write it) whose content begins with a formula.
 _FORMULA_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]{0,1000})>(?=\s{0,100}<f[\s/>])')
-# A cell's content from its formula to its value's tag, if any (`<v xml:space="preserve">`,
-# `<x:v>`): a tag ending in "/>" or followed by "</" is an empty value.
+# A cell's content from its formula to its result, if any: an inline string (group 1), or
+# a value's tag (group 2: `<v xml:space="preserve">`, `<x:v>`), empty if it ends in "/>"
+# or is followed by "</".
 _FORMULA = re.compile(
     rb"\s{0,100}<(?:[\w.-]{1,50}:)?f(?=[\s/>])[^>]{0,1000}(?:(?<=/)>|>[^<]{0,100000}</(?:[\w.-]{1,50}:)?f>)"
-    rb"\s{0,100}(<(?:[\w.-]{1,50}:)?v(?=[\s/>])[^>]{0,1000}>(?:\s{0,100}</)?)?"
+    rb"\s{0,100}(?:(<(?:[\w.-]{1,50}:)?is(?=[\s/>]))|(<(?:[\w.-]{1,50}:)?v(?=[\s/>])[^>]{0,1000}>(?:\s{0,100}</)?))?"
 )
 # Where a piece of a sheet may end: before a row or a cell, so that a cell's formula and
 # value come in the same piece as its tag.
 _ROW_OR_CELL_START = re.compile(rb"<(?:[\w.-]{1,50}:)?(?:row|c)(?=[\s/>])")
-_VALUE = re.compile(rb"<v>([^<]{0,50})<")
+_VALUE = re.compile(rb"<(?:[\w.-]{1,50}:)?v(?:\s[^>]{0,1000})?>([^<]{0,50})<")
+_CHARACTER_REFERENCE = re.compile(r"&#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
 _REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
 
 
@@ -143,8 +144,18 @@ def _attributes(tag: bytes) -> dict[bytes, bytes]:
 
 
 def _xml_text(value: bytes) -> str:
-    """An attribute's text, its entities and character references (`&amp;`, `&#1601;`) read."""
-    return html.unescape(value.decode(errors="replace"))
+    """An attribute's text, its entities and character references (`&amp;`, `&#1601;`) read
+    as XML reads them (not as HTML does: `&#x96;` is U+0096, not a dash)."""
+
+    def character(reference: re.Match[str]) -> str:
+        hexadecimal, decimal = reference.groups()
+        code = int(hexadecimal, 16) if hexadecimal else int(decimal)
+        return chr(code) if code <= 0x10FFFF else reference.group(0)
+
+    text = _CHARACTER_REFERENCE.sub(character, value.decode(errors="replace"))
+    for escaped, plain in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
+        text = text.replace(escaped, plain)
+    return text
 
 
 # How far a sheet reaches --------------------------------------------------------------------
@@ -201,13 +212,15 @@ def _unsaved(body: bytes, end: int, attributes: bytes) -> bool:
     formula = _FORMULA.match(body, end)
     if formula is None:
         return False
-    value = formula.group(1)
+    inline, value = formula.groups()
+    if inline:
+        return False
     return value is None or (value.endswith((b"/>", b"</")) and not _STRING_TYPE.search(attributes))
 
 
 def _error_code(body: bytes, end: int) -> str:
     """The code of the error cell whose tag ends at `end` (#N/A if it cannot be told)."""
-    value = _VALUE.match(body, max(0, body.find(b"<v>", end, end + 100_000)))
+    value = _VALUE.search(body, end, end + 100_000)
     code = value.group(1).decode(errors="replace").strip() if value else ""
     return code if code in SPREADSHEET_ERRORS else "#N/A"
 
@@ -326,18 +339,21 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
         first_row, first_column = sheet.start or (0, 0)
         height = max(first_row + sheet.height, max((row for row, _column in errors), default=0))
         send({"height": height, "sheet": name, "sheets": len(visible)})
+        # ... or before its first column: then every row is given from that column on.
+        shift = max(0, first_column + 1 - min((column for _row, column in errors), default=first_column + 1))
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
-            by_row.setdefault(row, []).append((column - 1 - first_column, code))
+            by_row.setdefault(row, []).append((column - 1 - first_column + shift, code))
         batch: list[list[str]] = []
         rows = itertools.chain(sheet.iter_rows(), itertools.repeat((), height - first_row - sheet.height))
         for row, values in enumerate(rows, start=1):
             cells = [value if type(value) is str else cell_text(value) for value in values]
+            if shift:
+                cells[:0] = [""] * shift
             for at, code in by_row.get(row, ()):
                 if at >= len(cells):
                     cells.extend([""] * (at + 1 - len(cells)))
-                if at >= 0:
-                    cells[at] = code
+                cells[at] = code
             batch.append(cells)
             if len(batch) == BATCH:
                 send(batch)

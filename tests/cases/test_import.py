@@ -1077,16 +1077,24 @@ def test_the_sheet_read_is_named_when_the_file_is_refused_too():
     assert not Person.objects.exists()
 
 
-def test_the_sheet_read_is_found_however_the_workbook_writes_its_name_and_active_tab():
-    # A name as a character reference (as writers of ASCII-only XML write Persian), the
-    # active tab in single quotes: the roster is read, not the lists beside it.
+@pytest.mark.parametrize(
+    ("title", "written"),
+    [
+        ("فهرست", b"&#1601;&#1607;&#1585;&#1587;&#1578;"),  # as writers of ASCII-only XML write Persian
+        ("Camp\x96", b"Camp&#x96;"),  # U+0096, which HTML would read as a dash
+    ],
+    ids=["persian", "c1-control"],
+)
+def test_the_sheet_read_is_found_however_the_workbook_writes_its_name_and_active_tab(title, written):
+    # A name as character references, the active tab in single quotes: the roster is
+    # read, not the lists beside it.
     lists = [list(COLUMNS), *([f"=Roster!A{n}"] * len(COLUMNS) for n in range(2, 5))]
-    workbook = _workbook(("Lists", lists, "visible"), ("فهرست", [list(COLUMNS), *_family_rows()], "visible"), active=0)
+    workbook = _workbook(("Lists", lists, "visible"), ("ROSTER", [list(COLUMNS), *_family_rows()], "visible"), active=0)
 
     def change(name: str, data: bytes) -> bytes:
         if name != "xl/workbook.xml":
             return data
-        data = data.replace("فهرست".encode(), b"&#1601;&#1607;&#1585;&#1587;&#1578;")
+        data = data.replace(b"ROSTER", written)
         return re.sub(
             rb'activeTab="0"|<workbookView ',
             lambda m: b"<workbookView activeTab='1' " if m.group(0).startswith(b"<") else b"",
@@ -1096,7 +1104,7 @@ def test_the_sheet_read_is_found_however_the_workbook_writes_its_name_and_active
     result = run(rewritten(workbook, change), filename="r.xlsx")
 
     assert result.ok, result.report_lines()
-    assert (result.sheet, result.rows) == ("فهرست", 3)
+    assert (result.sheet, result.rows) == (title, 3)
 
 
 def test_a_workbook_of_one_visible_worksheet_names_no_sheet():
@@ -1653,8 +1661,9 @@ def test_a_formula_gives_its_saved_result_and_an_empty_text_result_is_empty():
     [
         '<c r="{cell}" t="str"><f>"+964 "&amp;"750"</f><v xml:space="preserve">+964 750</v></c>',  # as Excel writes
         '<c r="{cell}" t="str"><f>"+964 750"</f>\n  <v>+964 750</v></c>',
+        '<c r="{cell}" t="inlineStr"><f>"+964 750"</f><is><t>+964 750</t></is></c>',
     ],
-    ids=["space-preserved", "lines-between"],
+    ids=["space-preserved", "lines-between", "inline-string"],
 )
 def test_a_formula_result_is_read_however_its_value_is_written(xml):
     sheet = [list(COLUMNS), *_family_rows()]
@@ -1705,14 +1714,41 @@ def test_formulas_without_results_outside_the_roster_are_as_empty_cells():
     assert result.rows == 3
 
 
-def test_a_header_cell_holding_a_formula_without_its_result_is_refused():
-    header = [*COLUMNS[:-1], '="notes"']
+@pytest.mark.parametrize("first", [False, True], ids=["last-column", "a-column-before-every-value"])
+def test_a_header_cell_holding_a_formula_without_its_result_is_refused(first):
+    # Before every value, the cell lies left of where the sheet's reader starts its rows.
+    if first:
+        rows = [['="phone"', *COLUMNS], *(["=1", *row] for row in _family_rows())]
+    else:
+        rows = [[*COLUMNS[:-1], '="notes"'], *_family_rows()]
 
-    result = run(xlsx_bytes([header, *_family_rows()]), filename="roster.xlsx")
+    result = run(xlsx_bytes(rows), filename="roster.xlsx")
 
     assert [(error.line, error.message) for error in result.errors] == [
         (1, "A cell of the header holds a formula whose result the file does not hold: type the column's name in it.")
     ]
+
+
+def test_an_error_cell_is_named_by_its_code_however_its_value_is_written():
+    sheet = [list(COLUMNS), *_family_rows()]
+    phone = f"{get_column_letter(1 + COLUMNS.index('phone'))}3"
+    failed = '<c r="{cell}" t="e"><f>1/0</f><v xml:space="preserve">#DIV/0!</v></c>'
+
+    result = run(_with_cells(sheet, {phone: failed}), filename="roster.xlsx")
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (3, "Holds the spreadsheet error #DIV/0!, not a value: correct the formula, or type the value.")
+    ]
+
+
+def test_a_csv_cell_is_never_taken_for_a_formula_without_its_result():
+    # The XLSX reader's mark for one is a character a CSV may hold.
+    rows = family()
+    rows[0]["notes"] = "\x1b"
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
 
 
 def test_a_row_of_formulas_without_their_results_is_refused_not_passed_over_as_empty():
