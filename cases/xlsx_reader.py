@@ -47,7 +47,8 @@ SPREADSHEET_ERRORS = frozenset(
 )
 # What a cell is given as when it holds a formula whose result the file does not hold
 # (openpyxl writes formulas so: a spreadsheet works the result out when it opens the
-# file; calamine reads the cell as empty). An XLSX cell cannot hold this character.
+# file; calamine reads the cell as empty). A cell's text holds this character only
+# through the escape `_x001B_`, which no roster has; the mark counts in sheets only.
 UNSAVED_FORMULA = "\x1b"
 # The most columns a sheet may span (a roster has 13; an export may carry more).
 MAX_COLUMNS = 100
