@@ -959,9 +959,11 @@ def _read(
     limit = max_rows()
     count = 0
     lines, records = _rows(content, result.filename)
-    sheet = isinstance(records, _SheetReader)
-    if isinstance(records, _SheetReader) and records.sheets > 1:
-        result.sheet, result.sheets = records.name, records.sheets
+    sheet = False
+    if isinstance(records, _SheetReader):
+        sheet = True
+        if records.sheets > 1:
+            result.sheet, result.sheets = records.name, records.sheets
     # The cells a formula without its result counts in (the roster's columns): elsewhere
     # (a column of the sheet's own, a title above the header) it is as if empty.
     read: AbstractSet[int] = frozenset()

@@ -1072,8 +1072,14 @@ def test_the_sheet_read_is_named_when_the_file_is_refused_too():
 
     result = run(_workbook(*sheets, active=1), filename="r.xlsx")
 
-    assert not result.ok
-    assert result.sheet_line() == "Read from the sheet “Lists”, one of 2 in the workbook."
+    assert [(error.line, error.message.split(":")[0]) for error in result.errors] == [
+        (1, "Required column(s) missing from the header row")
+    ]
+    assert result.report_lines()[:3] == [
+        "r.xlsx refused: 1 error; nothing was imported.",
+        "Read from the sheet “Lists”, one of 2 in the workbook.",
+        str(result.errors[0]),
+    ]
     assert not Person.objects.exists()
 
 
@@ -1727,6 +1733,7 @@ def test_a_header_cell_holding_a_formula_without_its_result_is_refused(first):
     assert [(error.line, error.message) for error in result.errors] == [
         (1, "A cell of the header holds a formula whose result the file does not hold: type the column's name in it.")
     ]
+    assert not Person.objects.exists()
 
 
 def test_an_error_cell_is_named_by_its_code_however_its_value_is_written():
@@ -1739,6 +1746,7 @@ def test_an_error_cell_is_named_by_its_code_however_its_value_is_written():
     assert [(error.line, error.message) for error in result.errors] == [
         (3, "Holds the spreadsheet error #DIV/0!, not a value: correct the formula, or type the value.")
     ]
+    assert not Person.objects.exists()
 
 
 def test_a_csv_cell_is_never_taken_for_a_formula_without_its_result():
@@ -1791,6 +1799,7 @@ def test_a_formula_cell_cut_across_two_pieces_of_the_sheet_is_read_whole():
     result = run(_with_sheet_xml(sheet), filename="roster.xlsx")
 
     assert [(error.line, error.column, error.message) for error in result.errors] == [(2, "phone", UNSAVED_FORMULA)]
+    assert not Person.objects.exists()
 
 
 def test_a_huge_cell_is_quoted_shortened_in_its_message():
@@ -1835,7 +1844,7 @@ def _reader_script(tmp_path, monkeypatch, code: str) -> None:
     monkeypatch.setattr(importing, "_XLSX_READER", script)
 
 
-def test_a_reader_stuck_without_using_its_cpu_time_is_stopped_and_the_file_refused(tmp_path, monkeypatch):
+def test_a_reader_stuck_without_using_its_cpu_time_is_stopped_and_the_file_refused(tmp_path, monkeypatch, caplog):
     # Out of memory, calamine once waited forever on a lock it held: its CPU time limit
     # never came, and the import would have waited with it.
     _reader_script(tmp_path, monkeypatch, "import sys, time\nsys.stdin.buffer.read()\ntime.sleep(600)\n")
@@ -1845,7 +1854,12 @@ def test_a_reader_stuck_without_using_its_cpu_time_is_stopped_and_the_file_refus
     result = run(xlsx_bytes([list(COLUMNS), *_family_rows()]), filename="roster.xlsx")
 
     assert [error.message for error in result.errors] == [BEYOND_THE_READERS_LIMITS]
+    # Killed at its deadline (two seconds here), not left to sleep its ten minutes out;
+    # the operator's log says so.
     assert time.monotonic() - started < 10
+    assert [record.getMessage().split(" on a file")[0] for record in caplog.records] == [
+        "The XLSX reader stopped (exit status -9)"
+    ]
     assert not Person.objects.exists()
 
 
