@@ -12,7 +12,10 @@ saved it last saw it, if that is a visible worksheet; else its first visible wor
 hidden sheet or a chart sheet before it is passed over). Before calamine reads it,
 its XML is looked through for how far its values reach: one stray value in cell
 XFD1048576 would make calamine hold 17 billion cells; that file is refused with a message
-that says so, where the cap alone would only say the file asked for too much.
+that says so, where the cap alone would only say the file asked for too much. It is
+also looked through for the cells whose number format changes what they say (a number
+shown with leading zeros, a date shown as its year alone): calamine gives values only,
+and those cells are given as the sheet shows them (format_kind).
 
 Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS MAX_ROW`, with the workbook on
 standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME,
@@ -27,6 +30,7 @@ python-calamine are imported: no Django.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import itertools
 import json
@@ -36,7 +40,7 @@ import resource
 import sys
 import zipfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 BATCH = 2_000
 # The errors a spreadsheet shows in a cell whose formula failed, as a CSV export writes
@@ -99,6 +103,118 @@ def cell_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# Number formats -----------------------------------------------------------------------------
+
+# What a cell's number format changes in the text a CSV export of the sheet holds, where
+# the roster reads it otherwise: a number's digits shown as the format's zeros and
+# literal text ("digits": 123 as 00123 or R-00123 — a registration number kept with its
+# zeros), a date shown as its year alone ("year": a birth of which only the year is known)
+# or as its month and year ("month"), a date and time shown as the date ("date"). The
+# kind, and for "digits" the format. calamine gives the cell's value only.
+Kind = tuple[str, str]
+# The built-in formats among those (their codes are not written in the workbook).
+_BUILT_IN_FORMATS = {14: "mm-dd-yy", 15: "d-mmm-yy", 16: "d-mmm", 17: "mmm-yy", 22: "m/d/yy h:mm"}
+# What a format shows literally: quoted text, an escaped character, a [colour], [$-locale]
+# or [h] part, a padding or filling character.
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|[_*].')
+# A format of zeros (one digit each) and literal text only, and its parts.
+_DIGITS_FORMAT = re.compile(r'(?:"[^"]{0,100}"|\\.|0){1,100}')
+_DIGITS_PART = re.compile(r'"([^"]*)"|\\(.)|(0+)')
+_NUMBER_FORMAT = re.compile(rb"<(?:[\w.-]{1,50}:)?numFmt\b([^>]{0,4000})>")
+_CELL_STYLES = re.compile(rb"<(?:[\w.-]{1,50}:)?cellXfs\b[^>]{0,4000}>")
+_CELL_STYLES_END = re.compile(rb"</(?:[\w.-]{1,50}:)?cellXfs>")
+_CELL_STYLE = re.compile(rb"<(?:[\w.-]{1,50}:)?xf\b([^>]{0,4000})>")
+_STYLE = re.compile(rb"""(?:^|\s)s\s{0,10}=\s{0,10}["']([0-9]{1,7})["']""")
+# A value with a fraction (a date's time), and the tag of the cell it begins.
+_FRACTION = re.compile(rb"<v>[0-9]{1,10}\.[0-9]")
+_VALUE_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]{0,1000})>\s{0,100}')
+
+
+def format_kind(code: str) -> Kind | None:
+    """What a number format's code (its first section: positive numbers) changes, if anything."""
+    section = code.split(";", 1)[0]
+    if _DIGITS_FORMAT.fullmatch(section) and section != "0" and any(part[2] for part in _DIGITS_PART.findall(section)):
+        return ("digits", section)
+    shown = _FORMAT_LITERALS.sub("", section).lower()
+    if ("y" not in shown and "d" not in shown) or "h" in shown or "s" in shown or "a/p" in shown or "am/pm" in shown:
+        return None
+    if "d" not in shown:
+        return ("month", "") if "m" in shown else ("year", "")
+    return ("date", "")
+
+
+def formatted(value: Any, kind: Kind) -> str:
+    """A cell's value as its number format shows it (cell_text where the format does not matter)."""
+    what, section = kind
+    if what == "digits":
+        if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+            return _digits(int(value), section)
+    elif isinstance(value, datetime.date):  # a datetime too
+        if what == "year":
+            return f"{value.year:04d}"
+        if what == "month":
+            return f"{value.year:04d}-{value.month:02d}"
+        return (value.date() if isinstance(value, datetime.datetime) else value).isoformat()
+    return cell_text(value)
+
+
+def _digits(number: int, section: str) -> str:
+    """`number` as a format of zeros and literal text shows it: 1234 as 000-000 is 001-234;
+    digits beyond the format's zeros go with its first ones."""
+    width, parts = _digits_parts(section)
+    digits = str(abs(number)).zfill(width)
+    sign = "-" if number < 0 else ""
+    if parts is None:
+        return sign + digits
+    shown, used, extra = [sign], 0, len(digits) - width
+    for text, zeros in parts:
+        if zeros:
+            shown.append(digits[used : used + zeros + extra])
+            used += zeros + extra
+            extra = 0
+        else:
+            shown.append(text)
+    return "".join(shown)
+
+
+@functools.cache
+def _digits_parts(section: str) -> tuple[int, list[tuple[str, int]] | None]:
+    """A format of zeros and literal text: how many zeros, and its parts (literal text, or
+    a number of zeros) — None if it is zeros alone."""
+    parts = [(quoted or escaped, len(zeros)) for quoted, escaped, zeros in _DIGITS_PART.findall(section)]
+    return sum(zeros for _text, zeros in parts), None if len(parts) == 1 else parts
+
+
+def number_formats(archive: zipfile.ZipFile) -> dict[int, Kind]:
+    """The workbook's cell styles (by their position, as cells name them: `s="3"`) whose
+    number format changes a value's text (format_kind)."""
+    relations = _description(archive, "xl/_rels/workbook.xml.rels")
+    path = "xl/styles.xml"
+    for relation in _RELATIONSHIP.findall(relations):
+        attributes = _attributes(relation)
+        if attributes.get(b"Type", b"").endswith(b"/styles") and b"Target" in attributes:
+            target = attributes[b"Target"].decode(errors="replace")
+            path = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    styles = _description(archive, path)
+    codes = dict(_BUILT_IN_FORMATS)
+    for tag in _NUMBER_FORMAT.findall(styles):
+        attributes = _attributes(tag)
+        number = attributes.get(b"numFmtId", b"")
+        if number.isdigit() and len(number) <= 6 and b"formatCode" in attributes:
+            codes[int(number)] = _xml_text(attributes[b"formatCode"])
+    start = _CELL_STYLES.search(styles)
+    if start is None:
+        return {}
+    end = _CELL_STYLES_END.search(styles, start.end())
+    kinds = {}
+    for at, tag in enumerate(_CELL_STYLE.findall(styles, start.end(), end.start() if end else len(styles))):
+        number = _attributes(tag).get(b"numFmtId", b"0")
+        kind = format_kind(codes.get(int(number), "")) if number.isdigit() and len(number) <= 6 else None
+        if kind is not None:
+            kinds[at] = kind
+    return kinds
 
 
 # Which sheet ------------------------------------------------------------------------------
@@ -165,17 +281,57 @@ def _xml_text(value: bytes) -> str:
 Cell = tuple[int, int]
 
 
-def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int) -> tuple[int, int, dict[Cell, str]]:
-    """How far the values of these parts reach: the furthest row if beyond `max_row`
-    (else 0), the furthest column if beyond Z (else at most 26); and the cells that
-    calamine would read as empty, by (row, column): an error cell's code, or
-    UNSAVED_FORMULA."""
-    reaches = [_reach(archive, path, max_row) for path in paths]
-    errors = {cell: code for _, _, found in reaches for cell, code in found.items()}
-    return max((r[0] for r in reaches), default=0), max((r[1] for r in reaches), default=0), errors
+class Reach(NamedTuple):
+    """How far a sheet's values reach, and the cells calamine does not read as a CSV
+    export would hold them."""
+
+    # The furthest row if beyond the limit (else 0), the furthest column if beyond Z (else
+    # at most 26).
+    last_row: int
+    last_column: int
+    # The cells calamine would read as empty, by (row, column): an error cell's code, or
+    # UNSAVED_FORMULA.
+    errors: dict[Cell, str]
+    # The cells whose number format changes their text (format_kind), by (row, column).
+    formats: dict[Cell, Kind]
 
 
-def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int, dict[Cell, str]]:
+def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int, styles: dict[int, Kind] | None = None) -> Reach:
+    """Reach of these parts; `styles` are the workbook's number_formats."""
+    reaches = [_reach(archive, path, max_row, styles or {}) for path in paths]
+    return Reach(
+        max((r.last_row for r in reaches), default=0),
+        max((r.last_column for r in reaches), default=0),
+        {cell: code for r in reaches for cell, code in r.errors.items()},
+        {cell: kind for r in reaches for cell, kind in r.formats.items()},
+    )
+
+
+def _styled_cells(styles: dict[int, Kind]) -> re.Pattern[bytes] | None:
+    """The pattern of the cells (written as spreadsheets write them) of the styles whose
+    format shows a number's digits or a date's year or month."""
+    numbers = b"|".join(str(style).encode() for style, kind in styles.items() if kind[0] != "date")
+    if not numbers:
+        return None
+    return re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"(?=[^>]{0,1000}?\ss="(%s)")[^>]{0,1000}(?<!/)>' % numbers)
+
+
+def _timed_cells(body: bytes, styles: dict[int, Kind]) -> Iterator[tuple[Cell, Kind]]:
+    """The cells (written as spreadsheets write them) of the styles that show a date
+    without its time, whose value holds a time (a fraction of a day). Looked for from
+    those values: most dates have none."""
+    for value in _FRACTION.finditer(body):
+        start = body.rfind(b"<c ", max(0, value.start() - 1100), value.start())
+        cell = _VALUE_CELL.match(body, start) if start >= 0 else None
+        if cell is None or cell.end() != value.start():
+            continue
+        style = _STYLE.search(cell.group(3))
+        kind = styles.get(int(style.group(1))) if style else None
+        if kind is not None and kind[0] == "date":
+            yield (int(cell.group(2)), column_number(cell.group(1))), kind
+
+
+def _reach(archive: zipfile.ZipFile, name: str, limit: int, styles: dict[int, Kind]) -> Reach:
     """`reach` of one part, read a piece at a time.
 
     Spreadsheets begin every cell tag with its reference (`<c r="B7" …>`): then only the
@@ -189,9 +345,12 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int, d
     far = re.compile(rb'<c r="(?![A-Z][0-9]{1,%d}")([A-Z]{1,3})([0-9]{1,7})"(?:[^>]{0,1000}[^/>])?>' % digits)
     last_row = last_column = 0
     errors: dict[Cell, str] = {}
+    formats: dict[Cell, Kind] = {}
+    styled = _styled_cells(styles)
+    timed = any(kind[0] == "date" for kind in styles.values())
     for body in _pieces(archive, name):
         if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
-            return _reach_tag_by_tag(archive, name)
+            return _reach_tag_by_tag(archive, name, styles)
         for letters, row_digits in far.findall(body):
             last_column = max(last_column, column_number(letters))
             if (row := int(row_digits)) > limit:
@@ -203,7 +362,12 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[int, int, d
             for cell in _FORMULA_CELL.finditer(body):
                 if _unsaved(body, cell.end(), cell.group(3)):
                     errors.setdefault((int(cell.group(2)), column_number(cell.group(1))), UNSAVED_FORMULA)
-    return last_row, last_column, errors
+        if styled:
+            for letters, row_digits, style in styled.findall(body):
+                formats[int(row_digits), column_number(letters)] = styles[int(style)]
+        if timed:
+            formats.update(_timed_cells(body, styles))
+    return Reach(last_row, last_column, errors, formats)
 
 
 def _unsaved(body: bytes, end: int, attributes: bytes) -> bool:
@@ -226,12 +390,13 @@ def _error_code(body: bytes, end: int) -> str:
     return code if code in SPREADSHEET_ERRORS else "#N/A"
 
 
-def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int, dict[Cell, str]]:
+def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str, styles: dict[int, Kind]) -> Reach:
     """_reach for a sheet not written as spreadsheets write it: a cell without its
     reference is the next one in its row; a row without its number the next row. A cell
     that is not empty (`<c …/>`) counts as holding a value."""
     last_row = last_column = row = column = 0
     errors: dict[Cell, str] = {}
+    formats: dict[Cell, Kind] = {}
     for body in _pieces(archive, name):
         for tag in _ROW_OR_CELL.finditer(body):
             element, attributes = tag.groups()
@@ -248,7 +413,9 @@ def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str) -> tuple[int, int, di
                     errors[row, column] = _error_code(body, tag.end())
                 elif _unsaved(body, tag.end(), attributes):
                     errors[row, column] = UNSAVED_FORMULA
-    return last_row, last_column, errors
+                elif styles and (style := _STYLE.search(attributes)) and int(style.group(1)) in styles:
+                    formats[row, column] = styles[int(style.group(1))]
+    return Reach(last_row, last_column, errors, formats)
 
 
 def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
@@ -320,7 +487,7 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
             path = plain.get(name)
             # A workbook laid out otherwise: every XML part is looked through.
             paths = [path] if path in archive.namelist() else [n for n in archive.namelist() if n.endswith(".xml")]
-            last_row, last_column, errors = reach(archive, paths, max_row)
+            last_row, last_column, errors, formats = reach(archive, paths, max_row, number_formats(archive))
         if last_row > max_row or last_column > MAX_COLUMNS:
             too_far = "rows" if last_row > max_row else "columns"
             send({"too_far": too_far, "n": last_row if too_far == "rows" else last_column})
@@ -345,10 +512,16 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
             by_row.setdefault(row, []).append((column - 1 - first_column + shift, code))
+        formats_by_row: dict[int, list[tuple[int, Kind]]] = {}
+        for (row, column), kind in formats.items():
+            formats_by_row.setdefault(row, []).append((column - 1 - first_column, kind))
         batch: list[list[str]] = []
         rows = itertools.chain(sheet.iter_rows(), itertools.repeat((), height - first_row - sheet.height))
         for row, values in enumerate(rows, start=1):
             cells = [value if type(value) is str else cell_text(value) for value in values]
+            for at, kind in formats_by_row.get(row, ()):
+                if 0 <= at < len(cells):
+                    cells[at] = formatted(values[at], kind)
             if shift:
                 cells[:0] = [""] * shift
             for at, code in by_row.get(row, ()):
