@@ -11,7 +11,7 @@ when it is closed); the job keeps the bytes in its row only until they are not n
 import functools
 import gzip
 import io
-from typing import Any
+from typing import Any, NoReturn
 
 from django import forms
 from django.conf import settings
@@ -46,12 +46,25 @@ from cases.importing import (
     template_xlsx,
 )
 from cases.models import Person, RosterImport, RosterImportJob
+from cases.scope import sites_of
 
 IMPORT_PERMISSION = "cases.import_person"
 # The stages of cases.importing's progress, as the job page names them.
 STAGES = {"reading": gettext_lazy("Reading"), "checking": gettext_lazy("Checking"), "writing": gettext_lazy("Writing")}
 # Jobs of the user listed under the upload form.
 RECENT_JOBS = 10
+
+
+LIMITED_TO_SITES = gettext_lazy(
+    "A roster import writes and compares persons of every site, and your account is limited to some"
+    " sites: an Administrator who works across every site imports rosters."
+)
+
+
+def may_import(user: Any) -> bool:
+    """Administrators who work across every site: an import writes the persons of any site
+    and shows look-alikes of any site (see cases.scope)."""
+    return bool(user.has_perm(IMPORT_PERMISSION)) and sites_of(user) is None
 
 
 class RosterFileForm(forms.Form):
@@ -68,7 +81,12 @@ class RosterImportAdminMixin:
     opts: Any
 
     def has_import_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(IMPORT_PERMISSION)
+        return may_import(request.user)
+
+    def _refuse(self, request: HttpRequest) -> NoReturn:
+        if request.user.has_perm(IMPORT_PERMISSION):
+            raise PermissionDenied(LIMITED_TO_SITES)
+        raise PermissionDenied
 
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_import"
@@ -89,7 +107,7 @@ class RosterImportAdminMixin:
 
     def import_template_view(self, request: HttpRequest, kind: str) -> HttpResponse:
         if not self.has_import_permission(request):
-            raise PermissionDenied
+            self._refuse(request)
         if kind == "csv":
             response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
         elif kind == "xlsx":
@@ -121,7 +139,7 @@ class RosterImportAdminMixin:
     def import_view(self, request: HttpRequest) -> HttpResponse:
         """The upload form; a valid upload starts the job that checks the file."""
         if not self.has_import_permission(request):
-            raise PermissionDenied
+            self._refuse(request)
         form = RosterFileForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
@@ -145,7 +163,7 @@ class RosterImportAdminMixin:
     def _job(self, request: HttpRequest, job_id: int) -> RosterImportJob:
         """The user's own job (another's answers 404, like one that does not exist)."""
         if not self.has_import_permission(request):
-            raise PermissionDenied
+            self._refuse(request)
         jobs = RosterImportJob.objects.defer("content", "report").annotate(report_bytes=Length("report"))
         return get_object_or_404(jobs, pk=job_id, actor_id=request.user.pk)
 
@@ -168,7 +186,7 @@ class RosterImportAdminMixin:
     def import_report_view(self, request: HttpRequest, job_id: int) -> StreamingHttpResponse:
         """Every error and probable duplicate the user's job found, as CSV, while it is kept."""
         if not self.has_import_permission(request):
-            raise PermissionDenied
+            self._refuse(request)
         jobs = reports_kept().filter(pk=job_id, actor_id=request.user.pk)
         report = jobs.values_list("report", flat=True).first()
         if not report:  # not the user's job, or nothing (left) to report
@@ -230,4 +248,5 @@ class RosterImportAdmin(RecordAdmin):
     date_hierarchy = "created_at"
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm(IMPORT_PERMISSION)
+        # Its records name rows and look-alikes of any site.
+        return may_import(request.user)

@@ -17,7 +17,14 @@ from django.utils import timezone
 from accounts.models import AccessLog
 from cases import import_jobs
 from cases.importing import COLUMNS, ImportResult, ProbableDuplicate, RowError
-from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
+from cases.models import (
+    Person,
+    RosterImport,
+    RosterImportJob,
+    RosterImportJobStatus,
+    RosterImportOutcome,
+    SiteAssignment,
+)
 from cases.tasks import prune_roster_import_jobs
 from tests.cases.test_import import csv_bytes, family, person_row
 from tests.conftest import ROLES
@@ -63,6 +70,27 @@ def test_staff_and_supervisors_cannot_post_a_file_either(client_for, role):
     assert response.status_code == 403
     assert not Person.objects.exists()
     assert not RosterImport.objects.exists()
+
+
+def test_an_administrator_limited_to_some_sites_is_refused_every_import_screen_and_told_why(
+    client_for, administrator, site
+):
+    # An import writes persons of any site and shows look-alikes of any site (their names,
+    # numbers and births): a user limited to some sites must not reach it.
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+    SiteAssignment.objects.create(user=administrator, site=site)
+    client = client_for(AD)
+
+    for url in (IMPORT, TEMPLATE_CSV, job_url(job), reverse("admin:cases_rosterimport_changelist")):
+        response = client.get(url)
+        assert response.status_code == 403, url
+    for url in (IMPORT, job_url(job, "confirm"), job_url(job, "cancel")):
+        assert client.post(url, {"file": upload(csv_bytes(family()))}).status_code == 403, url
+    assert "your account is limited to some sites" in client.get(IMPORT).text
+    assert IMPORT not in client.get(CHANGELIST).text
+    assert not Person.objects.exists()
+    assert RosterImportJob.objects.get().status == RosterImportJobStatus.CHECKED
 
 
 def test_the_person_list_links_to_the_import(client_for):
