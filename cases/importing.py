@@ -1276,6 +1276,8 @@ class _Plan:
     new: list[_Row] = field(default_factory=list)
     # Person pk → the row and the names of the fields it changes.
     changed: dict[int, tuple[_Row, list[str]]] = field(default_factory=dict)
+    # Person pk → the version on record of the persons it changes (Person.version).
+    versions: dict[int, int] = field(default_factory=dict)
     unchanged: int = 0
     # Cases on record (case_no → (pk, site_id)) and new ones (case_no → site_id, in file order).
     cases: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -1483,11 +1485,11 @@ def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
         # Only the new rows and those that change something (or would move a person)
         # come back: an unchanged re-import brings back nothing.
         cursor.execute(
-            f"SELECT s.line, p.id, c.case_no, {', '.join(flags)} FROM {_STAGING} s{joins}"  # noqa: S608
+            f"SELECT s.line, p.id, p.version, c.case_no, {', '.join(flags)} FROM {_STAGING} s{joins}"  # noqa: S608
             f" {needs_join} WHERE p.id IS NULL OR c.case_no <> s.case_no OR {' OR '.join(flags)} ORDER BY s.line"
         )
         names = [*present, "specific_needs"]
-        for line, pk, case_no, *changed in cursor.fetchall():
+        for line, pk, version, case_no, *changed in cursor.fetchall():
             row = by_line[line]
             if pk is None:
                 plan.new.append(row)
@@ -1496,21 +1498,22 @@ def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
                 moved.append((row, case_no))
             if changes := [name for name, flag in zip(names, changed, strict=False) if flag]:
                 plan.changed[pk] = (row, changes)
+                plan.versions[pk] = version
     plan.unchanged = len(rows) - len(plan.new) - len(plan.changed)
     return moved
 
 
 def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, str]]:
     """Elsewhere: the same as _persons_on_record_sql, in Python."""
-    found: dict[str, tuple[int, str, tuple[Any, ...]]] = {}
+    found: dict[str, tuple[int, str, int, tuple[Any, ...]]] = {}
     for among in _among("registration_no", list({row.registration_no for row in rows})):
-        for pk, registration_no, case_no, *values in Person.objects.filter(**among).values_list(
-            "pk", "registration_no", "case__case_no", *_COMPARED
+        for pk, registration_no, case_no, version, *values in Person.objects.filter(**among).values_list(
+            "pk", "registration_no", "case__case_no", "version", *_COMPARED
         ):
-            found[registration_no] = (pk, case_no, tuple(values))
+            found[registration_no] = (pk, case_no, version, tuple(values))
     needs: dict[int, set[int]] = defaultdict(set)
     through = Person.specific_needs.through
-    for among in _among("person_id", [pk for pk, _case, _values in found.values()]):
+    for among in _among("person_id", [pk for pk, _case, _version, _values in found.values()]):
         for person_id, need_id in through.objects.filter(**among).values_list("person_id", "specificneed_id"):
             needs[person_id].add(need_id)
     moved: list[tuple[_Row, str]] = []
@@ -1519,11 +1522,12 @@ def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
         if known is None:
             plan.new.append(row)
             continue
-        pk, case_no, values = known
+        pk, case_no, version, values = known
         if case_no != row.case_no:
             moved.append((row, case_no))
         if changes := _changes(row, values, frozenset(needs.get(pk, ()))):
             plan.changed[pk] = (row, changes)
+            plan.versions[pk] = version
         else:
             plan.unchanged += 1
     return moved
@@ -1970,9 +1974,15 @@ def _person_values(row: _Row, case_id: int, now: datetime.datetime) -> dict[str,
 
 
 def _write_changes(
-    changes_by_pk: dict[int, tuple[_Row, list[str]]], *, actor: User | None, reason: str, now: datetime.datetime
+    changes_by_pk: dict[int, tuple[_Row, list[str]]],
+    versions: dict[int, int],
+    *,
+    actor: User | None,
+    reason: str,
+    now: datetime.datetime,
 ) -> int:
-    """Update the persons the file changes, each with a "~" history row; returns how many."""
+    """Update the persons the file changes, each with a "~" history row; returns how many.
+    Raises IntegrityError if one of them is no longer the version the check compared."""
     if not changes_by_pk:
         return 0
     through = Person.specific_needs.through
@@ -1984,7 +1994,11 @@ def _write_changes(
     replaced: list[int] = []
     pks = list(changes_by_pk)
     for among in _among("pk", pks):
-        for person in Person.objects.filter(**among):
+        # Locked until the import ends: an edit saved meanwhile would be overwritten unseen;
+        # one saved since the check makes the import fail whole.
+        for person in Person.objects.select_for_update().filter(**among):
+            if person.version != versions[person.pk]:
+                raise IntegrityError(f"Person {person.pk} was changed after the check.")
             row, changes = changes_by_pk[person.pk]
             for name in changes:
                 if name == "specific_needs":
@@ -2056,11 +2070,11 @@ def _write(
         for pk, change in plan.changed.items()
         if "relationship" in change[1] and change[0].relationship != Relationship.PRINCIPAL_APPLICANT
     }
-    updated = _write_changes(demoted, actor=actor, reason=reason, now=now)
+    updated = _write_changes(demoted, plan.versions, actor=actor, reason=reason, now=now)
     write_new = _write_new_sql if staged else _write_new_orm
     write_new(plan, actor=actor, reason=reason, now=now, progress=progress, done=plan.unchanged)
     others = {pk: change for pk, change in plan.changed.items() if pk not in demoted}
-    updated += _write_changes(others, actor=actor, reason=reason, now=now)
+    updated += _write_changes(others, plan.versions, actor=actor, reason=reason, now=now)
     progress.report(len(rows))
     return len(plan.new), updated, plan.unchanged, len(plan.new_cases)
 
@@ -2151,7 +2165,9 @@ def _outcome(plan: _Plan, duplicates: list[ProbableDuplicate]) -> str:
     """What writing a file would do, as a digest: its counts and its probable duplicates."""
     pairs = sorted((duplicate.registration_no, duplicate.other_registration_no) for duplicate in duplicates)
     counts = [len(plan.new), len(plan.changed), plan.unchanged, len(plan.new_cases)]
-    return hashlib.sha256(json.dumps([counts, pairs]).encode()).hexdigest()
+    # The persons it changes as they are on record: one edited meanwhile is shown again.
+    versions = sorted(plan.versions.items())
+    return hashlib.sha256(json.dumps([counts, pairs, versions]).encode()).hexdigest()
 
 
 def _roster_import(
@@ -2168,8 +2184,10 @@ def _roster_import(
     report = _Progress(progress)
     rows: list[_Row] = []
     refused_pa: set[str] = set()
+    content = read_content(file)
+    check_again = False
     try:
-        rows, result.rows = _read(read_content(file), result, report, refused_pa)
+        rows, result.rows = _read(content, result, report, refused_pa)
     except _Refused as refused:
         result.errors = refused.errors
     staged = bool(rows) and connection.vendor == "postgresql"
@@ -2202,13 +2220,21 @@ def _roster_import(
                     result.record = _record(result, actor=actor, started=started)
             except IntegrityError:
                 result.new = result.updated = result.unchanged = result.cases_new = 0
-                result.errors.append(
-                    RowError(None, "", _("The roster changed in the database while this file was imported; try again."))
-                )
-                result.record = _record(result, actor=actor, started=started)
+                # A confirmed check is checked again, and shown as what the file would do now.
+                check_again = seen is not None
+                if not check_again:
+                    result.errors.append(
+                        RowError(
+                            None, "", _("The roster changed in the database while this file was imported; try again.")
+                        )
+                    )
+                    result.record = _record(result, actor=actor, started=started)
     finally:
         if staged:
             _unstage()
+    if check_again:
+        result = _roster_import(content, actor=actor, filename=filename, dry_run=True, progress=progress)
+        result.changed_since_check = True
     return result
 
 

@@ -10,12 +10,13 @@ import re
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AccessLog
-from cases import import_jobs
+from cases import import_jobs, importing
 from cases.importing import COLUMNS, ImportResult, ProbableDuplicate, RowError
 from cases.models import (
     Person,
@@ -249,6 +250,85 @@ def test_if_the_roster_changed_after_the_check_the_import_shows_the_new_outcome_
     job.refresh_from_db()
     assert (job.status, job.result["new"]) == (RosterImportJobStatus.DONE, 3)
     assert Person.objects.count() == 4
+
+
+def edited_by_a_colleague(registration_no: str) -> None:
+    """An edit saved from the person's page: new values, the next version."""
+    Person.objects.filter(registration_no=registration_no).update(
+        phone="222", notes="Moved to tent 4", version=F("version") + 1
+    )
+
+
+def test_a_person_the_file_changes_edited_after_the_check_is_shown_again_not_overwritten(client_for):
+    client = client_for(AD)
+    importing.roster_import(csv_bytes(family()), actor=None, filename="first.csv", dry_run=False)
+    rows = family()
+    rows[0]["phone"] = "111"
+    job = check(client, csv_bytes(rows)).context["job"]
+    assert job.result["updated"] == 1
+    edited_by_a_colleague("R-1")
+
+    page = client.post(job_url(job, "confirm"), follow=True).text
+
+    job.refresh_from_db()
+    assert (job.status, job.dry_run) == (RosterImportJobStatus.CHECKED, True)
+    assert "The roster on record changed after your check" in page
+    assert Person.objects.filter(registration_no="R-1", phone="222", notes="Moved to tent 4").exists()
+    # Confirmed again, as it is now: written as the page showed it.
+    client.post(job_url(job, "confirm"))
+    job.refresh_from_db()
+    assert (job.status, job.result["updated"]) == (RosterImportJobStatus.DONE, 1)
+    assert Person.objects.get(registration_no="R-1").phone == "111"
+
+
+def edit_after_the_import_checked(monkeypatch, registration_no: str) -> None:
+    """The colleague's edit saved after the import's own check, before it writes."""
+    outcome = importing._outcome
+
+    def checked_then_edited(plan, duplicates):
+        digest = outcome(plan, duplicates)
+        if not getattr(checked_then_edited, "done", False) and plan.changed:
+            edited_by_a_colleague(registration_no)
+            checked_then_edited.done = True  # type: ignore[attr-defined]
+        return digest
+
+    monkeypatch.setattr(importing, "_outcome", checked_then_edited)
+
+
+def test_a_person_edited_while_the_confirmed_file_is_written_fails_the_write_and_the_file_is_shown_again(
+    client_for, monkeypatch
+):
+    client = client_for(AD)
+    importing.roster_import(csv_bytes(family()), actor=None, filename="first.csv", dry_run=False)
+    rows = family()
+    rows[0]["phone"] = "111"
+    job = check(client, csv_bytes(rows)).context["job"]
+    edit_after_the_import_checked(monkeypatch, "R-1")
+
+    page = client.post(job_url(job, "confirm"), follow=True).text
+
+    job.refresh_from_db()
+    assert (job.status, job.dry_run, job.result["ok"]) == (RosterImportJobStatus.CHECKED, True, True)
+    assert bytes(job.content)  # kept, to be confirmed again
+    assert "The roster on record changed after your check" in page
+    assert Person.objects.filter(registration_no="R-1", phone="222", notes="Moved to tent 4").exists()
+    assert not RosterImport.objects.filter(outcome=RosterImportOutcome.REFUSED).exists()
+
+
+def test_from_the_command_line_a_person_edited_while_the_file_is_written_fails_the_import_whole(monkeypatch):
+    importing.roster_import(csv_bytes(family()), actor=None, filename="first.csv", dry_run=False)
+    rows = family()
+    rows[0]["phone"] = "111"
+    rows[1]["phone"] = "333"
+    edit_after_the_import_checked(monkeypatch, "R-1")
+
+    result = importing.roster_import(csv_bytes(rows), actor=None, filename="second.csv", dry_run=False)
+
+    assert [error.message for error in result.errors] == [
+        "The roster changed in the database while this file was imported; try again."
+    ]
+    assert Person.objects.filter(registration_no="R-1", phone="222", notes="Moved to tent 4").exists()
+    assert Person.objects.get(registration_no="R-2").phone == ""
 
 
 def test_cancelling_a_checked_job_deletes_its_file_and_imports_nothing(client_for):
