@@ -1992,11 +1992,11 @@ def _write_changes(
     changed_people: list[Person] = []
     changed_fields: set[str] = {"updated_at", "version"}
     replaced: list[int] = []
-    pks = list(changes_by_pk)
+    pks = sorted(changes_by_pk)
     for among in _among("pk", pks):
         # Locked until the import ends: an edit saved meanwhile would be overwritten unseen;
         # one saved since the check makes the import fail whole.
-        for person in Person.objects.select_for_update().filter(**among):
+        for person in Person.objects.select_for_update().filter(**among).order_by("pk"):
             if person.version != versions[person.pk]:
                 raise IntegrityError(f"Person {person.pk} was changed after the check.")
             row, changes = changes_by_pk[person.pk]
