@@ -203,6 +203,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "dry_run": result.dry_run,
         "summary": result.summary(),
         "sheet_line": result.sheet_line(),
+        "not_read_line": result.not_read_line(),
         "rows": result.rows,
         "new": result.new,
         "updated": result.updated,

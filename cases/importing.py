@@ -242,6 +242,8 @@ class ImportResult:
     # The sheet read, where the workbook had more than one visible worksheet (their number).
     sheet: str = ""
     sheets: int = 0
+    # The header's other columns, which are not read (as the header names them).
+    not_read: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -277,10 +279,18 @@ class ImportResult:
             "n": self.sheets,
         }
 
+    def not_read_line(self) -> str:
+        """The header's columns that are not the roster's, and were not read ("" if none)."""
+        if not self.not_read:
+            return ""
+        return _("Columns not read (not roster columns): %(columns)s.") % {"columns": ", ".join(self.not_read)}
+
     def report_lines(self) -> list[str]:
         lines = [self.summary()]
         if self.sheet:
             lines.append(self.sheet_line())
+        if self.not_read:
+            lines.append(self.not_read_line())
         lines += [str(error) for error in self.errors]
         if self.duplicates:
             lines.append(_("Probable duplicates (not merged; check them):"))
@@ -525,6 +535,51 @@ def _header_key(name: str) -> str:
 
 
 _HEADER_KEYS = {_header_key(column): column for column in COLUMNS}
+# Other names a roster's columns go by (as header keys, punctuation aside): a column so
+# named would be left out without a word, its values lost.
+_HEADER_SYNONYMS = {
+    "registrationnumber": "registration_no",
+    "regno": "registration_no",
+    "case": "case_no",
+    "casenumber": "case_no",
+    "household": "case_no",
+    "householdno": "case_no",
+    "householdnumber": "case_no",
+    "relation": "relationship",
+    "surname": "family_name",
+    "lastname": "family_name",
+    "firstname": "given_name",
+    "namenativescript": "native_name",
+    "nameinnativescript": "native_name",
+    "gender": "sex",
+    "dob": "date_of_birth",
+    "birthdate": "date_of_birth",
+    "country": "nationality",
+    "countryoforigin": "nationality",
+    "citizenship": "nationality",
+    "needs": "specific_needs",
+    "telephone": "phone",
+    "tel": "phone",
+    "mobile": "phone",
+    "mobilephone": "phone",
+    "note": "notes",
+    "comment": "notes",
+    "comments": "notes",
+    "remarks": "notes",
+}
+
+
+def _header_guess(key: str) -> str | None:
+    """The roster column a header cell that is none of them may have meant: another name
+    for it, or a name holding its name ("Phone number", "Specific needs (codes)")."""
+    bare = re.sub(r"[\W_]+", "", key)
+    if bare in _HEADER_SYNONYMS:
+        return _HEADER_SYNONYMS[bare]
+    held = [column_key for column_key in _HEADER_KEYS if column_key in bare]
+    if held:
+        return _HEADER_KEYS[max(held, key=len)]
+    close = difflib.get_close_matches(key, _HEADER_KEYS, n=1, cutoff=0.8)
+    return _HEADER_KEYS[close[0]] if close else None
 
 
 def _map_header(line: int, values: list[str]) -> dict[str, int]:
@@ -535,11 +590,11 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
     for index, value in enumerate(values):
         column = _HEADER_KEYS.get(_header_key(value))
         if column is None:
-            # Other columns are left alone, but one spelt almost like a roster's would be
-            # left out without a word (a roster's specific needs, say).
-            close = difflib.get_close_matches(_header_key(value), _HEADER_KEYS, n=1, cutoff=0.8)
-            if close and value.strip():
-                unknown.append((value.strip(), _HEADER_KEYS[close[0]]))
+            # Other columns are left alone, but one that may be a roster's under another
+            # name would be left out without a word (a roster's specific needs, say).
+            guess = _header_guess(_header_key(value)) if value.strip() else None
+            if guess is not None:
+                unknown.append((value.strip(), guess))
             continue
         if column in positions:
             errors.append(
@@ -988,6 +1043,8 @@ def _read(
                 cells = None if sheet else len(values)
                 checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content, cells=cells)
                 read = frozenset(checker.positions.values())
+                names = ((at, value.strip()) for at, value in enumerate(values))
+                result.not_read = [_shown(name) for at, name in names if name and at not in read]
                 continue
             count += 1
             if count > limit:

@@ -655,6 +655,60 @@ def test_a_column_spelt_almost_like_a_roster_column_is_refused_naming_it():
     ]
 
 
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [
+        ("Phone number", "phone"),
+        ("Telephone", "phone"),
+        ("Mobile", "phone"),
+        ("Specific needs (codes)", "specific_needs"),
+        ("Needs", "specific_needs"),
+        ("Name (native script)", "native_name"),
+        ("Remarks", "notes"),
+    ],
+)
+def test_a_column_under_another_name_of_an_optional_roster_column_is_refused_naming_it(header, column):
+    # Left out without a word, its values were lost, and a re-import said "unchanged".
+    columns = [name if name != column else header for name in COLUMNS]
+    rows = [{**row, header: "+964 750 123 4567"} for row in family()]
+
+    result = run(csv_bytes(rows, columns=columns))
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (1, column, f"“{header}” is not a column of the roster: is it {column}? Other columns are not read.")
+    ]
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [("DOB", "date_of_birth"), ("Gender", "sex"), ("Country", "nationality"), ("Case #", "case_no")],
+)
+def test_a_required_column_under_another_name_is_named_with_the_missing_column(header, column):
+    columns = [name if name != column else header for name in COLUMNS]
+    rows = [{**row, header: row[column]} for row in family()]
+
+    result = run(csv_bytes(rows, columns=columns))
+
+    assert [(error.line, error.column) for error in result.errors] == [(1, ""), (1, column)]
+    assert f"missing from the header row: {column}." in result.errors[0].message
+    assert result.errors[1].message == (
+        f"“{header}” is not a column of the roster: is it {column}? Other columns are not read."
+    )
+    assert not Person.objects.exists()
+
+
+def test_another_name_of_a_roster_column_present_under_its_own_name_is_named_as_not_read():
+    columns = [*COLUMNS, "Telephone"]
+    rows = [{**row, "Telephone": "+1 555 0100"} for row in family()]
+
+    result = run(csv_bytes(rows, columns=columns))
+
+    assert result.ok, result.report_lines()
+    assert result.report_lines()[1] == "Columns not read (not roster columns): Telephone."
+    assert set(Person.objects.values_list("phone", flat=True)) == {""}
+
+
 def test_other_columns_are_left_alone():
     columns = [*COLUMNS, "comments", "status", "id"]
     rows = [{**row, "comments": "hello", "status": "deceased", "id": "7"} for row in family()]
@@ -664,6 +718,14 @@ def test_other_columns_are_left_alone():
     assert result.ok, result.report_lines()
     assert result.new == 3
     assert set(Person.objects.values_list("residence_status", flat=True)) == {ResidenceStatus.PRESENT}
+    assert result.report_lines()[1] == "Columns not read (not roster columns): comments, status, id."
+
+
+def test_a_file_of_the_roster_columns_alone_names_no_columns_not_read():
+    result = run(csv_bytes(family()))
+
+    assert result.ok, result.report_lines()
+    assert (result.not_read_line(), len(result.report_lines())) == ("", 1)
 
 
 def test_a_semicolon_csv_starting_with_a_blank_line_is_read():

@@ -148,6 +148,17 @@ def test_the_check_of_a_workbook_of_several_sheets_names_the_sheet_read(client_f
     assert "Read from the sheet “April”, one of 2 in the workbook." in response.content.decode()
 
 
+def test_the_check_names_the_columns_that_are_not_read(client_for):
+    columns = [*COLUMNS, "age", "remarks2"]
+    rows = [{**row, "age": "40", "remarks2": "seen"} for row in family()]
+
+    response = check(client_for(AD), csv_bytes(rows, columns=columns))
+
+    assert response.context["result"]["ok"]
+    assert "Columns not read (not roster columns): age, remarks2." in response.content.decode()
+    assert not Person.objects.exists()
+
+
 def test_a_bad_file_shows_every_error_with_line_and_column_and_no_import_button(client_for):
     rows = family() + [person_row(registration_no="R-4", case_no="C-2", sex="Q", date_of_birth="1980-02-31")]
 
