@@ -638,8 +638,9 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
 # Checking values -----------------------------------------------------------------------
 
 _FORMULA_STARTS = frozenset("=+-@")
-# + and - start a formula unless the cell is a number or a phone number.
-_SIGNED_NUMBER = re.compile(r"^[+-][\d\s().]*$")
+# + and - start a formula unless the cell is a number or a phone number: a sign, digits,
+# spaces, dots, parentheses, dashes and slashes call no function (+1-555-123-4567).
+_SIGNED_NUMBER = re.compile(r"^[+-][\d\s().\-/]*$")
 
 
 def plain_text(value: str) -> str:

@@ -622,6 +622,27 @@ def test_values_that_look_like_formulas_are_stored_as_plain_text(value, stored):
     assert person.phone == "+964 750 123 4567"
 
 
+@pytest.mark.parametrize(
+    "phone", ["+964 750-123-4567", "+1-555-123-4567", "+49 (0)30 1234-5678", "+964/750/1234567", "+964.750.123.4567"]
+)
+def test_phone_numbers_with_dashes_slashes_or_dots_are_stored_as_written(phone):
+    result = run(csv_bytes([person_row(phone=phone, notes=phone)]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.values_list("phone", "notes").get() == (phone, phone)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [("+964-750-1234567 ext. 2", "'+964-750-1234567 ext. 2"), ("-1-A1", "'-1-A1"), ("+1/SUM(A1)", "'+1/SUM(A1)")],
+)
+def test_a_signed_value_with_anything_but_a_phones_characters_is_still_plain_text(value, stored):
+    result = run(csv_bytes([person_row(phone=value)]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get().phone == stored
+
+
 def test_formula_text_in_names_is_stored_as_plain_text():
     result = run(csv_bytes([person_row(family_name="=cmd()", given_name="@x")]))
 
