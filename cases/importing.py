@@ -721,6 +721,15 @@ class _Row:
         return {name: value for name, value in values.items() if value is not None}
 
 
+def _excel_text(value: str) -> str:
+    """A CSV cell written ="…" (as exporters write text for Excel, to keep its leading
+    zeros) as the text in its quotes; any other cell as it is."""
+    stripped = value.strip()
+    if len(stripped) > 2 and stripped.startswith('="') and stripped.endswith('"') and '"' not in stripped[2:-1]:
+        return stripped[2:-1]
+    return value
+
+
 def _shown(value: str) -> str:
     """A cell as a message quotes it: at most 60 characters (a cell may hold megabytes,
     and every message is kept)."""
@@ -743,9 +752,16 @@ class _Checker:
     """
 
     def __init__(
-        self, positions: dict[str, int], errors: list[RowError], nul: bool = False, cells: int | None = None
+        self,
+        positions: dict[str, int],
+        errors: list[RowError],
+        nul: bool = False,
+        cells: int | None = None,
+        excel_text: bool = False,
     ) -> None:
         self.positions = positions
+        # Whether a CSV holds =" anywhere: then its cells written ="…" are looked for.
+        self.excel_text = excel_text
         # A CSV's header's number of cells: a line with values beyond it is refused.
         self.cells = cells
         # The cells that are no values: a spreadsheet's error codes (a CSV export writes
@@ -805,6 +821,9 @@ class _Checker:
             return None
         if len(values) < self.width:
             values = values + [""] * (self.width - len(values))
+        if self.excel_text:
+            # Before any other rule: the text in the quotes is checked as any cell is.
+            values = [_excel_text(value) if '="' in value else value for value in values]
         if self.nul and any("\x00" in value for value in values):
             for column, at in self.positions.items():
                 if "\x00" in values[at]:
@@ -1042,7 +1061,13 @@ def _read(
                 continue
             if checker is None:
                 cells = None if sheet else len(values)
-                checker = _Checker(_map_header(line, values), errors, nul=b"\x00" in content, cells=cells)
+                checker = _Checker(
+                    _map_header(line, values),
+                    errors,
+                    nul=b"\x00" in content,
+                    cells=cells,
+                    excel_text=not sheet and b'="' in content,
+                )
                 read = frozenset(checker.positions.values())
                 names = ((at, value.strip()) for at, value in enumerate(values))
                 result.not_read = [_shown(name) for at, name in names if name and at not in read]

@@ -643,6 +643,33 @@ def test_a_signed_value_with_anything_but_a_phones_characters_is_still_plain_tex
     assert Person.objects.get().phone == stored
 
 
+def test_a_csv_cell_written_as_excel_text_is_read_as_the_text_in_its_quotes():
+    # ="00123": how exporters keep a number's leading zeros for Excel.
+    rows = family()
+    rows[0].update(registration_no='="00123"', phone='="07501234567"', notes='="=1+1"')
+    rows[1].update(notes='="a"b"')
+    content = csv_bytes(rows).replace(b'"=""00123"""', b'="00123"')
+
+    result = run(content)
+
+    assert result.ok, result.report_lines()
+    assert list(Person.objects.values_list("registration_no", "phone", "notes").order_by("pk")[:2]) == [
+        ("00123", "07501234567", "'=1+1"),
+        ("R-2", "", '\'="a"b"'),
+    ]
+
+
+def test_a_workbook_cell_of_text_written_as_excel_text_is_kept_as_plain_text():
+    rows = [list(COLUMNS), [person_row()[column] for column in COLUMNS]]
+    rows[1][COLUMNS.index("notes")] = '="00123"'
+    notes = f"{get_column_letter(COLUMNS.index('notes') + 1)}2"
+
+    result = run(xlsx_bytes(rows, text_cells=(notes,)), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get().notes == '\'="00123"'
+
+
 def test_formula_text_in_names_is_stored_as_plain_text():
     result = run(csv_bytes([person_row(family_name="=cmd()", given_name="@x")]))
 
