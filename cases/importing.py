@@ -651,6 +651,9 @@ def plain_text(value: str) -> str:
     return value
 
 
+# A long number as Excel shows it when its column is not text (1.23457E+11): its last
+# digits are gone.
+_SCIENTIFIC = re.compile(r"^\d(?:[.,]\d+)?[eE]\+\d{1,3}$")
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _YEAR = re.compile(r"^\d{4}$")
 _RELATIONSHIPS = (
@@ -793,6 +796,16 @@ class _Checker:
         # A file with an error on every row repeats its messages: each is kept once.
         self.errors.append(RowError(line, column, self.messages.setdefault(message, message)))
 
+    def scientific(self, line: int, column: str) -> None:
+        self.error(
+            line,
+            column,
+            _(
+                "Excel has shown this number in scientific notation and dropped its last digits: format the"
+                " column as Text in the spreadsheet and type the numbers again."
+            ),
+        )
+
     def text(self, line: int, column: str, value: str) -> str:
         if value[:1] in _FORMULA_STARTS:
             value = plain_text(value)
@@ -865,6 +878,10 @@ class _Checker:
             family_name = unicodedata.normalize("NFC", family_name)
         if not given_name.isascii():
             given_name = unicodedata.normalize("NFC", given_name)
+        if "+" in registration_no and _SCIENTIFIC.match(registration_no):
+            self.scientific(line, "registration_no")
+        if "+" in case_no and _SCIENTIFIC.match(case_no):
+            self.scientific(line, "case_no")
         # A cell needs a closer look only if it may be a formula or is too long.
         if registration_no[:1] in _FORMULA_STARTS or len(registration_no) > _MAX_REGISTRATION_NO:
             registration_no = self.text(line, "registration_no", registration_no)
@@ -948,6 +965,8 @@ class _Checker:
             phone = values[at_phone].strip()
             if phone[:1] in _FORMULA_STARTS or len(phone) > _MAX_PHONE:
                 phone = self.text(line, "phone", phone)
+            elif "+" in phone and _SCIENTIFIC.match(phone):
+                self.scientific(line, "phone")
         if at_notes is not None:
             notes = values[at_notes].strip()
             if notes[:1] in _FORMULA_STARTS or len(notes) > _MAX_NOTES:

@@ -325,6 +325,35 @@ def test_unknown_specific_needs_codes_are_refused():
     assert "flying" in result.errors[0].message
 
 
+SCIENTIFIC = (
+    "Excel has shown this number in scientific notation and dropped its last digits: format the column as Text"
+    " in the spreadsheet and type the numbers again."
+)
+
+
+@pytest.mark.parametrize("column", ["registration_no", "case_no", "phone"])
+@pytest.mark.parametrize("value", ["1.23457E+11", "9,71501E+11", "9.71501e+11", "1E+12"])
+def test_a_number_excel_showed_in_scientific_notation_is_refused_on_its_line_and_column(column, value):
+    rows = family()
+    rows[1][column] = value
+    if column == "case_no":
+        rows = rows[1:2]
+        rows[0]["relationship"] = "PA"
+
+    result = run(csv_bytes(rows))
+
+    line = 2 if column == "case_no" else 3
+    assert [(error.line, error.column, error.message) for error in result.errors] == [(line, column, SCIENTIFIC)]
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["E+12", "R-1E+5", "+1 555 0100", "12.5E+2A"])
+def test_other_values_with_an_e_and_a_plus_are_read(value):
+    result = run(csv_bytes([person_row(registration_no=value, phone=value)]))
+
+    assert result.ok, result.report_lines()
+
+
 def test_a_registration_number_twice_in_the_file_is_refused_on_its_second_line():
     rows = family()
     rows[2]["registration_no"] = "R-1"
