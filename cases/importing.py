@@ -741,9 +741,26 @@ def _shown(value: str) -> str:
 
 def _identifier(value: str) -> str:
     """A registration or case number without invisible characters (a zero-width space
-    pasted with it), its letters in one Unicode form (é typed or composed)."""
+    pasted with it), its letters in one Unicode form (é typed or composed), its digits
+    ASCII digits (R-۱۲۳ is R-123)."""
     value = unicodedata.normalize("NFC", value)
-    return "".join(char for char in value if unicodedata.category(char) != "Cf")
+    return "".join(
+        str(unicodedata.decimal(char)) if char.isdecimal() and not char.isascii() else char
+        for char in value
+        if unicodedata.category(char) != "Cf"
+    )
+
+
+def _cleaned(value: str) -> str:
+    """A coded cell (a code, date, country or site) as it was meant: in one Unicode
+    form, without invisible characters (right-to-left marks, zero-width spaces), its
+    spaces (non-breaking ones too) one plain space."""
+    value = unicodedata.normalize("NFC", value)
+    return " ".join("".join(char for char in value if unicodedata.category(char) != "Cf").split())
+
+
+# The coded cells among the required ones: relationship, sex, date_of_birth, nationality, site.
+_CODED = (2, 5, 6, 7, 8)
 
 
 class _Checker:
@@ -864,6 +881,10 @@ class _Checker:
             if len(self.errors) > before:
                 return None
         cells = list(map(str.strip, self.required(values)))
+        if not "".join(cells).isascii():
+            for at in _CODED:
+                if not cells[at].isascii():
+                    cells[at] = _cleaned(cells[at])
         if not all(cells):
             for column, value in zip(REQUIRED_COLUMNS, cells, strict=True):
                 if not value:
@@ -940,7 +961,11 @@ class _Checker:
 
         site_id = 0
         if site:
-            site_id = self.sites.get(site) or self.sites.get(site.casefold(), 0)
+            site_id = (
+                self.sites.get(site)
+                or self.sites.get(site.casefold())
+                or self.sites.get(" ".join(site.split()).casefold(), 0)
+            )
             if not site_id:
                 self.error(
                     line,
@@ -951,6 +976,8 @@ class _Checker:
         needs: frozenset[int] | None = None
         if self.at_needs is not None:
             value = values[self.at_needs].strip()
+            if not value.isascii():
+                value = _cleaned(value)
             needs = self.needs_of.get(value)
             if needs is None:
                 needs = self._needs(line, value)

@@ -574,6 +574,72 @@ def test_invisible_characters_and_unicode_forms_do_not_make_another_person():
     assert Person.objects.count() == 3
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "field", "stored"),
+    [
+        ("sex", "M\u200f", "sex", "M"),
+        ("date_of_birth", "1985-03-21\u200f", "birth_date", datetime.date(1985, 3, 21)),
+        ("date_of_birth", "\u200e1985", "birth_year", 1985),
+        ("relationship", "PA\u200b", "relationship", "PA"),
+        ("nationality", "Iran\u200f", "nationality", "IR"),
+        ("nationality", "\ufeffIR", "nationality", "IR"),
+        ("nationality", "Syrian\u00a0Arab  Republic", "nationality", "SY"),
+        ("nationality", unicodedata.normalize("NFD", "Côte d'Ivoire"), "nationality", "CI"),
+        ("site", "Camp\u00a0Liberty", "site__name", "Camp Liberty"),
+        ("site", "Camp \u2009 Liberty\u200b", "site__name", "Camp Liberty"),
+        ("site", "Camp  Liberty", "site__name", "Camp Liberty"),
+    ],
+)
+def test_invisible_characters_odd_spaces_and_decomposed_accents_in_coded_cells_are_read(column, value, field, stored):
+    # They used to be refused with a message quoting a value that looks right.
+    result = run(csv_bytes([person_row(**{column: value})]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.values_list(field, flat=True).get() == stored
+
+
+def test_specific_needs_with_invisible_characters_and_odd_spaces_are_read():
+    result = run(csv_bytes([person_row(specific_needs="medical_condition\u200b;\u00a0disability\u200f")]))
+
+    assert result.ok, result.report_lines()
+    assert sorted(Person.objects.get().specific_needs.values_list("code", flat=True)) == [
+        "disability",
+        "medical_condition",
+    ]
+
+
+def test_a_site_written_with_decomposed_accents_is_the_site_on_record():
+    SiteFactory(name="Lésvos Camp", code="lesvos")
+
+    result = run(csv_bytes([person_row(site=unicodedata.normalize("NFD", "Lésvos Camp"))]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get().site.name == "Lésvos Camp"
+
+
+def test_a_coded_cell_of_invisible_characters_alone_is_refused_as_empty():
+    result = run(csv_bytes([person_row(sex="\u200f\u00a0")]))
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (2, "sex", "A value is required.")
+    ]
+    assert not Person.objects.exists()
+
+
+def test_registration_and_case_numbers_in_persian_or_arabic_digits_are_the_same_person():
+    assert run(csv_bytes(family())).ok
+    rows = [
+        {**row, "registration_no": row["registration_no"].replace("1", "۱").replace("2", "٢"), "case_no": "C-۱"}
+        for row in family()
+    ]
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
+    assert (result.new, result.updated, result.unchanged, result.cases_new) == (0, 0, 3, 0)
+    assert sorted(Person.objects.values_list("registration_no", flat=True)) == ["R-1", "R-2", "R-3"]
+
+
 def test_an_unchanged_re_import_writes_nothing_and_adds_no_history():
     run(csv_bytes(family()))
     history_rows = Person.history.count()
