@@ -751,6 +751,13 @@ def _identifier(value: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=65_536)
+def _latin(name: str) -> bool:
+    """Whether a name's letters are all Latin ones (accents, apostrophes, hyphens and
+    the like are no letters; a modifier letter such as ʼ is allowed)."""
+    return all(unicodedata.name(char, "").startswith(("LATIN", "MODIFIER LETTER")) for char in name if char.isalpha())
+
+
 def _cleaned(value: str) -> str:
     """A coded cell (a code, date, country or site) as it was meant: in one Unicode
     form, without invisible characters (right-to-left marks, zero-width spaces), its
@@ -897,8 +904,21 @@ class _Checker:
             case_no = _identifier(case_no)
         if not family_name.isascii():
             family_name = unicodedata.normalize("NFC", family_name)
+            if not _latin(family_name):
+                # Out of the Latin columns, a name also escapes the probable duplicates.
+                self.error(
+                    line,
+                    "family_name",
+                    _("Family names are written in Latin script here; put the name in its own script in native_name."),
+                )
         if not given_name.isascii():
             given_name = unicodedata.normalize("NFC", given_name)
+            if not _latin(given_name):
+                self.error(
+                    line,
+                    "given_name",
+                    _("Given names are written in Latin script here; put the name in its own script in native_name."),
+                )
         if "+" in registration_no and _SCIENTIFIC.match(registration_no):
             self.scientific(line, "registration_no")
         if "+" in case_no and _SCIENTIFIC.match(case_no):

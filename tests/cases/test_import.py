@@ -354,6 +354,34 @@ def test_other_values_with_an_e_and_a_plus_are_read(value):
     assert result.ok, result.report_lines()
 
 
+def test_names_in_another_script_than_latin_are_refused_on_their_line_and_column():
+    # Accepted, they escaped the probable duplicates (whose Latin keys they lack).
+    rows = family()
+    rows[1].update(family_name="حسینی", given_name="زهرا", native_name="")
+    rows[2].update(given_name="Алі")
+
+    result = run(csv_bytes(rows))
+
+    family_message = "Family names are written in Latin script here; put the name in its own script in native_name."
+    given_message = "Given names are written in Latin script here; put the name in its own script in native_name."
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (3, "family_name", family_message),
+        (3, "given_name", given_message),
+        (4, "given_name", given_message),
+    ]
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["Müller-Lüdenscheidt", "O’Brien", "Ma'ruf", "Maʼruf", "Nguyễn Thị", "St. Łukasz", "Ø. Åsa"]
+)
+def test_latin_names_with_accents_apostrophes_hyphens_spaces_and_dots_are_read(name):
+    result = run(csv_bytes([person_row(family_name=name, given_name=unicodedata.normalize("NFD", name))]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.values_list("family_name", "given_name").get() == (name, unicodedata.normalize("NFC", name))
+
+
 def test_a_registration_number_twice_in_the_file_is_refused_on_its_second_line():
     rows = family()
     rows[2]["registration_no"] = "R-1"
