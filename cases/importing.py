@@ -766,6 +766,9 @@ def _cleaned(value: str) -> str:
     return " ".join("".join(char for char in value if unicodedata.category(char) != "Cf").split())
 
 
+# What a list of needs is often separated with instead of semicolons (Arabic and
+# full-width semicolons and commas among them).
+_NEEDS_SEPARATORS = re.compile(r"[,|/،؛；，、]")
 # The coded cells among the required ones: relationship, sex, date_of_birth, nationality, site.
 _CODED = (2, 5, 6, 7, 8)
 
@@ -805,7 +808,12 @@ class _Checker:
         self.sites = {name: pk for pk, name, _code in sites} | {name.casefold(): pk for pk, name, _code in sites}
         self.sites.update({code.casefold(): pk for pk, _name, code in sites if code.casefold() not in self.sites})
         self.site_names = {pk: name for pk, name, _code in sites}
-        self.needs = {code.casefold(): pk for pk, code in SpecificNeed.objects.values_list("pk", "code")}
+        needs = list(SpecificNeed.objects.values_list("pk", "code", "label"))
+        # A need is written as its code or as its label ("Medical condition").
+        self.needs = {label.casefold(): pk for pk, _code, label in needs} | {
+            code.casefold(): pk for pk, code, _ in needs
+        }
+        self.need_codes = sorted(code for _pk, code, _label in needs)
         self.countries: dict[str, str] = {}
         self.relationships: dict[str, str] = {}
         self.births: dict[str, tuple[int, datetime.date | None]] = {}
@@ -1046,11 +1054,22 @@ class _Checker:
         unknown = [code for code in codes if code.casefold() not in self.needs]
         needs = frozenset(self.needs[code.casefold()] for code in codes if code.casefold() in self.needs)
         if unknown:
-            self.error(
-                line,
-                "specific_needs",
-                _("Unknown specific needs code(s): %(codes)s.") % {"codes": _shown(", ".join(unknown))},
-            )
+            separator = _NEEDS_SEPARATORS.search(value)
+            if separator:
+                message = _("Separate specific needs codes with semicolons (;), not with “%(separator)s”.") % {
+                    "separator": separator.group()
+                }
+            elif any(
+                len(code.split()) > 1 and all(part.casefold() in self.needs for part in code.split())
+                for code in unknown
+            ):
+                message = _("Separate specific needs codes with semicolons (;), not with spaces.")
+            else:
+                message = _("Unknown specific needs code(s): %(codes)s. The codes are: %(known)s.") % {
+                    "codes": _shown(", ".join(unknown)),
+                    "known": ", ".join(self.need_codes),
+                }
+            self.error(line, "specific_needs", message)
         else:
             self.needs_of[value] = needs
         return needs

@@ -382,6 +382,48 @@ def test_latin_names_with_accents_apostrophes_hyphens_spaces_and_dots_are_read(n
     assert Person.objects.values_list("family_name", "given_name").get() == (name, unicodedata.normalize("NFC", name))
 
 
+@pytest.mark.parametrize(
+    ("value", "separator"),
+    [
+        ("medical_condition, disability", "“,”"),
+        ("medical_condition|disability", "“|”"),
+        ("medical_condition / disability", "“/”"),
+        ("medical_condition؛disability", "“؛”"),
+        ("medical_condition disability", "spaces"),
+    ],
+)
+def test_specific_needs_separated_otherwise_than_with_semicolons_are_refused_naming_the_separator(value, separator):
+    result = run(csv_bytes([person_row(specific_needs=value)]))
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (2, "specific_needs", f"Separate specific needs codes with semicolons (;), not with {separator}.")
+    ]
+    assert not Person.objects.exists()
+
+
+def test_an_unknown_specific_needs_code_is_refused_listing_the_codes():
+    result = run(csv_bytes([person_row(specific_needs="None")]))
+
+    codes = ", ".join(sorted(SpecificNeed.objects.values_list("code", flat=True)))
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (2, "specific_needs", f"Unknown specific needs code(s): None. The codes are: {codes}.")
+    ]
+    assert "medical_condition" in codes
+    assert not Person.objects.exists()
+
+
+def test_specific_needs_may_be_written_as_their_labels_whatever_the_case():
+    SpecificNeed.objects.filter(code="medical_condition").update(label="Medical condition")
+
+    result = run(csv_bytes([person_row(specific_needs="medical CONDITION; Disability")]))
+
+    assert result.ok, result.report_lines()
+    assert sorted(Person.objects.get().specific_needs.values_list("code", flat=True)) == [
+        "disability",
+        "medical_condition",
+    ]
+
+
 def test_a_registration_number_twice_in_the_file_is_refused_on_its_second_line():
     rows = family()
     rows[2]["registration_no"] = "R-1"
