@@ -368,20 +368,27 @@ def _csv_rows(content: bytes) -> tuple[int, Generator[tuple[int, list[str]]]]:
 
 
 def _csv_records(text: str) -> Generator[tuple[int, list[str]]]:
-    # The header row: the first line that is not blank.
-    first_line = next((line for line in itertools.islice(io.StringIO(text), 100) if line.strip()), "")
-    # Spreadsheets in many locales save CSV with semicolons.
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    # Excel's first line "sep=;" names the separator, and is no row.
+    skipped = 0
+    if text[:4].casefold() == "sep=" and text[4:5] not in ("", "\r", "\n", '"') and text[5:6] in ("\r", "\n", ""):
+        delimiter = text[4:5]
+        text = text[6:].removeprefix("\n") if text[5:6] == "\r" else text[6:]
+        skipped = 1
+    else:
+        # The header row: the first line that is not blank.
+        first_line = next((line for line in itertools.islice(io.StringIO(text), 100) if line.strip()), "")
+        # Spreadsheets in many locales save CSV with semicolons, and text exports use tabs.
+        delimiter = max((",", ";", "\t"), key=first_line.count)
     # However long a cell, it is read, and refused by its column's limit with its line.
     csv.field_size_limit(max(csv.field_size_limit(), max_bytes()))
     # Strict: a quote left open would otherwise make the rest of the file one cell, and
     # the rows in it would be lost without a word.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    start = 1
+    start = 1 + skipped
     try:
         for values in reader:
             yield start, values
-            start = reader.line_num + 1
+            start = reader.line_num + 1 + skipped
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
             message = _('A quote (") opened on this line is never closed, so the rest of the file cannot be read.')

@@ -941,6 +941,34 @@ def test_a_file_of_the_roster_columns_alone_names_no_columns_not_read():
     assert (result.not_read_line(), len(result.report_lines())) == ("", 1)
 
 
+def test_a_tab_separated_file_is_read():
+    # Google Sheets' .tsv export.
+    content = "".join(
+        "\t".join(values) + "\r\n" for values in [COLUMNS, *([row[column] for column in COLUMNS] for row in family())]
+    ).encode()
+
+    result = run(content, filename="roster.tsv")
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-2").specific_needs.get().code == "medical_condition"
+
+
+@pytest.mark.parametrize(("separator", "newline"), [(";", "\r\n"), (",", "\n"), ("\t", "\r\n")])
+def test_a_first_line_naming_the_separator_is_honoured_and_lines_keep_the_files_numbers(separator, newline):
+    rows = family()
+    rows[2]["sex"] = "Q"
+    text = csv_bytes(rows).decode().replace(",", separator).replace("\r\n", newline)
+    content = f"sep={separator}{newline}{text}".encode()
+
+    result = run(content)
+
+    assert [(error.line, error.column) for error in result.errors] == [(5, "sex")]
+    assert not Person.objects.exists()
+    rows[2]["sex"] = "M"
+    text = csv_bytes(rows).decode().replace(",", separator).replace("\r\n", newline)
+    assert run(f"sep={separator}{newline}{text}".encode()).new == 3
+
+
 def test_a_semicolon_csv_starting_with_a_blank_line_is_read():
     content = b"\r\n" + csv_bytes(family()).decode().replace(",", ";").encode()
 
