@@ -829,7 +829,13 @@ class _Checker:
         self.width = max(positions.values()) + 1
         self.required = operator.itemgetter(*(positions[column] for column in REQUIRED_COLUMNS))
         self.at_needs = positions.get("specific_needs")
+        # Whether the first cell is a roster column's: a row whose first cell is filled is not blank.
+        self.reads_first = 0 in positions.values()
         self.at_optional = tuple(positions.get(column) for column in OPTIONAL_TEXT_COLUMNS)
+
+    def blank(self, values: list[str]) -> bool:
+        """Whether a row's roster cells are all empty."""
+        return not any(values[at].strip() for at in self.positions.values() if at < len(values))
 
     def error(self, line: int, column: str, message: str) -> None:
         # A file with an error on every row repeats its messages: each is kept once.
@@ -1149,7 +1155,8 @@ def _read(
                     )
                     raise _Refused(RowError(line, "", message))
             # Rows of empty cells are skipped (a roster's first cell is seldom empty).
-            if not (values and values[0].strip()) and not "".join(values).strip():
+            first = bool(values and values[0].strip())
+            if not first and not "".join(values).strip():
                 continue
             if checker is None:
                 cells = None if sheet else len(values)
@@ -1163,6 +1170,10 @@ def _read(
                 read = frozenset(checker.positions.values())
                 names = ((at, value.strip()) for at, value in enumerate(values))
                 result.not_read = [_shown(name) for at, name in names if name and at not in read]
+                continue
+            if not (first and checker.reads_first) and checker.blank(values):
+                # Values only in columns not read (a helper column filled down past the
+                # roster's end): as empty a row as any.
                 continue
             count += 1
             if count > limit:

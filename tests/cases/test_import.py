@@ -922,6 +922,26 @@ def test_another_name_of_a_roster_column_present_under_its_own_name_is_named_as_
     assert set(Person.objects.values_list("phone", flat=True)) == {""}
 
 
+def test_rows_with_values_only_in_columns_not_read_are_skipped_as_empty_rows():
+    # A helper column filled down past the last person gave nine "A value is required" a row.
+    columns = [*COLUMNS, "age"]
+    rows = [{**row, "age": "40"} for row in family()] + [{"age": "0"}] * 3
+
+    result = run(csv_bytes(rows, columns=columns))
+
+    assert result.ok, result.report_lines()
+    assert (result.rows, result.new) == (3, 3)
+
+
+def test_a_file_whose_rows_have_values_only_in_columns_not_read_has_no_persons():
+    result = run(csv_bytes([{"age": "0"}] * 2, columns=[*COLUMNS, "age"]))
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (None, "The file has a header row but no persons.")
+    ]
+    assert not Person.objects.exists()
+
+
 def test_other_columns_are_left_alone():
     columns = [*COLUMNS, "comments", "status", "id"]
     rows = [{**row, "comments": "hello", "status": "deceased", "id": "7"} for row in family()]
