@@ -871,11 +871,14 @@ class _Checker:
                     " must begin with its quote, right after the separator, with no space before it."
                 )
             else:
+                # Or a value typed to the right of the roster, under no header name.
                 message = _(
-                    "This line has %(n)d values and the header %(header)d columns: a value that holds"
-                    " the separator (a comma or a semicolon) must be in double quotes."
+                    "This line has %(n)d values and the header %(header)d columns: column %(column)d holds a value"
+                    " but has no name in the header row (name the column, or delete the value), or a value that"
+                    " holds the separator (a comma or a semicolon) is not in double quotes."
                 )
-            self.error(line, "", message % {"n": len(values), "header": self.cells})
+            beyond = next(at for at in range(self.cells, len(values)) if values[at].strip())
+            self.error(line, "", message % {"n": len(values), "header": self.cells, "column": beyond + 1})
             return None
         if len(values) < self.width:
             values = values + [""] * (self.width - len(values))

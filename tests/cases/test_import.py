@@ -1841,8 +1841,26 @@ def test_a_line_with_more_values_than_the_header_has_columns_is_refused(header, 
     assert [(error.line, error.message) for error in result.errors] == [
         (
             2,
-            f"This line has {values} values and the header 13 columns: a value that holds the separator"
-            " (a comma or a semicolon) must be in double quotes.",
+            f"This line has {values} values and the header 13 columns: column 14 holds a value but has no name in"
+            " the header row (name the column, or delete the value), or a value that holds the separator"
+            " (a comma or a semicolon) is not in double quotes.",
+        )
+    ]
+    assert not Person.objects.exists()
+
+
+def test_a_value_typed_in_a_column_without_a_header_name_is_refused_naming_its_column():
+    rows = [";".join(_quoted(row[column]) for column in COLUMNS) for row in family()]
+    rows[1] += ";;check spelling with camp office"
+
+    result = run("\r\n".join([";".join(COLUMNS), *rows, ""]).encode())
+
+    assert [(error.line, error.message) for error in result.errors] == [
+        (
+            3,
+            "This line has 15 values and the header 13 columns: column 15 holds a value but has no name in"
+            " the header row (name the column, or delete the value), or a value that holds the separator"
+            " (a comma or a semicolon) is not in double quotes.",
         )
     ]
     assert not Person.objects.exists()
