@@ -74,6 +74,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django_countries import countries
 from simple_history.utils import bulk_update_with_history
 
+from cases.countries import country_by_name
 from cases.models import (
     Case,
     Person,
@@ -693,6 +694,8 @@ def _nationality(value: str, cache: dict[str, str]) -> str:
         if not code:
             found = countries.by_name(value)
             code = found if isinstance(found, str) else ""
+        if not code:
+            code = country_by_name(value)
         cache[value] = code
     return cache[value]
 

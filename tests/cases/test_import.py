@@ -291,7 +291,27 @@ def test_nationality_codes_and_english_names_are_normalised_to_one_code(value):
     assert Person.objects.get().nationality.code == "IR"
 
 
-@pytest.mark.parametrize("value", ["Narnia", "XX", "XYZ", "364"])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("Iran, Islamic Republic of", "IR"),
+        ("Islamic Republic of Iran", "IR"),
+        ("Korea, Republic of", "KR"),
+        ("Venezuela, Bolivarian Republic of", "VE"),
+        ("Congo, The Democratic Republic of the", "CD"),
+        ("Tanzania, United Republic of", "TZ"),
+        ("State of Palestine", "PS"),
+        ("Côte d’Ivoire", "CI"),
+    ],
+)
+def test_nationality_in_iso_3166_names_and_official_names_is_read(value, code):
+    result = run(csv_bytes([person_row(nationality=value)]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get().nationality.code == code
+
+
+@pytest.mark.parametrize("value", ["Narnia", "XX", "XYZ", "364", "Korea", "Republic"])
 def test_unknown_nationalities_are_refused(value):
     assert errors_of(run(csv_bytes([person_row(nationality=value)]))) == {(2, "nationality")}
 
