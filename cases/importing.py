@@ -1117,6 +1117,24 @@ class _Checker:
         return year, born
 
 
+# How many rows naming no roster column may stand above a header (a title, a date, a
+# note) for the refusal to point at the header below them.
+_TITLE_ROWS = 5
+
+
+def _header_not_first(line: int, above: list[tuple[int, list[str]]]) -> RowError:
+    first_line, values = above[0]
+    return RowError(
+        first_line,
+        "",
+        _(
+            "The header row must be the first row that is not empty: line %(header)d is the header, and the"
+            " row(s) above it (“%(title)s”) are not part of the roster. Delete them, and import the file again."
+        )
+        % {"header": line, "title": _shown(" ".join(value.strip() for value in values if value.strip()))},
+    )
+
+
 def _read(
     content: bytes, result: ImportResult, progress: _Progress, refused_pa: set[str] | None = None
 ) -> tuple[list[_Row], int]:
@@ -1146,6 +1164,10 @@ def _read(
     # The cells a formula without its result counts in (the roster's columns): elsewhere
     # (a column of the sheet's own, a title above the header) it is as if empty.
     read: AbstractSet[int] = frozenset()
+    # Rows before the header that name no roster column (a title above it), and why the
+    # first of them is no header.
+    above: list[tuple[int, list[str]]] = []
+    no_header: _Refused | None = None
     # Closed whatever happens: an XLSX is read by a child process, which this stops.
     with contextlib.closing(records):
         progress.start("reading", lines)
@@ -1165,9 +1187,23 @@ def _read(
             if not first and not "".join(values).strip():
                 continue
             if checker is None:
+                try:
+                    positions = _map_header(line, values)
+                except _Refused as refused:
+                    names_a_column = any(_HEADER_KEYS.get(_header_key(value)) for value in values)
+                    if not names_a_column and len(above) < _TITLE_ROWS:
+                        # Perhaps a title: the next rows tell.
+                        above.append((line, values))
+                        no_header = no_header or refused
+                        continue
+                    if above and names_a_column:
+                        raise _Refused(_header_not_first(line, above), *refused.errors) from None
+                    raise no_header or refused from None
+                if above:
+                    raise _Refused(_header_not_first(line, above))
                 cells = None if sheet else len(values)
                 checker = _Checker(
-                    _map_header(line, values),
+                    positions,
                     errors,
                     nul=b"\x00" in content,
                     cells=cells,
@@ -1194,6 +1230,8 @@ def _read(
             row = checker.row(line, values)
             if row is not None:
                 rows.append(row)
+    if no_header is not None:
+        raise no_header
     if checker is None:
         raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
     if refused_pa is not None:

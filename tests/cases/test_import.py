@@ -1426,6 +1426,50 @@ def test_the_sheet_read_is_named_when_the_file_is_refused_too():
     assert not Person.objects.exists()
 
 
+TITLE_FIRST = (
+    "The header row must be the first row that is not empty: line 3 is the header, and the row(s) above it"
+    " (“Camp Liberty roster, March 2026”) are not part of the roster. Delete them, and import the file again."
+)
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_title_above_the_header_is_refused_naming_the_header_below_it(kind):
+    rows = [["Camp Liberty roster, March 2026"], [], list(COLUMNS), *_family_rows()]
+    if kind == "csv":
+        content = "\r\n".join(",".join(_quoted(str(value)) for value in row) for row in rows).encode()
+    else:
+        content = xlsx_bytes(rows)
+
+    result = run(content, filename=f"roster.{kind}")
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [(1, "", TITLE_FIRST)]
+    assert not Person.objects.exists() and not Case.objects.exists()
+
+
+def test_a_title_above_a_header_that_lacks_a_column_is_refused_with_both_said():
+    columns = [column for column in COLUMNS if column != "sex"]
+    content = "Camp Liberty roster, March 2026\r\n\r\n" + csv_bytes(family(), columns=columns).decode()
+
+    result = run(content.encode())
+
+    assert [(error.line, error.message.split(":")[0]) for error in result.errors] == [
+        (1, "The header row must be the first row that is not empty"),
+        (3, "Required column(s) missing from the header row"),
+    ]
+    assert "sex" in result.errors[1].message
+    assert not Person.objects.exists()
+
+
+def test_a_file_of_rows_that_name_no_roster_column_is_refused_on_its_first_line():
+    content = "\r\n".join(f"Item {number},Amount" for number in range(1, 9)).encode()
+
+    result = run(content)
+
+    assert [(error.line, error.message.split(":")[0]) for error in result.errors] == [
+        (1, "Required column(s) missing from the header row")
+    ]
+
+
 @pytest.mark.parametrize(
     ("title", "written"),
     [
