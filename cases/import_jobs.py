@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 SHOWN = 500
 # The page sums up the errors in this many kinds at the most (cases.import_jobs._error_kinds).
 ERROR_KINDS = 20
-# Progress is written at most this often (seconds), whatever the rows.
+# Progress is written at most this often (seconds), whatever the rows; the first report
+# of a stage always is.
 PROGRESS_EVERY = 0.5
 Status = RosterImportJobStatus
 
@@ -303,13 +304,17 @@ class Progress:
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         self.last = 0.0
+        self.stage = ""
         self.side: Any = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY and done < total:
+        # A new stage is never dropped: on SQLite the writing stage is reported once, just
+        # after the check's last report and before the write transaction, inside which
+        # nothing more is written; dropped, the page would show the check at 100 % until the end.
+        if stage == self.stage and now - self.last < PROGRESS_EVERY and done < total:
             return
-        self.last = now
+        self.last, self.stage = now, stage
         values = {"stage": stage[:20], "done": done, "total": total, "updated_at": timezone.now()}
         if not connection.in_atomic_block:
             RosterImportJob.objects.filter(pk=self.job_id).update(**values)

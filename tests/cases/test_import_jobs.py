@@ -147,6 +147,44 @@ def test_while_writing_on_sqlite_the_page_says_its_progress_is_seen_at_the_end(
         assert "0 of 1,200 rows" in page
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_page_says_writing_as_soon_as_the_check_ends_however_soon_that_is(client_for, administrator, monkeypatch):
+    # The writing stage comes right after the check's last report; on SQLite it is the
+    # last progress written before the write transaction ends.
+    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 60)
+    job = _running(administrator)
+    progress = Progress(job.pk)
+    progress("checking", 1200, 1200)
+
+    progress("writing", 0, 1200)
+
+    page = client_for("Administrator").get(job_url(job)).content.decode()
+    assert "Writing</label>" in page
+    assert "1,200 of 1,200 rows" not in page
+
+
+@pytest.mark.django_db(transaction=True)  # as in the worker: the import's own transaction, progress outside it
+def test_while_a_confirmed_import_writes_its_page_says_writing_not_checking(client_for, administrator, monkeypatch):
+    SpecificNeed.objects.get_or_create(code="medical_condition", defaults={"label": "Medical condition"})
+    client = client_for("Administrator")
+    job = RosterImportJob.objects.create(actor=administrator, filename="r.csv", size=1, content=csv_bytes(family()))
+    assert job_run(job.pk) == RosterImportJobStatus.CHECKED
+    RosterImportJob.objects.filter(pk=job.pk).update(status=RosterImportJobStatus.QUEUED, dry_run=False)
+    pages = []
+    original = Progress.__call__
+
+    def look(self, stage, done, total):
+        original(self, stage, done, total)
+        if stage == "writing" and not connection.in_atomic_block:  # what a page can see meanwhile
+            pages.append(client.get(job_url(job)).content.decode())
+
+    monkeypatch.setattr(Progress, "__call__", look)
+
+    assert job_run(job.pk) == RosterImportJobStatus.DONE
+    assert pages and "Writing</label>" in pages[0]
+    assert "Checking</label>" not in pages[0]
+
+
 def test_the_import_reports_its_progress_through_the_stages(administrator, monkeypatch):
     seen = []
     monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 0)
