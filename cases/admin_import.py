@@ -28,6 +28,8 @@ from django.views.decorators.http import require_POST
 
 from cases.admin_records import RecordAdmin
 from cases.import_jobs import (
+    NOT_STARTED,
+    STALLED,
     JobRefused,
     as_pruned,
     job_cancel,
@@ -130,6 +132,8 @@ class RosterImportAdminMixin:
             "max_megabytes": max_bytes() // (1024 * 1024),
             "confirm_minutes": settings.ROSTER_IMPORT_CONFIRM_MINUTES,
             "report_days": settings.ROSTER_IMPORT_REPORT_DAYS,
+            "stalled_minutes": settings.ROSTER_IMPORT_STALLED_MINUTES,
+            "queued_hours": settings.ROSTER_IMPORT_QUEUED_HOURS,
             **extra,
         }
 
@@ -169,11 +173,18 @@ class RosterImportAdminMixin:
 
     def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         """The job: a progress bar while it runs, then what the check or the import found."""
-        job = as_pruned(self._job(request, job_id))
+        job = self._job(request, job_id)
+        # A job the worker has yet to give up (stalled, or never started) still holds its
+        # file: the page offers to delete it now, should no worker be running to do it.
+        file_held = job.is_working
+        job = as_pruned(job)
         result = job.result or {}
         context = self._context(
             request,
             job=job,
+            stalled=job.failure == STALLED,
+            not_started=job.failure == NOT_STARTED,
+            file_held=file_held,
             result=result,
             duplicates=_with_links_to_record(result.get("duplicates", [])),
             errors_hidden=max(result.get("error_count", 0) - len(result.get("errors", [])), 0),

@@ -4,7 +4,10 @@ by the worker (cases.tasks), with its progress readable by the admin page meanwh
 The one import code path is still cases.importing.roster_import; this module only
 stores the file for the worker, runs it and keeps the outcome. A job's file is kept in
 its row (never on disk) until the import has run or the check is refused, cancelled or
-left unconfirmed for settings.ROSTER_IMPORT_CONFIRM_MINUTES.
+left unconfirmed for settings.ROSTER_IMPORT_CONFIRM_MINUTES, or until the job is given
+up: its worker stopped while it ran (its progress still for
+settings.ROSTER_IMPORT_STALLED_MINUTES), or no worker took it within
+settings.ROSTER_IMPORT_QUEUED_HOURS.
 
 Pages never write here: on SQLite a running import holds the one write lock for as long
 as it writes, and a page waiting for it would fail. The worker deletes what has expired
@@ -28,7 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -46,6 +49,9 @@ ERROR_KINDS = 20
 # of a stage always is.
 PROGRESS_EVERY = 0.5
 Status = RosterImportJobStatus
+# The `failure` of a job given up by prune_expired (the page says why in the user's words).
+STALLED = "Stalled: its worker stopped while it ran."
+NOT_STARTED = "Not started: no worker took it."
 
 
 class JobRefused(Exception):
@@ -59,6 +65,7 @@ def job_start(*, actor: User, filename: str, content: bytes) -> RosterImportJob:
     with transaction.atomic():
         job = RosterImportJob.objects.create(actor=actor, filename=filename[:255], size=len(content), content=content)
         run_roster_import_job.enqueue(job.pk)
+        _prune_later(_queued_for())
     job.refresh_from_db()
     return job
 
@@ -80,15 +87,17 @@ def job_confirm(job: RosterImportJob, *, actor: User) -> RosterImportJob:
             raise JobRefused(_("This file cannot be imported any more; choose it again to check it."))
         _set(locked, status=Status.QUEUED, dry_run=False, stage="", done=0, total=0)
         run_roster_import_job.enqueue(locked.pk)
+        _prune_later(_queued_for())
     job.refresh_from_db()
     return job
 
 
 def job_cancel(job: RosterImportJob) -> None:
-    """Give up a job before its import: its file is dropped at once."""
+    """Give up a job before its import, or one whose worker stopped while it ran (the
+    worker may not be running to give it up): its file is dropped at once."""
     with transaction.atomic():
         locked = RosterImportJob.objects.select_for_update().defer("content", "report").get(pk=job.pk)
-        if locked.status not in (Status.QUEUED, Status.CHECKED):
+        if locked.status not in (Status.QUEUED, Status.CHECKED) and not _stalled(locked, timezone.now()):
             raise JobRefused(_("Only a job waiting for the worker or for confirmation can be cancelled."))
         _set(locked, status=Status.CANCELLED, content=b"")
 
@@ -96,6 +105,20 @@ def job_cancel(job: RosterImportJob) -> None:
 def _confirm_cutoff(now: datetime.datetime) -> datetime.datetime:
     """Checks last changed before this were left unconfirmed too long."""
     return now - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
+
+
+def _stalled_for() -> datetime.timedelta:
+    return datetime.timedelta(minutes=settings.ROSTER_IMPORT_STALLED_MINUTES)
+
+
+def _queued_for() -> datetime.timedelta:
+    return datetime.timedelta(hours=settings.ROSTER_IMPORT_QUEUED_HOURS)
+
+
+def _stalled(job: RosterImportJob, now: datetime.datetime) -> bool:
+    """Whether the job runs no more: its progress (written as it goes, Progress) has not
+    moved for too long, its worker having stopped."""
+    return job.status == Status.RUNNING and job.updated_at < now - _stalled_for()
 
 
 def _lists_cutoff(now: datetime.datetime) -> datetime.datetime:
@@ -111,23 +134,45 @@ def _without_lists(result: dict[str, Any]) -> dict[str, Any]:
 def prune_expired(now: datetime.datetime | None = None) -> int:
     """Drop the files of checks left unconfirmed too long, and the lists of errors and
     probable duplicates (the report, and those kept for the page) of jobs older than
-    ROSTER_IMPORT_REPORT_DAYS, keeping their counts; returns how many files."""
+    ROSTER_IMPORT_REPORT_DAYS, keeping their counts; give up the jobs whose worker
+    stopped while they ran and those no worker took, dropping their files. Returns how
+    many files."""
     now = now or timezone.now()
     expired = RosterImportJob.objects.filter(updated_at__lt=_lists_cutoff(now), result__has_key="errors")
     for pk, result in expired.exclude(result__has_key="details_deleted").values_list("pk", "result"):
         RosterImportJob.objects.filter(pk=pk).update(result=_without_lists(result), report=b"")
-    return RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=_confirm_cutoff(now)).update(
+    files = RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=_confirm_cutoff(now)).update(
         status=Status.CANCELLED, content=b"", updated_at=timezone.now()
     )
+    # Their last change is left as it was: when the job last moved (the page's lists
+    # of a confirmed check still go ROSTER_IMPORT_REPORT_DAYS after the check).
+    stalled = RosterImportJob.objects.filter(status=Status.RUNNING, updated_at__lt=now - _stalled_for())
+    files += stalled.update(status=Status.FAILED, content=b"", failure=STALLED)
+    unstarted = RosterImportJob.objects.filter(status=Status.QUEUED, updated_at__lt=now - _queued_for())
+    return files + unstarted.update(status=Status.FAILED, content=b"", failure=NOT_STARTED)
+
+
+def watch_running_jobs() -> None:
+    """Have the worker look again when the running job silent for longest would be taken
+    for stalled: a job whose worker stopped after the look its start asked for (job_run)
+    is given up then, without another job or a page to notice it."""
+    last_moved = RosterImportJob.objects.filter(status=Status.RUNNING).aggregate(Min("updated_at"))
+    if last_moved["updated_at__min"] is not None:
+        _prune_later(last_moved["updated_at__min"] + _stalled_for() - timezone.now())
 
 
 def as_pruned(job: RosterImportJob, now: datetime.datetime | None = None) -> RosterImportJob:
     """The job (in memory) as prune_expired leaves it, whether or not it has run yet:
-    a check left unconfirmed too long is cancelled, lists kept too long are gone. The
-    result and the report's size (report_bytes) are left alone if they were not loaded."""
+    a check left unconfirmed too long is cancelled, a job stalled or never started has
+    failed, lists kept too long are gone. The result and the report's size (report_bytes)
+    are left alone if they were not loaded."""
     now = now or timezone.now()
     if job.status == Status.CHECKED and job.updated_at < _confirm_cutoff(now):
         job.status = Status.CANCELLED
+    elif _stalled(job, now):
+        job.status, job.failure = Status.FAILED, STALLED
+    elif job.status == Status.QUEUED and job.updated_at < now - _queued_for():
+        job.status, job.failure = Status.FAILED, NOT_STARTED
     if job.updated_at < _lists_cutoff(now) and "result" not in job.get_deferred_fields():
         if "errors" in job.result and "details_deleted" not in job.result:
             job.result = _without_lists(job.result)
@@ -159,6 +204,8 @@ def job_run(job_id: int) -> str:
         if job.status != Status.QUEUED:
             return job.status  # cancelled meanwhile, or run already
         _set(job, status=Status.RUNNING, stage="", done=0, total=0)
+    # Should this worker stop while the job runs, another (or this one restarted) gives it up.
+    _prune_later(_stalled_for())
     progress = Progress(job.pk)
     try:
         result = roster_import(
@@ -177,6 +224,11 @@ def job_run(job_id: int) -> str:
         raise
     finally:
         progress.close()
+    wrote = not result.dry_run and result.ok
+    if not wrote and not RosterImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+        # Given up meanwhile (stalled, though its worker was only slow): it wrote nothing,
+        # and its file stays deleted. One that wrote is recorded as imported whatever.
+        return RosterImportJob.objects.values_list("status", flat=True).get(pk=job.pk)
     kept = result.dry_run and result.ok  # waiting for its confirmation
     _set(
         job,

@@ -2,7 +2,7 @@
 
 from django.tasks import task
 
-from cases.import_jobs import job_run, prune_expired
+from cases.import_jobs import job_run, prune_expired, watch_running_jobs
 
 
 @task()
@@ -13,5 +13,8 @@ def run_roster_import_job(job_id: int) -> str:
 
 @task()
 def prune_roster_import_jobs() -> int:
-    """Delete the expired files and lists of roster import jobs; returns how many files."""
-    return prune_expired()
+    """Delete the expired files and lists of roster import jobs, give up those whose
+    worker stopped or that no worker took; returns how many files."""
+    files = prune_expired()
+    watch_running_jobs()
+    return files

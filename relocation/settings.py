@@ -262,6 +262,14 @@ ROSTER_IMPORT_CONFIRM_MINUTES = env_int("ROSTER_IMPORT_CONFIRM_MINUTES", 60)
 # Days a check's or import's lists of errors and probable duplicates (names,
 # registration numbers, births: on its page and in its CSV) are kept; the counts stay.
 ROSTER_IMPORT_REPORT_DAYS = env_int("ROSTER_IMPORT_REPORT_DAYS", 7)
+# A running check or import whose progress has not moved for this long is taken for one
+# whose worker stopped (killed, restarted): the worker marks it failed and deletes its
+# file. Generous: the largest file (ROSTER_IMPORT_MAX_ROWS) is imported in well under a
+# minute on PostgreSQL (docs/deploy.md), an XLSX sheet is read in two minutes at the most
+# (cases.importing), and on SQLite nothing is reported while the import writes.
+ROSTER_IMPORT_STALLED_MINUTES = env_int("ROSTER_IMPORT_STALLED_MINUTES", 30)
+# A job no worker has taken after this long (none running) is given up, its file deleted.
+ROSTER_IMPORT_QUEUED_HOURS = env_int("ROSTER_IMPORT_QUEUED_HOURS", 24)
 
 # Background jobs (roster imports): Django's tasks framework with django-tasks-db, whose
 # worker (`manage.py db_worker`, started by `make run` and `make serve`) needs nothing

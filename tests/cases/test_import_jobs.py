@@ -13,7 +13,8 @@ from django_tasks_db.models import DBTaskResult
 
 from cases import import_jobs
 from cases.import_jobs import Progress, job_run, job_start
-from cases.models import Person, RosterImportJob, RosterImportJobStatus, SpecificNeed
+from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, SpecificNeed
+from cases.tasks import prune_roster_import_jobs
 from tests.cases.test_import import csv_bytes, family
 from tests.factories import SiteFactory
 
@@ -29,6 +30,16 @@ def site(db):
 
 def job_url(job, action="job"):
     return reverse(f"admin:cases_person_import_{action}", args=[job.pk])
+
+
+def run_worker():
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+
+def looks_due(after):
+    """When the worker is to prune next, at `after` or later (each within a minute of it)."""
+    prunes = DBTaskResult.objects.filter(task_path="cases.tasks.prune_roster_import_jobs", status="READY")
+    return [prune.run_after for prune in prunes if after <= prune.run_after < after + datetime.timedelta(minutes=1)]
 
 
 @pytest.mark.django_db(transaction=True)  # the worker closes its connection, as between jobs
@@ -74,9 +85,9 @@ def test_the_worker_deletes_a_checked_file_when_its_time_to_confirm_is_up(client
     assert job.status == RosterImportJobStatus.CHECKED
 
     # The check queued a prune for the moment it expires, and nobody has to visit a page.
-    prune = DBTaskResult.objects.get(task_path="cases.tasks.prune_roster_import_jobs")
+    prunes = DBTaskResult.objects.filter(task_path="cases.tasks.prune_roster_import_jobs")
     expires = job.updated_at + datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES)
-    assert expires < prune.run_after < expires + datetime.timedelta(minutes=1)
+    assert [expires < prune.run_after < expires + datetime.timedelta(minutes=1) for prune in prunes].count(True) == 1
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
     job.refresh_from_db()
     assert job.status == RosterImportJobStatus.CHECKED  # not yet: it waits for its time
@@ -279,3 +290,163 @@ def _upload(content):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("roster.csv", content, content_type="text/csv")
+
+
+# Jobs whose worker stopped, and jobs no worker took ------------------------------------
+
+
+def _left_by_a_stopped_worker(actor, *, minutes_ago, dry_run=True) -> RosterImportJob:
+    """A job as a worker killed while it ran (out of memory, a deploy, a reboot) leaves it:
+    running, its file in its row, its progress last written `minutes_ago`."""
+    job = RosterImportJob.objects.create(
+        actor=actor,
+        filename="big.csv",
+        size=7,
+        content=b"secret!",
+        dry_run=dry_run,
+        status=RosterImportJobStatus.RUNNING,
+        stage="checking",
+        done=100,
+        total=100,
+    )
+    RosterImportJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(minutes=minutes_ago)
+    )
+    return job
+
+
+def test_an_import_whose_worker_stopped_is_given_up_by_the_worker_its_file_deleted(client_for, administrator, settings):
+    job = _left_by_a_stopped_worker(
+        administrator, minutes_ago=settings.ROSTER_IMPORT_STALLED_MINUTES + 1, dry_run=False
+    )
+
+    prune_roster_import_jobs.call()  # what the worker runs meanwhile
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.FAILED, b"")
+    client = client_for("Administrator")
+    page = client.get(job_url(job)).content.decode()
+    assert '<meta http-equiv="refresh"' not in page
+    assert "The import stopped: nothing has been imported" in page
+    assert "its progress had not moved for 30 minutes" in page
+    assert "Nothing was written: an import writes every row in one transaction" in page
+    assert "Its file was deleted from the server." in page
+    assert job_url(job, "cancel") not in page
+    assert "<td>Failed</td>" in client.get(reverse("admin:cases_person_import")).content.decode()
+
+
+def test_a_running_job_whose_progress_moved_lately_is_left_to_run(client_for, administrator, settings):
+    job = _left_by_a_stopped_worker(administrator, minutes_ago=settings.ROSTER_IMPORT_STALLED_MINUTES - 1)
+
+    prune_roster_import_jobs.call()
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.RUNNING, b"secret!")
+    assert '<meta http-equiv="refresh" content="2">' in client_for("Administrator").get(job_url(job)).content.decode()
+
+
+def test_with_no_worker_to_give_it_up_a_stalled_job_says_it_stopped_and_can_be_cancelled(
+    client_for, administrator, settings
+):
+    job = _left_by_a_stopped_worker(administrator, minutes_ago=settings.ROSTER_IMPORT_STALLED_MINUTES + 1)
+    client = client_for("Administrator")
+
+    page = client.get(job_url(job)).content.decode()
+
+    assert '<meta http-equiv="refresh"' not in page
+    assert "The check stopped: nothing has been imported" in page
+    assert "A check writes nothing" in page
+    assert "cancel to delete it now" in page
+    assert job_url(job, "cancel") in page
+    assert "<td>Failed</td>" in client.get(reverse("admin:cases_person_import")).content.decode()
+    refused = client.post(job_url(job, "confirm"), follow=True).content.decode()
+    assert "cannot be imported any more" in refused
+    cancelled = client.post(job_url(job, "cancel"), follow=True).content.decode()
+    assert "Cancelled: nothing was imported, and the file is deleted." in cancelled
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
+
+
+def test_a_job_that_is_only_slow_is_not_cancelled(client_for, administrator, settings):
+    job = _left_by_a_stopped_worker(administrator, minutes_ago=settings.ROSTER_IMPORT_STALLED_MINUTES - 1)
+
+    response = client_for("Administrator").post(job_url(job, "cancel"), follow=True)
+
+    assert "This job can no longer be cancelled." in response.content.decode()
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.RUNNING, b"secret!")
+
+
+def test_a_check_given_up_while_its_worker_was_only_slow_keeps_its_file_deleted(administrator, monkeypatch, settings):
+    original = import_jobs.roster_import
+
+    def slow(*args, **kwargs):
+        later = timezone.now() + datetime.timedelta(minutes=settings.ROSTER_IMPORT_STALLED_MINUTES + 1)
+        import_jobs.prune_expired(later)  # another worker, half an hour on
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(import_jobs, "roster_import", slow)
+    job = RosterImportJob.objects.create(actor=administrator, filename="r.csv", size=1, content=csv_bytes(family()))
+
+    assert job_run(job.pk) == RosterImportJobStatus.FAILED
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.FAILED, b"")
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection, as between jobs
+def test_the_worker_gives_up_a_job_whose_worker_stopped_without_anyone_visiting_its_page(
+    client_for, settings, administrator
+):
+    settings.TASKS = DATABASE_QUEUE
+    SpecificNeed.objects.get_or_create(code="medical_condition", defaults={"label": "Medical condition"})
+    stalled = datetime.timedelta(minutes=settings.ROSTER_IMPORT_STALLED_MINUTES)
+    client_for("Administrator").post(
+        reverse("admin:cases_person_import"), {"file": _upload(csv_bytes(family())), "check": "1"}
+    )
+    started = timezone.now()
+    run_worker()
+    # Every job, as it starts, has the worker look again once it would count as stalled.
+    assert looks_due(started + stalled)
+
+    # A worker killed while its job ran, the job's progress last written 10 minutes ago:
+    # the look due now finds it moving, and comes again when it would count as stalled.
+    job = _left_by_a_stopped_worker(administrator, minutes_ago=10)
+    DBTaskResult.objects.update(run_after=timezone.now())
+    run_worker()
+    job.refresh_from_db()
+    assert job.status == RosterImportJobStatus.RUNNING
+    assert looks_due(job.updated_at + stalled)
+
+    RosterImportJob.objects.filter(pk=job.pk).update(updated_at=job.updated_at - stalled)
+    DBTaskResult.objects.update(run_after=timezone.now())
+    run_worker()
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.FAILED, b"")
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection, as between jobs
+def test_a_job_no_worker_took_within_a_day_is_given_up_its_file_deleted(client_for, settings, administrator):
+    settings.TASKS = DATABASE_QUEUE
+    client = client_for("Administrator")
+    client.post(reverse("admin:cases_person_import"), {"file": _upload(csv_bytes(family())), "check": "1"})
+    job = RosterImportJob.objects.get()
+    queued = datetime.timedelta(hours=settings.ROSTER_IMPORT_QUEUED_HOURS)
+    # The upload has the worker look when the job would be given up.
+    assert looks_due(job.updated_at + queued)
+
+    # No worker for a day: the page says so before any worker runs, and offers to cancel.
+    RosterImportJob.objects.filter(pk=job.pk).update(updated_at=job.updated_at - queued)
+    page = client.get(job_url(job)).content.decode()
+    assert '<meta http-equiv="refresh"' not in page
+    assert "Not started: nothing has been imported" in page
+    assert "No background worker took this job within 24 hours" in page
+    assert job_url(job, "cancel") in page
+
+    # A worker started at last gives it up rather than run it a day late.
+    run_worker()
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.FAILED, b"")
+    assert not RosterImport.objects.exists()
+    assert "Its file was deleted from the server." in client.get(job_url(job)).content.decode()

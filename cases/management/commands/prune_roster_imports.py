@@ -12,8 +12,11 @@ from cases.import_jobs import prune_expired
 
 
 class Command(BaseCommand):
-    help = "Delete the files of roster checks left unconfirmed, and the error lists kept too long."
+    help = (
+        "Delete the files of roster checks left unconfirmed and of jobs given up (stalled, never started),"
+        " and the error lists kept too long."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         files = prune_expired()
-        self.stdout.write(f"Deleted the files of {files} unconfirmed roster check(s).")
+        self.stdout.write(f"Deleted the files of {files} unconfirmed or given-up roster job(s).")
