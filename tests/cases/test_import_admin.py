@@ -618,6 +618,55 @@ def test_the_lists_of_errors_and_duplicates_are_deleted_after_their_days_the_cou
     assert "is not one of F, M, X" in client.get(job_url(recent)).content.decode()
 
 
+def _lists_expired(job, settings):
+    RosterImportJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS, minutes=1)
+    )
+
+
+def test_a_clean_import_never_says_a_list_of_errors_or_duplicates_was_deleted(client_for, settings):
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+    client.post(job_url(job, "confirm"))
+    _lists_expired(job, settings)
+
+    prune_roster_import_jobs.call()
+
+    page = client.get(job_url(job)).content.decode()
+    assert "Imported" in page
+    assert "was deleted" not in page
+
+
+def test_once_its_list_is_deleted_a_refused_check_still_says_how_many_errors_it_had(client_for, settings):
+    client = client_for(AD)
+    rows = [person_row(registration_no=f"R-{n}", case_no=f"C-{n}", sex="Q") for n in range(12)]
+    job = check(client, csv_bytes(rows)).context["job"]
+    _lists_expired(job, settings)
+
+    prune_roster_import_jobs.call()
+
+    page = client.get(job_url(job)).content.decode()
+    assert "12 errors</h3>" in page
+    assert "The list of errors and probable duplicates was deleted 7 days after the check; the counts are kept." in page
+    assert "is not one of F, M, X" not in page
+    assert "more errors" not in page
+
+
+def test_once_its_list_is_deleted_an_import_still_says_how_many_probable_duplicates_it_had(client_for, settings):
+    PersonFactory(registration_no="R-OLD", given_name="Muhammad", birth_date="1985-03-21")
+    client = client_for(AD)
+    job = check(client, csv_bytes(family())).context["job"]
+    client.post(job_url(job, "confirm"))
+    _lists_expired(job, settings)
+
+    # As the worker will leave it, before it has.
+    page = client.get(job_url(job)).content.decode()
+
+    assert "1 probable duplicate</h3>" in page
+    assert "probable duplicates was deleted 7 days after the import; the counts are kept." in page
+    assert "R-OLD" not in page
+
+
 @pytest.mark.parametrize("look_alikes", [1, 6])
 def test_the_job_page_costs_the_same_queries_whatever_the_duplicates_shown(
     client_for, django_assert_num_queries, look_alikes
