@@ -22,8 +22,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from cases.admin_records import RecordAdmin
@@ -35,6 +36,7 @@ from cases.import_jobs import (
     job_cancel,
     job_confirm,
     job_start,
+    lists_deleted,
     progress_seen_while_writing,
     reports_kept,
 )
@@ -257,7 +259,46 @@ class RosterImportAdmin(RecordAdmin):
     search_fields = ["filename", "actor__username"]
     list_select_related = ["actor"]
     date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "actor",
+        "filename",
+        "dry_run",
+        "outcome",
+        "rows",
+        "new",
+        "updated",
+        "unchanged",
+        "cases_new",
+        "error_count",
+        "duplicate_count",
+        "error_lines",
+        "duration_ms",
+    ]
+    readonly_fields = ["error_lines"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Its records name rows and look-alikes of any site.
         return may_import(request.user)
+
+    @admin.display(description=gettext_lazy("first errors"))
+    def error_lines(self, record: RosterImport) -> str:
+        """The first errors, one a line; past their days (cases.import_jobs), that they are gone."""
+        if not record.error_count:
+            return self.get_empty_value_display()
+        if lists_deleted(record.created_at):
+            days = settings.ROSTER_IMPORT_REPORT_DAYS
+            if record.dry_run:
+                text = ngettext(
+                    "Deleted %(days)d day after the check; the count is kept.",
+                    "Deleted %(days)d days after the check; the count is kept.",
+                    days,
+                )
+            else:
+                text = ngettext(
+                    "Deleted %(days)d day after the import; the count is kept.",
+                    "Deleted %(days)d days after the import; the count is kept.",
+                    days,
+                )
+            return text % {"days": days}
+        return format_html_join("", "{}<br>", ((line,) for line in record.errors))

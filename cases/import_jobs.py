@@ -16,7 +16,8 @@ then); until it has, pages show a job as that deletion will leave it (`as_pruned
 
 The page shows the first errors and probable duplicates; all of them are kept as a
 gzipped CSV (the job's report) to download. Both lists go after
-settings.ROSTER_IMPORT_REPORT_DAYS; the counts stay.
+settings.ROSTER_IMPORT_REPORT_DAYS, and so do the first errors kept on the record of the
+check or import (RosterImport.errors); the counts stay.
 """
 
 import csv
@@ -31,12 +32,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Min, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cases.importing import ImportResult, RowError, roster_import
-from cases.models import RosterImportJob, RosterImportJobStatus
+from cases.models import RosterImport, RosterImportJob, RosterImportJobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -126,21 +127,34 @@ def _lists_cutoff(now: datetime.datetime) -> datetime.datetime:
     return now - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS)
 
 
+def lists_deleted(made: datetime.datetime) -> bool:
+    """Whether lists of errors or duplicates made then are past their days: deleted, or
+    about to be by the worker (pages show them as deleted either way)."""
+    return made < _lists_cutoff(timezone.now())
+
+
+# What the lists leave in a job's result: the most frequent problems are messages, which
+# name values of the file (registration numbers, births) as the errors do.
+_LISTS = ("errors", "duplicates", "error_kinds")
+
+
 def _without_lists(result: dict[str, Any]) -> dict[str, Any]:
-    kept = {key: value for key, value in result.items() if key not in ("errors", "duplicates")}
+    kept = {key: value for key, value in result.items() if key not in _LISTS}
     return {**kept, "details_deleted": True}
 
 
 def prune_expired(now: datetime.datetime | None = None) -> int:
     """Drop the files of checks left unconfirmed too long, and the lists of errors and
-    probable duplicates (the report, and those kept for the page) of jobs older than
-    ROSTER_IMPORT_REPORT_DAYS, keeping their counts; give up the jobs whose worker
-    stopped while they ran and those no worker took, dropping their files. Returns how
-    many files."""
+    probable duplicates (the report, and those kept for the page) of jobs, and the first
+    errors of records, older than ROSTER_IMPORT_REPORT_DAYS, keeping their counts; give
+    up the jobs whose worker stopped while they ran and those no worker took, dropping
+    their files. Returns how many files."""
     now = now or timezone.now()
-    expired = RosterImportJob.objects.filter(updated_at__lt=_lists_cutoff(now), result__has_key="errors")
-    for pk, result in expired.exclude(result__has_key="details_deleted").values_list("pk", "result"):
+    with_lists = Q(result__has_key="errors") | Q(result__has_key="error_kinds")
+    expired = RosterImportJob.objects.filter(with_lists, updated_at__lt=_lists_cutoff(now))
+    for pk, result in expired.values_list("pk", "result"):
         RosterImportJob.objects.filter(pk=pk).update(result=_without_lists(result), report=b"")
+    RosterImport.objects.filter(created_at__lt=_lists_cutoff(now)).exclude(errors=[]).update(errors=[])
     files = RosterImportJob.objects.filter(status=Status.CHECKED, updated_at__lt=_confirm_cutoff(now)).update(
         status=Status.CANCELLED, content=b"", updated_at=timezone.now()
     )
@@ -174,7 +188,7 @@ def as_pruned(job: RosterImportJob, now: datetime.datetime | None = None) -> Ros
     elif job.status == Status.QUEUED and job.updated_at < now - _queued_for():
         job.status, job.failure = Status.FAILED, NOT_STARTED
     if job.updated_at < _lists_cutoff(now) and "result" not in job.get_deferred_fields():
-        if "errors" in job.result and "details_deleted" not in job.result:
+        if any(key in job.result for key in _LISTS):
             job.result = _without_lists(job.result)
         if hasattr(job, "report_bytes"):
             job.report_bytes = 0

@@ -667,6 +667,57 @@ def test_once_its_list_is_deleted_an_import_still_says_how_many_probable_duplica
     assert "R-OLD" not in page
 
 
+def _record_page(client, record):
+    page = client.get(reverse("admin:cases_rosterimport_change", args=[record.pk])).content.decode()
+    return page.split('id="content-main"')[1]
+
+
+def _rows_with_secrets():
+    return [
+        person_row(registration_no="R-SECRET-1"),
+        person_row(registration_no="R-SECRET-1", case_no="C-2"),
+        person_row(registration_no="R-3", case_no="C-3", date_of_birth="1980-02-31"),
+    ]
+
+
+def test_the_record_of_a_check_shows_its_first_errors_one_a_line(client_for):
+    client = client_for(AD)
+    check(client, csv_bytes(_rows_with_secrets()))
+
+    page = _record_page(client, RosterImport.objects.get())
+
+    assert "Line 3, registration_no: “R-SECRET-1” is already on line 2 of this file.<br>" in page
+    assert "Line 4, date_of_birth: “1980-02-31” is not a real date.<br>" in page
+    assert "[&quot;" not in page  # not the raw JSON list
+
+
+def test_the_record_of_imports_deletes_the_first_errors_after_their_days_and_keeps_the_rest(
+    client_for, administrator, settings
+):
+    client = client_for(AD)
+    job = check(client, csv_bytes(_rows_with_secrets()), name="april.csv").context["job"]
+    _lists_expired(job, settings)
+    RosterImport.objects.update(
+        created_at=timezone.now() - datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS, minutes=1)
+    )
+    record = RosterImport.objects.get()
+
+    # Shown as deleted at once, whether or not the worker has deleted them yet.
+    page = _record_page(client, record)
+    assert "Deleted 7 days after the check; the count is kept." in page
+    assert "R-SECRET-1" not in page and "1980-02-31" not in page
+
+    prune_roster_import_jobs.call()  # what the worker runs when they expire
+
+    record.refresh_from_db()
+    assert (record.errors, record.error_count, record.filename, record.actor) == ([], 2, "april.csv", administrator)
+    assert "Deleted 7 days after the check; the count is kept." in _record_page(client, record)
+    # Nor does the job keep them, summed up by problem.
+    job.refresh_from_db()
+    assert "R-SECRET-1" not in str(job.result) and "1980-02-31" not in str(job.result)
+    assert "2 errors</h3>" in client.get(job_url(job)).content.decode()
+
+
 @pytest.mark.parametrize("look_alikes", [1, 6])
 def test_the_job_page_costs_the_same_queries_whatever_the_duplicates_shown(
     client_for, django_assert_num_queries, look_alikes
