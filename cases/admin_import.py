@@ -238,43 +238,32 @@ def _with_links_to_record(duplicates: list[dict[str, Any]]) -> list[dict[str, An
     return [{**duplicate, "other_pk": pks.get(duplicate["other_registration_no"])} for duplicate in duplicates]
 
 
+# The record's list columns (its page shows them too, with a few more).
+RECORD_COLUMNS = (
+    "created_at",
+    "actor",
+    "filename",
+    "outcome",
+    "rows",
+    "new",
+    "updated",
+    "unchanged",
+    "cases_new",
+    "error_count",
+    "duplicate_count",
+)
+
+
 @admin.register(RosterImport)
 class RosterImportAdmin(RecordAdmin):
     """The record of every import: read by those who may import, written only by the service."""
 
-    list_display = [
-        "created_at",
-        "actor",
-        "filename",
-        "outcome",
-        "rows",
-        "new",
-        "updated",
-        "unchanged",
-        "cases_new",
-        "error_count",
-        "duplicate_count",
-    ]
+    list_display = RECORD_COLUMNS
     list_filter = ["outcome", "dry_run"]
     search_fields = ["filename", "actor__username"]
     list_select_related = ["actor"]
     date_hierarchy = "created_at"
-    fields = [
-        "created_at",
-        "actor",
-        "filename",
-        "dry_run",
-        "outcome",
-        "rows",
-        "new",
-        "updated",
-        "unchanged",
-        "cases_new",
-        "error_count",
-        "duplicate_count",
-        "error_lines",
-        "duration_ms",
-    ]
+    fields = [*RECORD_COLUMNS[:3], "dry_run", *RECORD_COLUMNS[3:], "error_lines", "duration_ms"]
     readonly_fields = ["error_lines"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
