@@ -2420,6 +2420,8 @@ def _roster_import(
         rows, result.rows = _read(content, result, report, refused_pa)
     except _Refused as refused:
         result.errors = refused.errors
+    if seen is None:
+        content = b""  # read: only a confirmed check is checked again (below)
     staged = bool(rows) and connection.vendor == "postgresql"
     try:
         plan = _Plan()
