@@ -101,6 +101,19 @@ def test_the_person_list_links_to_the_import(client_for):
     assert IMPORT in response.content.decode()
 
 
+def test_the_import_page_says_how_each_value_is_written(client_for):
+    page = client_for(AD).get(IMPORT).text
+
+    for rule in (
+        "date_of_birth as YYYY-MM-DD, or YYYY when only the year is known",
+        "sex F, M or X",
+        "PA (one per case)",
+        "specific_needs as codes separated by semicolons (;)",
+        "family_name and given_name in Latin script, the name in its own script in native_name",
+    ):
+        assert rule in page
+
+
 def test_the_import_page_is_headed_and_placed_as_the_admins_own_pages(client_for):
     page = client_for(AD).get(IMPORT).text
     assert "Relocation administration" in page
