@@ -119,9 +119,11 @@ _BUILT_IN_FORMATS = {14: "mm-dd-yy", 15: "d-mmm-yy", 16: "d-mmm", 17: "mmm-yy", 
 # What a format shows literally: quoted text, an escaped character, a [colour], [$-locale]
 # or [h] part, a padding or filling character.
 _FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|[_*].')
-# A format of zeros (one digit each) and literal text only, and its parts.
-_DIGITS_FORMAT = re.compile(r'(?:"[^"]{0,100}"|\\.|0){1,100}')
-_DIGITS_PART = re.compile(r'"([^"]*)"|\\(.)|(0+)')
+# A format of digits (0: always shown, #: shown if the number has it) and literal text
+# only (quoted, escaped, or one of the characters a format shows as they are; a [colour]
+# or [$-locale] shows nothing), and its parts.
+_DIGITS_FORMAT = re.compile(r'(?:"[^"]{0,100}"|\\.|\[[^\]]{0,40}\]|[0#]|[ \-()/:+$]){1,100}')
+_DIGITS_PART = re.compile(r'"([^"]*)"|\\(.)|\[[^\]]*\]|([0#]+)|(.)')
 _NUMBER_FORMAT = re.compile(rb"<(?:[\w.-]{1,50}:)?numFmt\b([^>]{0,4000})>")
 _CELL_STYLES = re.compile(rb"<(?:[\w.-]{1,50}:)?cellXfs\b[^>]{0,4000}>")
 _CELL_STYLES_END = re.compile(rb"</(?:[\w.-]{1,50}:)?cellXfs>")
@@ -135,8 +137,8 @@ _VALUE_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]{0,1000})>\s{0,1
 def format_kind(code: str) -> Kind | None:
     """What a number format's code (its first section: positive numbers) changes, if anything."""
     section = code.split(";", 1)[0]
-    if _DIGITS_FORMAT.fullmatch(section) and section != "0" and any(part[2] for part in _DIGITS_PART.findall(section)):
-        return ("digits", section)
+    if _DIGITS_FORMAT.fullmatch(section) and "0" in "".join(part[2] for part in _DIGITS_PART.findall(section)):
+        return None if section in ("0", "#", "#0") else ("digits", section)
     shown = _FORMAT_LITERALS.sub("", section).lower()
     if ("y" not in shown and "d" not in shown) or "h" in shown or "s" in shown or "a/p" in shown or "am/pm" in shown:
         return None
@@ -161,30 +163,39 @@ def formatted(value: Any, kind: Kind) -> str:
 
 
 def _digits(number: int, section: str) -> str:
-    """`number` as a format of zeros and literal text shows it: 1234 as 000-000 is 001-234;
-    digits beyond the format's zeros go with its first ones."""
+    """`number` as a format of digits and literal text shows it: 1234 as 000-000 is
+    001-234, as #00000 is 01234; digits beyond the format's go with its first ones."""
     width, parts = _digits_parts(section)
     digits = str(abs(number)).zfill(width)
     sign = "-" if number < 0 else ""
     if parts is None:
         return sign + digits
-    shown, used, extra = [sign], 0, len(digits) - width
-    for text, zeros in parts:
-        if zeros:
-            shown.append(digits[used : used + zeros + extra])
-            used += zeros + extra
-            extra = 0
-        else:
+    # Each run of digits takes its share from the right; the first takes what is left.
+    shown: list[str] = []
+    first = next(at for at, (_text, size) in enumerate(parts) if size)
+    for at in range(len(parts) - 1, -1, -1):
+        text, size = parts[at]
+        if not size:
             shown.append(text)
-    return "".join(shown)
+        elif at == first:
+            shown.append(digits)
+        else:
+            shown.append(digits[-size:])
+            digits = digits[:-size]
+    return sign + "".join(reversed(shown))
 
 
 @functools.cache
 def _digits_parts(section: str) -> tuple[int, list[tuple[str, int]] | None]:
-    """A format of zeros and literal text: how many zeros, and its parts (literal text, or
-    a number of zeros) — None if it is zeros alone."""
-    parts = [(quoted or escaped, len(zeros)) for quoted, escaped, zeros in _DIGITS_PART.findall(section)]
-    return sum(zeros for _text, zeros in parts), None if len(parts) == 1 else parts
+    """A format of digits and literal text: how many digits it always shows (its zeros),
+    and its parts (literal text, or a number of digits) — None if it is zeros alone."""
+    parts = [
+        (quoted or escaped or literal, len(run))
+        for quoted, escaped, run, literal in _DIGITS_PART.findall(section)
+        if quoted or escaped or run or literal
+    ]
+    zeros = sum(run.count("0") for _quoted, _escaped, run, _literal in _DIGITS_PART.findall(section))
+    return zeros, None if len(parts) == 1 and "#" not in section else parts
 
 
 def number_formats(archive: zipfile.ZipFile) -> dict[int, Kind]:

@@ -137,6 +137,15 @@ def test_a_date_and_time_shown_as_a_date_is_the_date_and_shown_with_its_time_is_
         (1234567, "000\\-000", "1234-567"),  # digits beyond the zeros go with the first ones
         (-5, "000", "-005"),
         (123, "00000;-00000;0", "00123"),
+        # Digits shown if the number has them, colours, and characters shown as they are.
+        (123, "#00000", "00123"),
+        (1234567, "#00000", "1234567"),
+        (123, "[Red]00000", "00123"),
+        (123, "000-000", "000-123"),
+        (123, "000 000", "000 123"),
+        (1234567, "###-0000", "123-4567"),
+        (12345, "###-0000", "1-2345"),
+        (7501234567, "(000) 000-0000", "(750) 123-4567"),
     ],
 )
 def test_digits_as_a_format_of_zeros_and_literal_text_shows_them(number, code, shown):
@@ -145,6 +154,8 @@ def test_digits_as_a_format_of_zeros_and_literal_text_shows_them(number, code, s
     assert xlsx_reader.formatted(number, kind) == shown
 
 
-@pytest.mark.parametrize("code", ["General", "0", "0.00", "#,##0", "@", '"0"', "[h]:mm", "dd/mm/yyyy hh:mm"])
+@pytest.mark.parametrize(
+    "code", ["General", "0", "#", "#0", "0.00", "#,##0", "@", '"0"', "[h]:mm", "dd/mm/yyyy hh:mm", "0.00E+00"]
+)
 def test_formats_that_do_not_change_the_roster_text_are_left_to_the_value(code):
     assert xlsx_reader.format_kind(code) is None
