@@ -570,6 +570,10 @@ _HEADER_SYNONYMS = {
     "tel": "phone",
     "mobile": "phone",
     "mobilephone": "phone",
+    "mobilenumber": "phone",
+    "telephonenumber": "phone",
+    "contactnumber": "phone",
+    "contactphone": "phone",
     "note": "notes",
     "comment": "notes",
     "comments": "notes",
@@ -577,15 +581,21 @@ _HEADER_SYNONYMS = {
 }
 
 
+# What may follow a roster column's name in a header meaning that column ("Phone number",
+# "Specific needs (codes)"); any other name merely holding one is another column
+# ("Phone owner", "Interview notes"), listed as not read.
+_HEADER_QUALIFIERS = ("number", "numbers", "no", "nos", "code", "codes", "list")
+
+
 def _header_guess(key: str) -> str | None:
     """The roster column a header cell that is none of them may have meant: another name
-    for it, or a name holding its name ("Phone number", "Specific needs (codes)")."""
+    for it, its name with a qualifier, or a near miss."""
     bare = re.sub(r"[\W_]+", "", key)
     if bare in _HEADER_SYNONYMS:
         return _HEADER_SYNONYMS[bare]
-    held = [column_key for column_key in _HEADER_KEYS if column_key in bare]
-    if held:
-        return _HEADER_KEYS[max(held, key=len)]
+    for column_key, column in _HEADER_KEYS.items():
+        if bare.startswith(column_key) and bare[len(column_key) :] in _HEADER_QUALIFIERS:
+            return column
     close = difflib.get_close_matches(key, _HEADER_KEYS, n=1, cutoff=0.8)
     return _HEADER_KEYS[close[0]] if close else None
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from openpyxl.utils import get_column_letter
 
 from cases import importing, xlsx_reader
-from cases.importing import COLUMNS, roster_import
+from cases.importing import COLUMNS, REQUIRED_COLUMNS, roster_import
 from cases.models import Case, CaseStatus, Person, ResidenceStatus, RosterImport, RosterImportOutcome, SpecificNeed
 from cases.names import latin_key, native_key
 from cases.services import site_transfer
@@ -929,6 +929,21 @@ def test_a_required_column_under_another_name_is_named_with_the_missing_column(h
         f"“{header}” is not a column of the roster: is it {column}? Other columns are not read."
     )
     assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "extra", ["Phone owner", "Interview notes", "Smartphone", "Headphones", "Case worker", "Previous site"]
+)
+def test_a_column_whose_name_merely_holds_a_roster_columns_name_is_another_column_not_read(extra):
+    # Refused, it would have to be renamed or deleted from a file the user keeps.
+    columns = [*REQUIRED_COLUMNS, extra]
+    rows = [{**row, extra: "x"} for row in family()]
+
+    result = run(csv_bytes(rows, columns=columns))
+
+    assert result.ok, result.report_lines()
+    assert result.report_lines()[1] == f"Columns not read (not roster columns): {extra}."
+    assert Person.objects.count() == 3
 
 
 def test_another_name_of_a_roster_column_present_under_its_own_name_is_named_as_not_read():
