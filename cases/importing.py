@@ -368,6 +368,11 @@ def _csv_rows(content: bytes) -> tuple[int, Generator[tuple[int, list[str]]]]:
     return lines, _csv_records(text)
 
 
+def _names_a_column(line: str) -> bool:
+    """Whether a line of a CSV names a roster column, whatever its separator."""
+    return any(_header_key(cell.strip('"')) in _HEADER_KEYS for cell in re.split(r"[,;\t]", line))
+
+
 def _csv_records(text: str) -> Generator[tuple[int, list[str]]]:
     # Excel's first line "sep=;" names the separator, and is no row.
     skipped = 0
@@ -376,10 +381,12 @@ def _csv_records(text: str) -> Generator[tuple[int, list[str]]]:
         text = text[6:].removeprefix("\n") if text[5:6] == "\r" else text[6:]
         skipped = 1
     else:
-        # The header row: the first line that is not blank.
-        first_line = next((line for line in itertools.islice(io.StringIO(text), 100) if line.strip()), "")
-        # Spreadsheets in many locales save CSV with semicolons, and text exports use tabs.
-        delimiter = max((",", ";", "\t"), key=first_line.count)
+        # The header row: the first line that names a roster column (a title may stand
+        # above it), else the first that is not blank. Spreadsheets in many locales save
+        # CSV with semicolons, and text exports use tabs.
+        lines = [line for line in itertools.islice(io.StringIO(text), 100) if line.strip()]
+        header = next((line for line in lines if _names_a_column(line)), lines[0] if lines else "")
+        delimiter = max((",", ";", "\t"), key=header.count)
     # However long a cell, it is read, and refused by its column's limit with its line.
     csv.field_size_limit(max(csv.field_size_limit(), max_bytes()))
     # Strict: a quote left open would otherwise make the rest of the file one cell, and

@@ -1447,17 +1447,32 @@ TITLE_FIRST = (
 )
 
 
-@pytest.mark.parametrize("kind", ["csv", "xlsx"])
-def test_a_title_above_the_header_is_refused_naming_the_header_below_it(kind):
-    rows = [["Camp Liberty roster, March 2026"], [], list(COLUMNS), *_family_rows()]
+@pytest.mark.parametrize(
+    ("kind", "separator", "title"),
+    [
+        ("csv", ",", "Camp Liberty roster, March 2026"),
+        # The title decides nothing: its comma is not the file's separator, nor its lack of one.
+        ("csv", ";", "Camp Liberty roster, March 2026"),
+        ("csv", "\t", "Camp Liberty roster, March 2026"),
+        ("csv", ",", "Camp Liberty roster; March 2026"),
+        ("xlsx", "", "Camp Liberty roster, March 2026"),
+    ],
+)
+def test_a_title_above_the_header_is_refused_naming_the_header_below_it(kind, separator, title):
+    rows = [[title], [], list(COLUMNS), *_family_rows()]
     if kind == "csv":
-        content = "\r\n".join(",".join(_quoted(str(value)) for value in row) for row in rows).encode()
+        lines = [
+            separator.join(_quoted(str(value)) if separator == "," else str(value) for value in row) for row in rows
+        ]
+        content = "\r\n".join(lines).encode()
     else:
         content = xlsx_bytes(rows)
 
     result = run(content, filename=f"roster.{kind}")
 
-    assert [(error.line, error.column, error.message) for error in result.errors] == [(1, "", TITLE_FIRST)]
+    assert [(error.line, error.column, error.message) for error in result.errors] == [
+        (1, "", TITLE_FIRST.replace("Camp Liberty roster, March 2026", title))
+    ]
     assert not Person.objects.exists() and not Case.objects.exists()
 
 
