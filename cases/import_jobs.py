@@ -331,7 +331,8 @@ def report_gzip(result: ImportResult) -> bytes:
         )
         for error in result.errors:
             line = "" if error.line is None else error.line
-            writer.writerow([line, neutralise(error.column), neutralise(error.message)])
+            person = result.error_people.get(error.line or 0, ("", ""))
+            writer.writerow([line, neutralise(error.column), neutralise(error.message), *map(neutralise, person)])
         on_record, in_file = _("the roster"), _("line %(line)d")
         for duplicate in result.duplicates:
             where = on_record if duplicate.other_line is None else in_file % {"line": duplicate.other_line}

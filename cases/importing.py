@@ -245,6 +245,9 @@ class ImportResult:
     sheets: int = 0
     # The header's other columns, which are not read (as the header names them).
     not_read: list[str] = field(default_factory=list)
+    # The registration number and name written on each line with an error (for the
+    # report, where an error is sorted or filtered by person).
+    error_people: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -853,6 +856,15 @@ class _Checker:
         self.reads_first = 0 in positions.values()
         self.at_optional = tuple(positions.get(column) for column in OPTIONAL_TEXT_COLUMNS)
 
+    def person(self, values: list[str]) -> tuple[str, str]:
+        """The registration number and name (as _Row.name) a line holds, as written."""
+        registration_no, family_name, given_name = (
+            values[self.positions[column]].strip() if self.positions[column] < len(values) else ""
+            for column in ("registration_no", "family_name", "given_name")
+        )
+        name = f"{family_name.upper()}, {given_name}" if family_name or given_name else ""
+        return _shown(registration_no), _shown(name)
+
     def blank(self, values: list[str]) -> bool:
         """Whether a row's roster cells are all empty."""
         return not any(values[at].strip() for at in self.positions.values() if at < len(values))
@@ -1247,6 +1259,8 @@ def _read(
             row = checker.row(line, values)
             if row is not None:
                 rows.append(row)
+            else:
+                result.error_people[line] = checker.person(values)
     if no_header is not None:
         raise no_header
     if checker is None:
@@ -2446,6 +2460,10 @@ def _roster_import(
             plan, result.duplicates, result.duplicates_notice = _check(rows, result.errors, staged, report, refused_pa)
         # In file order; the checks of one line keep their column order.
         result.errors.sort(key=lambda error: error.line or 0)
+        # The lines whose rows passed the checks of one row but not those across rows.
+        if across := {error.line for error in result.errors if error.line} - result.error_people.keys():
+            people = ((row.line, (row.registration_no, row.name)) for row in rows if row.line in across)
+            result.error_people.update(people)
         if not result.errors:
             result.outcome = _outcome(plan, result.duplicates)
             if not dry_run and seen is not None and result.outcome != seen:

@@ -523,6 +523,25 @@ def test_the_full_report_lists_every_error_beyond_those_on_the_page(client_for, 
     assert (entry.user, entry.kind, entry.object_id, entry.status_code) == (administrator, "export", str(job.pk), 200)
 
 
+def test_each_error_of_the_report_names_the_person_of_its_line(client_for):
+    # Sorted or filtered by person in a spreadsheet: a refused row's number and name as
+    # written, and a row refused across rows (a number twice) too.
+    rows = family() + [
+        person_row(registration_no="R-4", case_no="C-1", relationship="child", given_name="Reza", sex="Q"),
+        person_row(registration_no="R-2", case_no="C-1", relationship="child", given_name="Sara", sex="F"),
+    ]
+    client = client_for(AD)
+
+    report = _report(client, check(client, csv_bytes(rows)).context["job"])
+
+    assert [
+        (line, column, registration_no, name) for line, column, _problem, registration_no, name, *_ in report[1:3]
+    ] == [
+        ("5", "sex", "R-4", "HOSSEINI, Reza"),
+        ("6", "registration_no", "R-2", "HOSSEINI, Sara"),
+    ]
+
+
 def test_many_errors_are_summed_up_by_problem_above_the_list(client_for):
     rows = family()
     rows += [person_row(registration_no=f"R-{n}", case_no="C-1", relationship="child", sex="Q") for n in range(4, 16)]
@@ -573,11 +592,12 @@ def test_the_full_report_lists_the_probable_duplicates_with_where_they_were_foun
 def test_no_cell_of_the_report_is_one_a_spreadsheet_would_run():
     result = ImportResult(filename="x.csv", dry_run=True)
     result.errors = [RowError(3, "notes", '=HYPERLINK("http://x")')]
+    result.error_people = {3: ("=R-1", "@X, Y")}
     result.duplicates = [ProbableDuplicate(2, "+1", "@A, B", None, "-2", "=C, D", "1985", "=E", "=1985")]
 
     rows = list(csv.reader(io.StringIO(gzip.decompress(import_jobs.report_gzip(result)).decode()[1:])))
 
-    assert rows[1] == ["3", "notes", '\'=HYPERLINK("http://x")']
+    assert rows[1] == ["3", "notes", '\'=HYPERLINK("http://x")', "'=R-1", "'@X, Y"]
     assert rows[2] == ["2", "", "'=E", "'+1", "'@A, B", "1985", "'-2", "'=C, D", "'=1985", "the roster"]
 
 
