@@ -120,10 +120,11 @@ _BUILT_IN_FORMATS = {14: "mm-dd-yy", 15: "d-mmm-yy", 16: "d-mmm", 17: "mmm-yy", 
 # or [h] part, a padding or filling character.
 _FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|[_*].')
 # A format of digits (0: always shown, #: shown if the number has it) and literal text
-# only (quoted, escaped, or one of the characters a format shows as they are; a [colour]
-# or [$-locale] shows nothing), and its parts.
-_DIGITS_FORMAT = re.compile(r'(?:"[^"]{0,100}"|\\.|\[[^\]]{0,40}\]|[0#]|[ \-()/:+$]){1,100}')
-_DIGITS_PART = re.compile(r'"([^"]*)"|\\(.)|\[[^\]]*\]|([0#]+)|(.)')
+# only (quoted, escaped, or one of the characters a format shows as they are; a currency
+# [$€-407] shows its symbol, a [colour] or [$-locale] nothing, a padding _) or fill *-
+# nothing that is read), and its parts.
+_DIGITS_FORMAT = re.compile(r'(?:"[^"]{0,100}"|\\.|\[[^\]]{0,40}\]|[_*].|[0#]|[ \-()/:+$]){1,100}')
+_DIGITS_PART = re.compile(r'"([^"]*)"|\\(.)|\[\$([^\]-]*)[^\]]*\]|\[[^\]]*\]|[_*].|([0#])|(.)')
 _NUMBER_FORMAT = re.compile(rb"<(?:[\w.-]{1,50}:)?numFmt\b([^>]{0,4000})>")
 _CELL_STYLES = re.compile(rb"<(?:[\w.-]{1,50}:)?cellXfs\b[^>]{0,4000}>")
 _CELL_STYLES_END = re.compile(rb"</(?:[\w.-]{1,50}:)?cellXfs>")
@@ -137,7 +138,7 @@ _VALUE_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]{0,1000})>\s{0,1
 def format_kind(code: str) -> Kind | None:
     """What a number format's code (its first section: positive numbers) changes, if anything."""
     section = code.split(";", 1)[0]
-    if _DIGITS_FORMAT.fullmatch(section) and "0" in "".join(part[2] for part in _DIGITS_PART.findall(section)):
+    if _DIGITS_FORMAT.fullmatch(section) and "0" in "".join(part[3] for part in _DIGITS_PART.findall(section)):
         return None if section in ("0", "#", "#0") else ("digits", section)
     shown = _FORMAT_LITERALS.sub("", section).lower()
     if ("y" not in shown and "d" not in shown) or "h" in shown or "s" in shown or "a/p" in shown or "am/pm" in shown:
@@ -163,39 +164,44 @@ def formatted(value: Any, kind: Kind) -> str:
 
 
 def _digits(number: int, section: str) -> str:
-    """`number` as a format of digits and literal text shows it: 1234 as 000-000 is
-    001-234, as #00000 is 01234; digits beyond the format's go with its first ones."""
-    width, parts = _digits_parts(section)
-    digits = str(abs(number)).zfill(width)
+    """`number` as a format of digits and literal text shows it, as a spreadsheet fills
+    the format's digits from the right: 1234 as 000-000 is 001-234, 5 as 000-## is
+    000-5; digits beyond the format's go before its first."""
+    zeros, parts = _digits_parts(section)
+    digits = str(abs(number))
     sign = "-" if number < 0 else ""
     if parts is None:
-        return sign + digits
-    # Each run of digits takes its share from the right; the first takes what is left.
+        return sign + digits.zfill(zeros)
     shown: list[str] = []
-    first = next(at for at, (_text, size) in enumerate(parts) if size)
+    left = len(digits)
+    first = next(at for at, (_text, digit) in enumerate(parts) if digit)
     for at in range(len(parts) - 1, -1, -1):
-        text, size = parts[at]
-        if not size:
+        text, digit = parts[at]
+        if not digit:
             shown.append(text)
-        elif at == first:
-            shown.append(digits)
-        else:
-            shown.append(digits[-size:])
-            digits = digits[:-size]
+            continue
+        if left:
+            left -= 1
+            shown.append(digits[left])
+        elif digit == "0":
+            shown.append("0")
+        if at == first and left:
+            shown.append(digits[:left])
     return sign + "".join(reversed(shown))
 
 
 @functools.cache
-def _digits_parts(section: str) -> tuple[int, list[tuple[str, int]] | None]:
+def _digits_parts(section: str) -> tuple[int, list[tuple[str, str]] | None]:
     """A format of digits and literal text: how many digits it always shows (its zeros),
-    and its parts (literal text, or a number of digits) — None if it is zeros alone."""
+    and its parts, one a digit ("", "0" or "#") or a literal text (text, "") — None if it
+    is zeros alone."""
     parts = [
-        (quoted or escaped or literal, len(run))
-        for quoted, escaped, run, literal in _DIGITS_PART.findall(section)
-        if quoted or escaped or run or literal
+        (quoted or escaped or currency or literal, digit)
+        for quoted, escaped, currency, digit, literal in _DIGITS_PART.findall(section)
+        if quoted or escaped or currency or digit or literal
     ]
-    zeros = sum(run.count("0") for _quoted, _escaped, run, _literal in _DIGITS_PART.findall(section))
-    return zeros, None if len(parts) == 1 and "#" not in section else parts
+    zeros = sum(digit == "0" for _text, digit in parts)
+    return zeros, None if all(digit == "0" for _text, digit in parts) else parts
 
 
 def number_formats(archive: zipfile.ZipFile) -> dict[int, Kind]:

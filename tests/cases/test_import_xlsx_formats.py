@@ -146,6 +146,16 @@ def test_a_date_and_time_shown_as_a_date_is_the_date_and_shown_with_its_time_is_
         (1234567, "###-0000", "123-4567"),
         (12345, "###-0000", "1-2345"),
         (7501234567, "(000) 000-0000", "(750) 123-4567"),
+        # Digits are filled from the right: an optional one left empty, a zero shown.
+        (123, "000-##", "001-23"),
+        (5, "000-##", "000-5"),
+        (123, "000-#", "012-3"),
+        (1234567, '"R-"00000', "R-1234567"),
+        # Padding, fill and currency.
+        (123, "0000_)", "0123"),
+        (123, "0000*-", "0123"),
+        (123, "[$€-407]0000", "€0123"),
+        (123, "[$-409]0000", "0123"),
     ],
 )
 def test_digits_as_a_format_of_zeros_and_literal_text_shows_them(number, code, shown):
