@@ -597,16 +597,18 @@ _HEADER_SYNONYMS = {
 _HEADER_QUALIFIERS = ("number", "numbers", "no", "nos", "code", "codes", "list")
 
 
-def _header_guess(key: str) -> str | None:
-    """The roster column a header cell that is none of them may have meant: another name
-    for it, its name with a qualifier, or a near miss."""
-    bare = re.sub(r"[\W_]+", "", key)
-    if bare in _HEADER_SYNONYMS:
-        return _HEADER_SYNONYMS[bare]
-    for column_key, column in _HEADER_KEYS.items():
-        if bare.startswith(column_key) and bare[len(column_key) :] in _HEADER_QUALIFIERS:
-            return column
-    close = difflib.get_close_matches(key, _HEADER_KEYS, n=1, cutoff=0.8)
+def _header_guess(value: str) -> str | None:
+    """The roster column a header cell that is none of them may have meant: its name or
+    another name for it, with a qualifier or a description in brackets ("Phone number",
+    "Native name (Arabic)", "Telephone no."), one of names written a/b ("Notes/remarks"),
+    or a near miss."""
+    described = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", value.casefold())
+    for part in [value.casefold(), *re.split(r"[/|]", described)]:
+        bare = re.sub(r"[\W_]+", "", part)
+        for name, column in itertools.chain(_HEADER_KEYS.items(), _HEADER_SYNONYMS.items()):
+            if bare.startswith(name) and (len(bare) == len(name) or bare[len(name) :] in _HEADER_QUALIFIERS):
+                return column
+    close = difflib.get_close_matches(_header_key(value), _HEADER_KEYS, n=1, cutoff=0.8)
     return _HEADER_KEYS[close[0]] if close else None
 
 
@@ -620,7 +622,7 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
         if column is None:
             # Other columns are left alone, but one that may be a roster's under another
             # name would be left out without a word (a roster's specific needs, say).
-            guess = _header_guess(_header_key(value)) if value.strip() else None
+            guess = _header_guess(value) if value.strip() else None
             if guess is not None:
                 unknown.append((value.strip(), guess))
             continue

@@ -898,6 +898,12 @@ def test_a_column_spelt_almost_like_a_roster_column_is_refused_naming_it():
         ("Needs", "specific_needs"),
         ("Name (native script)", "native_name"),
         ("Remarks", "notes"),
+        # A description in brackets, a qualifier after another name, names written a/b.
+        ("Native name (Arabic)", "native_name"),
+        ("Phone (mobile)", "phone"),
+        ("Telephone no.", "phone"),
+        ("Mobile phone number", "phone"),
+        ("Notes/remarks", "notes"),
     ],
 )
 def test_a_column_under_another_name_of_an_optional_roster_column_is_refused_naming_it(header, column):
