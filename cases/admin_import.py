@@ -48,6 +48,7 @@ from cases.importing import (
     read_content,
     template_csv,
     template_xlsx,
+    value_rules,
 )
 from cases.models import Person, RosterImport, RosterImportJob
 from cases.scope import sites_of
@@ -130,6 +131,7 @@ class RosterImportAdminMixin:
             "opts": self.opts,
             "columns": COLUMNS,
             "required_columns": REQUIRED_COLUMNS,
+            "value_rules": value_rules(),
             "max_rows": max_rows(),
             "max_megabytes": max_bytes() // (1024 * 1024),
             "confirm_minutes": settings.ROSTER_IMPORT_CONFIRM_MINUTES,

@@ -1014,7 +1014,12 @@ class _Checker:
             value = sex
             sex = value.upper()
             if sex not in _SEXES:
-                self.error(line, "sex", _("“%(value)s” is not one of F, M, X.") % {"value": _shown(value)})
+                self.error(
+                    line,
+                    "sex",
+                    _("“%(value)s” is not one of %(allowed)s.")
+                    % {"value": _shown(value), "allowed": ", ".join(Sex.values)},
+                )
 
         birth_year, birth_date = 0, None
         if born:
@@ -2505,6 +2510,21 @@ def _roster_import(
         result = _roster_import(content, actor=actor, filename=filename, dry_run=True, progress=progress)
         result.changed_since_check = True
     return result
+
+
+def value_rules() -> str:
+    """How each value of a roster is written, as the checks above read it (for the import page)."""
+    relationships = list(Relationship.values)
+    return _(
+        "Values: date_of_birth as YYYY-MM-DD, or YYYY when only the year is known; sex %(sexes)s;"
+        " relationship %(pa)s (one per case), %(others)s; nationality as an ISO code (IR, IRN) or the"
+        " English name; site as its name on record; specific_needs as codes separated by semicolons (;);"
+        " family_name and given_name in Latin script, the name in its own script in native_name."
+    ) % {
+        "sexes": ", ".join(Sex.values[:-1]) + " " + _("or") + " " + Sex.values[-1],
+        "pa": Relationship.PRINCIPAL_APPLICANT.value,
+        "others": ", ".join(value for value in relationships[1:-1]) + " " + _("or") + " " + relationships[-1],
+    }
 
 
 def _template_example() -> list[str]:
