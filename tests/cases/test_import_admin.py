@@ -35,6 +35,7 @@ A, ST, SU, AD = ROLES
 IMPORT = reverse("admin:cases_person_import")
 QUERIES_IMPORT_PAGE = 4
 QUERIES_JOB_PAGE = 5
+QUERIES_RECORDS_PAGE = 7
 TEMPLATE_CSV = reverse("admin:cases_person_import_template", args=["csv"])
 TEMPLATE_XLSX = reverse("admin:cases_person_import_template", args=["xlsx"])
 CHANGELIST = reverse("admin:cases_person_changelist")
@@ -447,6 +448,26 @@ def test_an_unknown_template_kind_is_not_found(client_for):
 @pytest.mark.parametrize(("role", "expected"), [(A, 302), (ST, 403), (SU, 403), (AD, 200)])
 def test_only_administrators_read_the_record_of_imports(client_for, role, expected):
     assert client_for(role).get(reverse("admin:cases_rosterimport_changelist")).status_code == expected
+
+
+@pytest.mark.parametrize("records", [1, 25])
+def test_the_record_of_imports_costs_the_same_queries_whatever_the_records_listed(
+    client_for, administrator, django_assert_num_queries, records
+):
+    for number in range(records):
+        RosterImport.objects.create(
+            actor=administrator, filename=f"roster-{number}.csv", outcome=RosterImportOutcome.REFUSED, error_count=2
+        )
+    client = client_for(AD)
+    changelist = reverse("admin:cases_rosterimport_changelist")
+    client.get(changelist)  # a first request may refresh the session
+
+    # session, user, permissions with groups and sites, the count, the records with their
+    # users, the date hierarchy's bounds and its days
+    with django_assert_num_queries(QUERIES_RECORDS_PAGE):
+        response = client.get(changelist)
+
+    assert response.content.decode().count("roster-") == records
 
 
 @pytest.mark.parametrize("jobs", [1, 8])
