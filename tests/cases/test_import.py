@@ -1504,6 +1504,7 @@ def test_a_file_of_rows_that_name_no_roster_column_is_refused_on_its_first_line(
     assert [(error.line, error.message.split(":")[0]) for error in result.errors] == [
         (1, "Required column(s) missing from the header row")
     ]
+    assert not Person.objects.exists() and not Case.objects.exists()
 
 
 @pytest.mark.parametrize(
