@@ -231,19 +231,37 @@ def job_run(job_id: int) -> str:
             # What the user saw and confirmed: if the file would now do otherwise, it
             # is shown again instead of written.
             seen=None if job.dry_run else job.result.get("outcome", ""),
+            # Recorded as imported in the import's own transaction: should the worker
+            # stop just after it commits, the job is not left running, to be given up
+            # as having written nothing.
+            written=lambda result: _keep(job, result),
         )
     except Exception as exc:
         logger.exception("Roster import job %s failed", job.pk)
-        _set(job, status=Status.FAILED, content=b"", failure=f"{type(exc).__name__}: {exc}")
+        # Unless it failed after its import was written (and so recorded, above).
+        if RosterImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+            _set(job, status=Status.FAILED, content=b"", failure=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         progress.close()
     wrote = not result.dry_run and result.ok
-    if not wrote and not RosterImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
-        # Given up meanwhile (stalled, though its worker was only slow): it wrote nothing,
-        # and its file stays deleted. One that wrote is recorded as imported whatever.
-        return RosterImportJob.objects.values_list("status", flat=True).get(pk=job.pk)
-    kept = result.dry_run and result.ok  # waiting for its confirmation
+    if not wrote:
+        if not RosterImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+            # Given up meanwhile (stalled, though its worker was only slow): it wrote
+            # nothing, and its file stays deleted.
+            return RosterImportJob.objects.values_list("status", flat=True).get(pk=job.pk)
+        _keep(job, result)
+    if job.status == Status.CHECKED:
+        _prune_later(datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES))
+    if result.errors or result.duplicates:
+        _prune_later(datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS))
+    return job.status
+
+
+def _keep(job: RosterImportJob, result: ImportResult) -> None:
+    """The job's outcome: a check found clean waits for its confirmation, with its file;
+    anything else is done, its file dropped."""
+    kept = result.dry_run and result.ok
     _set(
         job,
         status=Status.CHECKED if kept else Status.DONE,
@@ -256,11 +274,6 @@ def job_run(job_id: int) -> str:
         done=result.rows,
         total=result.rows,
     )
-    if kept:
-        _prune_later(datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES))
-    if result.errors or result.duplicates:
-        _prune_later(datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS))
-    return job.status
 
 
 def result_summary(result: ImportResult) -> dict[str, Any]:

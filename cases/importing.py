@@ -2412,6 +2412,7 @@ def roster_import(
     dry_run: bool,
     progress: Progress | None = None,
     seen: str | None = None,
+    written: Callable[[ImportResult], None] | None = None,
 ) -> ImportResult:
     """Check a roster file and, if it has no error and this is no dry run, import it.
 
@@ -2424,9 +2425,14 @@ def roster_import(
     anything else (other counts, other probable duplicates: the roster on record changed
     in between), nothing is written and the result is a new check to confirm
     (`changed_since_check`).
+
+    `written(result)`, if given, is called once the file is written, inside the write's
+    transaction: what it records commits with the rows, or not at all.
     """
     with _collector_paused():
-        return _roster_import(file, actor=actor, filename=filename, dry_run=dry_run, progress=progress, seen=seen)
+        return _roster_import(
+            file, actor=actor, filename=filename, dry_run=dry_run, progress=progress, seen=seen, written=written
+        )
 
 
 def _outcome(plan: _Plan, duplicates: list[ProbableDuplicate]) -> str:
@@ -2446,6 +2452,7 @@ def _roster_import(
     dry_run: bool,
     progress: Progress | None,
     seen: str | None = None,
+    written: Callable[[ImportResult], None] | None = None,
 ) -> ImportResult:
     started = time.monotonic()
     result = ImportResult(filename=filename, dry_run=dry_run)
@@ -2492,6 +2499,8 @@ def _roster_import(
                         rows, plan, actor=actor, reason=reason, staged=staged, progress=report
                     )
                     result.record = _record(result, actor=actor, started=started)
+                    if written is not None:
+                        written(result)
             except IntegrityError:
                 result.new = result.updated = result.unchanged = result.cases_new = 0
                 # A confirmed check is checked again, and shown as what the file would do now.

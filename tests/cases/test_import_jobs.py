@@ -234,6 +234,63 @@ def test_a_job_that_breaks_is_marked_failed_keeps_no_file_and_writes_nothing(cli
     assert not Person.objects.exists()
 
 
+def _confirmed(administrator):
+    """A clean check of the family's roster, confirmed: queued for its import."""
+    job = job_start(actor=administrator, filename="roster.csv", content=csv_bytes(family()))
+    assert job.status == RosterImportJobStatus.CHECKED, job.result["errors"]
+    RosterImportJob.objects.filter(pk=job.pk).update(status=RosterImportJobStatus.QUEUED, dry_run=False)
+    return job
+
+
+def _then(monkeypatch, exception):
+    """roster_import as it is, `exception` raised once it has returned (its import committed)."""
+    real = import_jobs.roster_import
+
+    def imports_then_raises(*args, **kwargs):
+        real(*args, **kwargs)
+        raise exception
+
+    monkeypatch.setattr(import_jobs, "roster_import", imports_then_raises)
+
+
+def test_a_worker_killed_just_after_the_import_committed_leaves_the_job_imported(
+    client_for, administrator, monkeypatch, settings
+):
+    job = _confirmed(administrator)
+    _then(monkeypatch, SystemExit("killed"))  # nothing of job_run runs after it
+
+    with pytest.raises(SystemExit):
+        job_run(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content), Person.objects.count()) == (RosterImportJobStatus.DONE, b"", 3)
+    # Half an hour on, the worker does not give it up as having written nothing.
+    RosterImportJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(minutes=settings.ROSTER_IMPORT_STALLED_MINUTES + 1)
+    )
+    prune_roster_import_jobs.call()
+    page = client_for("Administrator").get(job_url(job)).content.decode()
+    assert "<h2>Imported</h2>" in page
+    assert "nothing has been imported" not in page
+    assert job_url(job, "cancel") not in page
+
+
+def test_a_job_that_breaks_after_its_import_committed_is_not_said_to_have_written_nothing(
+    client_for, administrator, monkeypatch
+):
+    job = _confirmed(administrator)
+    _then(monkeypatch, RuntimeError("disk full"))
+
+    with pytest.raises(RuntimeError):
+        job_run(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, Person.objects.count()) == (RosterImportJobStatus.DONE, 3)
+    page = client_for("Administrator").get(job_url(job)).content.decode()
+    assert "<h2>Imported</h2>" in page
+    assert "nothing has been imported" not in page
+
+
 def test_a_job_run_twice_runs_once(administrator):
     job = job_start(actor=administrator, filename="roster.csv", content=csv_bytes(family()))
     assert job_run(job.pk) == RosterImportJobStatus.CHECKED  # not queued any more: nothing done
