@@ -50,7 +50,7 @@ from cases.importing import (
     template_xlsx,
     value_rules,
 )
-from cases.models import Person, RosterImport, RosterImportJob
+from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus
 from cases.scope import sites_of
 
 IMPORT_PERMISSION = "cases.import_person"
@@ -178,9 +178,10 @@ class RosterImportAdminMixin:
     def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         """The job: a progress bar while it runs, then what the check or the import found."""
         job = self._job(request, job_id)
-        # A job the worker has yet to give up (stalled, or never started) still holds its
-        # file: the page offers to delete it now, should no worker be running to do it.
-        file_held = job.is_working
+        # A job the worker has yet to give up (stalled, never started, or a check left
+        # unconfirmed too long) still holds its file: the page offers to delete it now,
+        # should no worker be running to do it.
+        file_held = job.is_working or job.status == RosterImportJobStatus.CHECKED
         job = as_pruned(job)
         result = job.result or {}
         context = self._context(

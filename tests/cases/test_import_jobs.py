@@ -100,6 +100,29 @@ def test_the_worker_deletes_a_checked_file_when_its_time_to_confirm_is_up(client
     assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
 
 
+def test_with_no_worker_to_delete_it_a_check_left_unconfirmed_too_long_can_be_cancelled_at_once(
+    client_for, settings, administrator
+):
+    job = job_start(actor=administrator, filename="roster.csv", content=csv_bytes(family()))
+    RosterImportJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(minutes=settings.ROSTER_IMPORT_CONFIRM_MINUTES + 1)
+    )
+    client = client_for("Administrator")
+
+    page = client.get(job_url(job)).content.decode()
+
+    assert "Cancelled: nothing has been imported" in page
+    # Not "deleted": no worker has run since, and the file is still stored.
+    assert "The file was deleted from the server" not in page
+    assert "It was not confirmed in time." in page
+    assert "cancel to delete it now" in page
+    cancelled = client.post(job_url(job, "cancel"), follow=True).content.decode()
+    assert "Cancelled: nothing was imported, and the file is deleted." in cancelled
+    job.refresh_from_db()
+    assert (job.status, bytes(job.content)) == (RosterImportJobStatus.CANCELLED, b"")
+    assert "The file was deleted from the server" in client.get(job_url(job)).content.decode()
+
+
 def _running(actor) -> RosterImportJob:
     return RosterImportJob.objects.create(
         actor=actor, filename="big.csv", size=10, status=RosterImportJobStatus.RUNNING
