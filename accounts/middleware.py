@@ -19,6 +19,9 @@ LAST_SEEN = "last_seen"
 REFRESH_EVERY = 60
 # Set on a request whose session's only change is that refresh.
 REFRESH_ONLY = "session_refresh_only"
+# The query parameter of a page reloading itself (the roster import's progress page):
+# not the user at work, so it leaves the session's idle time running.
+AUTO_REFRESH = "auto"
 
 
 class PrivateResponsesMiddleware:
@@ -39,7 +42,9 @@ class IdleTimeoutMiddleware:
     """Keep a working user's session alive; an idle one expires after SESSION_IDLE_SECONDS.
 
     The expiry is pushed forward after the page is made, and only if the page itself left
-    the session alone: then the refresh is the session's only change (REFRESH_ONLY).
+    the session alone: then the refresh is the session's only change (REFRESH_ONLY). A
+    page that reloads itself (AUTO_REFRESH) pushes nothing: left open, it would keep the
+    session alive for as long as it reloads.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -48,7 +53,12 @@ class IdleTimeoutMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         session = getattr(request, "session", None)
-        if session is not None and not session.modified and request.user.is_authenticated:
+        if (
+            session is not None
+            and not session.modified
+            and request.user.is_authenticated
+            and AUTO_REFRESH not in request.GET
+        ):
             now = int(time.time())
             if now - session.get(LAST_SEEN, 0) >= REFRESH_EVERY:
                 session[LAST_SEEN] = now

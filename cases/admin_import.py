@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
+from accounts.middleware import AUTO_REFRESH
 from cases.admin_records import RecordAdmin
 from cases.import_jobs import (
     NOT_STARTED,
@@ -194,6 +195,8 @@ class RosterImportAdminMixin:
             duplicates=_with_links_to_record(result.get("duplicates", [])),
             errors_hidden=max(result.get("error_count", 0) - len(result.get("errors", [])), 0),
             stage_label=STAGES.get(job.stage, job.stage),
+            # Its reloads leave the session's idle time running.
+            refresh_url=f"{request.path}?{AUTO_REFRESH}=1",
             progress_unseen_while_writing=not progress_seen_while_writing(),
             duplicates_hidden=max(result.get("duplicate_count", 0) - len(result.get("duplicates", [])), 0),
         )

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from accounts.middleware import LAST_SEEN
 from cases import import_jobs
 from cases.import_jobs import Progress, job_run, job_start
 from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, SpecificNeed
@@ -20,6 +21,8 @@ from tests.factories import SiteFactory
 
 pytestmark = pytest.mark.django_db
 
+# A page reloading itself in 2 s, as a page that is not the user at work (AUTO_REFRESH).
+REFRESH = '<meta http-equiv="refresh" content="2; url=/admin/cases/person/import/'
 DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 
@@ -57,7 +60,7 @@ def test_with_the_database_queue_the_worker_runs_the_check_then_the_import(clien
     job = response.context["job"]
     page = response.content.decode()
     assert job.status == RosterImportJobStatus.QUEUED
-    assert '<meta http-equiv="refresh" content="2">' in page
+    assert REFRESH in page
     assert "Waiting for the background worker" in page
 
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
@@ -129,6 +132,25 @@ def _running(actor) -> RosterImportJob:
     )
 
 
+def test_a_waiting_jobs_page_reloading_itself_does_not_keep_an_idle_session_alive(client_for, administrator):
+    # Left open, the page reloads every 2 s for as long as the job waits (up to a day
+    # when no worker runs): the session must still end after its idle time.
+    job = RosterImportJob.objects.create(actor=administrator, filename="big.csv", size=10)
+    client = client_for("Administrator")
+    page = client.get(job_url(job)).content.decode()
+    reload = f'<meta http-equiv="refresh" content="2; url={job_url(job)}?auto=1">'
+    assert reload in page
+    session = client.session
+    session[LAST_SEEN] = 0  # last active long ago: a refresh of its expiry is due
+    session.save()
+
+    assert reload in client.get(f"{job_url(job)}?auto=1").content.decode()
+
+    assert client.session[LAST_SEEN] == 0  # the reload was not taken for the user at work
+    client.get(job_url(job))  # the user's own visit is
+    assert client.session[LAST_SEEN] > 0
+
+
 @pytest.mark.django_db(transaction=True)  # as in the worker: progress written outside any transaction
 def test_a_running_job_shows_a_progress_bar(client_for, administrator):
     job = _running(administrator)
@@ -138,7 +160,7 @@ def test_a_running_job_shows_a_progress_bar(client_for, administrator):
 
     assert '<progress id="import-progress" max="100" value="25">' in page
     assert "250 of 1,000 rows" in page
-    assert '<meta http-equiv="refresh" content="2">' in page
+    assert REFRESH in page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -422,7 +444,7 @@ def test_a_running_job_whose_progress_moved_lately_is_left_to_run(client_for, ad
 
     job.refresh_from_db()
     assert (job.status, bytes(job.content)) == (RosterImportJobStatus.RUNNING, b"secret!")
-    assert '<meta http-equiv="refresh" content="2">' in client_for("Administrator").get(job_url(job)).content.decode()
+    assert REFRESH in client_for("Administrator").get(job_url(job)).content.decode()
 
 
 def test_with_no_worker_to_give_it_up_a_stalled_job_says_it_stopped_and_can_be_cancelled(
