@@ -24,7 +24,7 @@ from cases.models import (
     SpecificNeed,
 )
 from cases.selectors import PERSON_SITES
-from cases.services import case_transition, incident_apply_effects
+from cases.services import EditConflict, case_transition, incident_apply_effects
 from cases.workflow import TransitionRefused
 
 
@@ -40,6 +40,46 @@ class SiteAdmin(HistoryAdmin):
 class SpecificNeedAdmin(HistoryAdmin):
     list_display = ["code", "label"]
     search_fields = ["code", "label"]
+
+
+class VersionedForm(forms.ModelForm):
+    """A case's or person's admin form, carrying the version it was opened at: a save made
+    by someone else since (on the app's pages, here, by an import) is not overwritten, as
+    the app's pages refuse it (cases.services.EditConflict)."""
+
+    seen_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["seen_version"].initial = self.instance.version
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk is not None:
+            # Locked until the save commits (the admin saves in one transaction).
+            saved = type(self.instance)._default_manager.select_for_update().filter(pk=self.instance.pk)
+            if cleaned.get("seen_version") != saved.values_list("version", flat=True).get():
+                raise forms.ValidationError(str(EditConflict(self.instance)) + " " + RELOAD)
+        return cleaned
+
+
+RELOAD = _("Your changes were not saved: open the page again to see theirs, then make yours again.")
+
+
+class VersionedAdmin:
+    """Mixed into a ModelAdmin: saves through VersionedForm, each save a new version of the record."""
+
+    form = VersionedForm
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        (name, options), *rest = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        return [(name, {**options, "fields": [*options["fields"], "seen_version"]}), *rest]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            obj.version += 1
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
 
 
 class MemberInline(admin.TabularInline):
@@ -133,7 +173,7 @@ def transition_cases(modeladmin: "CaseAdmin", request: HttpRequest, queryset: Qu
 
 
 @admin.register(Case)
-class CaseAdmin(SiteScopedAdmin, HistoryAdmin):
+class CaseAdmin(VersionedAdmin, SiteScopedAdmin, HistoryAdmin):
     list_display = [
         "case_no",
         "site",
@@ -196,7 +236,7 @@ class CaseAdmin(SiteScopedAdmin, HistoryAdmin):
 
 
 @admin.register(Person)
-class PersonAdmin(RosterImportAdminMixin, SiteScopedAdmin, HistoryAdmin):
+class PersonAdmin(RosterImportAdminMixin, VersionedAdmin, SiteScopedAdmin, HistoryAdmin):
     site_paths = PERSON_SITES
     list_display = [
         "registration_no",

@@ -19,6 +19,7 @@ from accounts.models import AccessLog
 from cases import import_jobs, importing
 from cases.importing import COLUMNS, ImportResult, ProbableDuplicate, RowError
 from cases.models import (
+    Case,
     Person,
     RosterImport,
     RosterImportJob,
@@ -304,6 +305,81 @@ def test_a_person_the_file_changes_edited_after_the_check_is_shown_again_not_ove
     job.refresh_from_db()
     assert (job.status, job.result["updated"]) == (RosterImportJobStatus.DONE, 1)
     assert Person.objects.get(registration_no="R-1").phone == "111"
+
+
+def admin_form(client, url: str, **changes) -> dict:
+    """The admin's change form at `url` as it was opened, with `changes`."""
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data.update(changes)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def test_a_person_edited_in_the_admin_after_the_check_is_shown_again_not_overwritten(client_for):
+    client = client_for(AD)
+    importing.roster_import(csv_bytes(family()), actor=None, filename="first.csv", dry_run=False)
+    rows = family()
+    rows[0]["phone"] = "111"
+    job = check(client, csv_bytes(rows)).context["job"]
+    person = Person.objects.get(registration_no="R-1")
+    url = reverse("admin:cases_person_change", args=[person.pk])
+    assert client.post(url, admin_form(client, url, notes="Moved to tent 4")).status_code == 302
+
+    page = client.post(job_url(job, "confirm"), follow=True).text
+
+    assert "The roster on record changed after your check" in page
+    person.refresh_from_db()
+    assert (person.version, person.phone, person.notes) == (1, "", "Moved to tent 4")
+
+
+def test_an_admin_form_opened_before_someone_else_saved_is_refused_not_saved_over_theirs(client_for):
+    importing.roster_import(csv_bytes(family()), actor=None, filename="first.csv", dry_run=False)
+    person = Person.objects.get(registration_no="R-1")
+    client = client_for(AD)
+    url = reverse("admin:cases_person_change", args=[person.pk])
+    opened = admin_form(client, url, notes="Tent 9")
+    edited_by_a_colleague("R-1")
+
+    response = client.post(url, opened)
+
+    assert response.status_code == 200
+    assert "Someone else saved this record while you were editing it." in response.text
+    assert "Your changes were not saved" in response.text
+    person.refresh_from_db()
+    assert (person.version, person.notes) == (1, "Moved to tent 4")
+    # Opened again, it saves.
+    assert client.post(url, admin_form(client, url, notes="Tent 9")).status_code == 302
+    person.refresh_from_db()
+    assert (person.version, person.notes) == (2, "Tent 9")
+
+
+def test_a_case_admin_form_opened_before_someone_else_saved_is_refused(client_for):
+    importing.roster_import(csv_bytes(family()), actor=None, filename="first.csv", dry_run=False)
+    case = Case.objects.get(case_no="C-1")
+    client = client_for(AD)
+    url = reverse("admin:cases_case_change", args=[case.pk])
+    page = client.get(url)
+    data = admin_form(client, url, notes="Opened first")
+    # The inlines' management forms, as the page sends them.
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({management.add_prefix(name): management[name].value() for name in management.fields})
+        for form in formset.formset.forms:
+            data.update(
+                {form.add_prefix(name): form[name].value() for name in form.fields if form[name].value() is not None}
+            )
+    Case.objects.filter(pk=case.pk).update(notes="Saved by a colleague", version=F("version") + 1)
+
+    refused = client.post(url, data)
+
+    assert refused.status_code == 200
+    assert "Someone else saved this record while you were editing it." in refused.text
+    case.refresh_from_db()
+    assert (case.version, case.notes) == (1, "Saved by a colleague")
+    data["seen_version"] = 1
+    assert client.post(url, data).status_code == 302
+    case.refresh_from_db()
+    assert (case.version, case.notes) == (2, "Opened first")
 
 
 def edit_after_the_import_checked(monkeypatch, registration_no: str) -> None:
