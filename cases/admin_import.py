@@ -47,11 +47,12 @@ from cases.importing import (
     max_bytes,
     max_rows,
     read_content,
+    record_attempt,
     template_csv,
     template_xlsx,
     value_rules,
 )
-from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus
+from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
 from cases.scope import sites_of
 
 IMPORT_PERMISSION = "cases.import_person"
@@ -157,10 +158,16 @@ class RosterImportAdminMixin:
             finally:
                 upload.close()
             if len(content) > max_bytes():
-                form.add_error(
-                    "file",
-                    _("The file is larger than the limit of %(mb)d MB; split it and import the parts one by one.")
-                    % {"mb": max_bytes() // (1024 * 1024)},
+                too_large = _(
+                    "The file is larger than the limit of %(mb)d MB; split it and import the parts one by one."
+                ) % {"mb": max_bytes() // (1024 * 1024)}
+                form.add_error("file", too_large)
+                record_attempt(
+                    actor=request.user,
+                    filename=upload.name or "",
+                    dry_run=True,
+                    outcome=RosterImportOutcome.REFUSED,
+                    reason=too_large,
                 )
             else:
                 job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]

@@ -35,9 +35,10 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from cases.importing import ImportResult, RowError, roster_import
-from cases.models import RosterImport, RosterImportJob, RosterImportJobStatus
+from cases.importing import ImportResult, RowError, record_attempt, roster_import
+from cases.models import RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -160,10 +161,34 @@ def prune_expired(now: datetime.datetime | None = None) -> int:
     )
     # Their last change is left as it was: when the job last moved (the page's lists
     # of a confirmed check still go ROSTER_IMPORT_REPORT_DAYS after the check).
-    stalled = RosterImportJob.objects.filter(status=Status.RUNNING, updated_at__lt=now - _stalled_for())
-    files += stalled.update(status=Status.FAILED, content=b"", failure=STALLED)
-    unstarted = RosterImportJob.objects.filter(status=Status.QUEUED, updated_at__lt=now - _queued_for())
-    return files + unstarted.update(status=Status.FAILED, content=b"", failure=NOT_STARTED)
+    given_up = [
+        (Q(status=Status.RUNNING, updated_at__lt=now - _stalled_for()), STALLED, _GIVEN_UP[STALLED]),
+        (Q(status=Status.QUEUED, updated_at__lt=now - _queued_for()), NOT_STARTED, _GIVEN_UP[NOT_STARTED]),
+    ]
+    for which, failure, reason in given_up:
+        for job in RosterImportJob.objects.filter(which).only("actor", "filename", "dry_run"):
+            with transaction.atomic():
+                # Unless it moved meanwhile (its worker was only slow, or took it).
+                if RosterImportJob.objects.filter(which, pk=job.pk).update(
+                    status=Status.FAILED, content=b"", failure=failure
+                ):
+                    files += 1
+                    record = _record_failed(job, str(reason))
+                    RosterImportJob.objects.filter(pk=job.pk).update(record=record)
+    return files
+
+
+# What the record of imports says of a job given up (prune_expired).
+_GIVEN_UP = {
+    STALLED: gettext_lazy("Its worker stopped while it ran: given up."),
+    NOT_STARTED: gettext_lazy("No worker took it: given up."),
+}
+
+
+def _record_failed(job: RosterImportJob, reason: str) -> RosterImport:
+    return record_attempt(
+        actor=job.actor, filename=job.filename, dry_run=job.dry_run, outcome=RosterImportOutcome.FAILED, reason=reason
+    )
 
 
 def watch_running_jobs() -> None:
@@ -240,7 +265,10 @@ def job_run(job_id: int) -> str:
         logger.exception("Roster import job %s failed", job.pk)
         # Unless it failed after its import was written (and so recorded, above).
         if RosterImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
-            _set(job, status=Status.FAILED, content=b"", failure=f"{type(exc).__name__}: {exc}")
+            record = _record_failed(
+                job, _("An unexpected error stopped it (%(error)s).") % {"error": type(exc).__name__}
+            )
+            _set(job, status=Status.FAILED, content=b"", failure=f"{type(exc).__name__}: {exc}", record=record)
         raise
     finally:
         progress.close()

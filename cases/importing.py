@@ -2564,6 +2564,21 @@ def template_xlsx() -> bytes:
     return out.getvalue()
 
 
+def record_attempt(
+    *, actor: User | None, filename: str, dry_run: bool, outcome: RosterImportOutcome, reason: str
+) -> RosterImport:
+    """The record of an attempt that never came to roster_import's own: a file refused on
+    upload, a job that failed or was given up. `reason` says why, in the user's words."""
+    return RosterImport.objects.create(
+        actor=actor,
+        filename=filename[:255],
+        dry_run=dry_run,
+        outcome=outcome,
+        error_count=int(outcome == RosterImportOutcome.REFUSED),
+        errors=[reason],
+    )
+
+
 def _record(result: ImportResult, *, actor: User | None, started: float) -> RosterImport:
     if result.errors:
         outcome = RosterImportOutcome.REFUSED

@@ -447,6 +447,8 @@ class RosterImportOutcome(models.TextChoices):
     IMPORTED = "imported", _("Imported")
     CHECKED = "checked", _("Checked (dry run)")
     REFUSED = "refused", _("Refused")
+    # The worker failed or stopped, or no worker took the job: nothing written.
+    FAILED = "failed", _("Failed")
 
 
 class RosterImport(models.Model):

@@ -493,6 +493,21 @@ def test_an_oversized_file_is_refused_with_the_limit_in_the_message_and_no_job(c
     assert not RosterImportJob.objects.exists()
 
 
+def test_an_oversized_file_refused_on_upload_is_in_the_record_of_imports(client_for, settings, administrator):
+    settings.ROSTER_IMPORT_MAX_BYTES = 200
+
+    client_for(AD).post(IMPORT, {"file": upload(csv_bytes(family()), name="big.csv"), "check": "1"})
+
+    record = RosterImport.objects.get()
+    assert (record.outcome, record.actor, record.filename, record.dry_run) == (
+        RosterImportOutcome.REFUSED,
+        administrator,
+        "big.csv",
+        True,
+    )
+    assert record.errors == ["The file is larger than the limit of 0 MB; split it and import the parts one by one."]
+
+
 def test_the_csv_template_has_the_exact_headers_and_an_example_row_that_is_valid_but_not_imported(client_for):
     response = client_for(AD).get(TEMPLATE_CSV)
 

@@ -14,7 +14,14 @@ from django_tasks_db.models import DBTaskResult
 from accounts.middleware import LAST_SEEN
 from cases import import_jobs
 from cases.import_jobs import Progress, job_run, job_start
-from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, SpecificNeed
+from cases.models import (
+    Person,
+    RosterImport,
+    RosterImportJob,
+    RosterImportJobStatus,
+    RosterImportOutcome,
+    SpecificNeed,
+)
 from cases.tasks import prune_roster_import_jobs
 from tests.cases.test_import import csv_bytes, family
 from tests.factories import SiteFactory
@@ -336,6 +343,24 @@ def test_a_job_that_breaks_after_its_import_committed_is_not_said_to_have_writte
     assert "nothing has been imported" not in page
 
 
+def test_a_job_that_breaks_is_in_the_record_of_imports_as_failed(administrator, monkeypatch):
+    job = _confirmed(administrator)
+    monkeypatch.setattr(import_jobs, "roster_import", lambda *args, **kwargs: 1 / 0)
+
+    with pytest.raises(ZeroDivisionError):
+        job_run(job.pk)
+
+    job.refresh_from_db()
+    failed = RosterImport.objects.get(outcome=RosterImportOutcome.FAILED)
+    assert (failed.actor, failed.filename, failed.dry_run, failed.errors, job.record) == (
+        administrator,
+        "roster.csv",
+        False,
+        ["An unexpected error stopped it (ZeroDivisionError)."],
+        failed,
+    )
+
+
 def test_a_job_run_twice_runs_once(administrator):
     job = job_start(actor=administrator, filename="roster.csv", content=csv_bytes(family()))
     assert job_run(job.pk) == RosterImportJobStatus.CHECKED  # not queued any more: nothing done
@@ -435,6 +460,25 @@ def test_an_import_whose_worker_stopped_is_given_up_by_the_worker_its_file_delet
     assert "Its file was deleted from the server." in page
     assert job_url(job, "cancel") not in page
     assert "<td>Failed</td>" in client.get(reverse("admin:cases_person_import")).content.decode()
+
+
+def test_an_import_given_up_as_stalled_is_in_the_record_of_imports_as_failed(administrator, settings):
+    job = _left_by_a_stopped_worker(
+        administrator, minutes_ago=settings.ROSTER_IMPORT_STALLED_MINUTES + 1, dry_run=False
+    )
+
+    prune_roster_import_jobs.call()
+    prune_roster_import_jobs.call()  # recorded once
+
+    job.refresh_from_db()
+    record = RosterImport.objects.get()
+    assert (record.outcome, record.filename, record.dry_run, record.errors, job.record) == (
+        RosterImportOutcome.FAILED,
+        job.filename,
+        False,
+        ["Its worker stopped while it ran: given up."],
+        record,
+    )
 
 
 def test_a_running_job_whose_progress_moved_lately_is_left_to_run(client_for, administrator, settings):
@@ -550,5 +594,13 @@ def test_a_job_no_worker_took_within_a_day_is_given_up_its_file_deleted(client_f
 
     job.refresh_from_db()
     assert (job.status, bytes(job.content)) == (RosterImportJobStatus.FAILED, b"")
-    assert not RosterImport.objects.exists()
+    # Recorded as an attempt that failed, with who, when, which file and why.
+    record = RosterImport.objects.get()
+    assert (record.outcome, record.actor, record.filename, record.errors, job.record) == (
+        RosterImportOutcome.FAILED,
+        administrator,
+        "roster.csv",
+        ["No worker took it: given up."],
+        record,
+    )
     assert "Its file was deleted from the server." in client.get(job_url(job)).content.decode()
