@@ -14,8 +14,8 @@ as it writes, and a page waiting for it would fail. The worker deletes what has 
 before each job and at the time each check or report expires (a task scheduled for
 then); until it has, pages show a job as that deletion will leave it (`as_pruned`).
 
-The page shows the first errors and probable duplicates; all of them are kept as a
-gzipped CSV (the job's report) to download. Both lists go after
+The page shows the first errors and probable duplicates (the strong ones first); all of
+them are kept as a gzipped CSV (the job's report) to download. Both lists go after
 settings.ROSTER_IMPORT_REPORT_DAYS, and so do the first errors kept on the record of the
 check or import (RosterImport.errors); the counts stay.
 """
@@ -37,7 +37,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from cases.importing import ImportResult, RowError, record_attempt, roster_import
+from cases.importing import (
+    STRENGTH_LINES,
+    DuplicateStrength,
+    ImportResult,
+    RowError,
+    record_attempt,
+    roster_import,
+    strength_counts,
+    strength_line,
+    strongest_first,
+)
 from cases.models import RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
 
 logger = logging.getLogger(__name__)
@@ -321,10 +331,11 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "error_kinds": _error_kinds(result.errors),
         "errors": [dataclasses.asdict(error) for error in result.errors[:SHOWN]],
         "duplicate_count": len(result.duplicates),
+        "duplicate_strengths": strength_line(*strength_counts(result.duplicates)) if result.duplicates else "",
         "outcome": result.outcome,
         "changed_since_check": result.changed_since_check,
         "duplicates_notice": result.duplicates_notice,
-        "duplicates": [dataclasses.asdict(duplicate) for duplicate in result.duplicates[:SHOWN]],
+        "duplicates": [dataclasses.asdict(duplicate) for duplicate in strongest_first(result.duplicates)[:SHOWN]],
     }
 
 
@@ -344,9 +355,10 @@ def _error_kinds(errors: list[RowError]) -> list[dict[str, Any]]:
 
 
 def report_gzip(result: ImportResult) -> bytes:
-    """Every error, then every probable duplicate, in file order, as a gzipped CSV (UTF-8
-    with a BOM, for spreadsheet programs), compressed as it is written; no cell is one a
-    spreadsheet would run."""
+    """Every error, then every probable duplicate (strong ones first, as on the page), in
+    file order, as a gzipped CSV (UTF-8 with a BOM, for spreadsheet programs), compressed
+    as it is written; no cell is one a spreadsheet would run. A duplicate's row gives both
+    persons' sex, case, relationship and native name, as written."""
     from reports.exports import neutralise
 
     compressed = io.BytesIO()
@@ -368,6 +380,15 @@ def report_gzip(result: ImportResult) -> bytes:
                 _("may be (name)"),
                 _("may be (born)"),
                 _("found in"),
+                _("strength"),
+                _("sex"),
+                _("case no."),
+                _("relationship"),
+                _("native name"),
+                _("may be (sex)"),
+                _("may be (case no.)"),
+                _("may be (relationship)"),
+                _("may be (native name)"),
             ]
         )
         for error in result.errors:
@@ -375,10 +396,14 @@ def report_gzip(result: ImportResult) -> bytes:
             person = result.error_people.get(error.line or 0, ("", ""))
             writer.writerow([line, neutralise(error.column), neutralise(error.message), *map(neutralise, person)])
         on_record, in_file = _("the roster"), _("line %(line)d")
-        for duplicate in result.duplicates:
+        for duplicate in strongest_first(result.duplicates):
             where = on_record if duplicate.other_line is None else in_file % {"line": duplicate.other_line}
             cells = [duplicate.registration_no, duplicate.name, duplicate.birth]
             cells += [duplicate.other_registration_no, duplicate.other_name, duplicate.other_birth, where]
+            cells += [str(STRENGTH_LINES[DuplicateStrength(duplicate.strength)])]
+            cells += [duplicate.sex, duplicate.case_no, duplicate.relationship, duplicate.native_name]
+            cells += [duplicate.other_sex, duplicate.other_case_no, duplicate.other_relationship]
+            cells += [duplicate.other_native_name]
             writer.writerow([duplicate.line, "", neutralise(duplicate.reason), *map(neutralise, cells)])
     return compressed.getvalue()
 

@@ -17,7 +17,10 @@ white space, tabs and line breaks included, is stripped from every cell. An XLSX
 formula cell is read as the value the spreadsheet last computed.
 
 Probable duplicates (same name in another transliteration or in native script, same
-birth date or year) are reported, never merged.
+birth date or year) are reported, never merged, each as strong (the same date of birth
+and sex) or possible (a year of birth alone, or another sex). Latin names alike whose
+native names, both written, differ are no pair: the native name is the name as the
+person writes it, and Hassan (حسن) and Hussein (حسین) only meet in the Latin key.
 
 On PostgreSQL the checked rows are copied (COPY) into a temporary table, and the
 database does the comparing and the writing: which rows are new, changed or unchanged
@@ -86,7 +89,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, word_keys, words
+from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, native_key, word_keys, words
 from cases.xlsx_reader import SPREADSHEET_ERRORS, UNSAVED_FORMULA
 
 User = Any
@@ -189,9 +192,24 @@ class RowError:
         }
 
 
+class DuplicateStrength(models.TextChoices):
+    STRONG = "strong", gettext_lazy("strong")
+    POSSIBLE = "possible", gettext_lazy("possible")
+
+
+STRENGTH_LINES = {
+    DuplicateStrength.STRONG: gettext_lazy("strong: same date of birth and sex"),
+    DuplicateStrength.POSSIBLE: gettext_lazy("possible"),
+}
+
+
 @dataclass(frozen=True)
 class ProbableDuplicate:
-    """Two records that look like one person. Shown for a person to decide; never merged."""
+    """Two records that look like one person. Shown for a person to decide; never merged.
+
+    strong when both have the same full date of birth and the same sex; possible when
+    either has a year of birth alone, or their sexes differ. Sex, case number,
+    relationship and native name are as written (the file's codes), for both sides."""
 
     line: int
     registration_no: str
@@ -203,10 +221,21 @@ class ProbableDuplicate:
     birth: str
     reason: str
     other_birth: str = ""
+    strength: str = DuplicateStrength.POSSIBLE
+    sex: str = ""
+    other_sex: str = ""
+    case_no: str = ""
+    other_case_no: str = ""
+    relationship: str = ""
+    other_relationship: str = ""
+    native_name: str = ""
+    other_native_name: str = ""
 
     def __str__(self) -> str:
         where = _("line %(line)d") % {"line": self.other_line} if self.other_line is not None else _("the database")
-        return _("Line %(line)d: %(name)s (%(reg)s) may be %(other)s (%(other_reg)s) in %(where)s: %(reason)s") % {
+        return _(
+            "Line %(line)d: %(name)s (%(reg)s) may be %(other)s (%(other_reg)s) in %(where)s: %(reason)s; %(strength)s"
+        ) % {
             "line": self.line,
             "name": self.name,
             "reg": self.registration_no,
@@ -214,7 +243,26 @@ class ProbableDuplicate:
             "other_reg": self.other_registration_no,
             "where": where,
             "reason": self.reason,
+            "strength": STRENGTH_LINES[DuplicateStrength(self.strength)],
         }
+
+
+def strongest_first(duplicates: list[ProbableDuplicate]) -> list[ProbableDuplicate]:
+    """The strong pairs, then the possible ones, each in the order found (file order)."""
+    return sorted(duplicates, key=lambda duplicate: duplicate.strength != DuplicateStrength.STRONG)
+
+
+def strength_counts(duplicates: list[ProbableDuplicate]) -> tuple[int, int]:
+    """How many pairs are strong, and how many possible."""
+    strong = sum(1 for duplicate in duplicates if duplicate.strength == DuplicateStrength.STRONG)
+    return strong, len(duplicates) - strong
+
+
+def strength_line(strong: int, possible: int) -> str:
+    return _("%(strong)s strong: same date of birth and sex; %(possible)s possible") % {
+        "strong": _grouped(strong),
+        "possible": _grouped(possible),
+    }
 
 
 def _grouped(number: int) -> str:
@@ -297,8 +345,11 @@ class ImportResult:
             lines.append(self.not_read_line())
         lines += [str(error) for error in self.errors]
         if self.duplicates:
-            lines.append(_("Probable duplicates (not merged; check them):"))
-            lines += [str(duplicate) for duplicate in self.duplicates]
+            lines.append(
+                _("Probable duplicates (not merged; check them), %(strengths)s:")
+                % {"strengths": strength_line(*strength_counts(self.duplicates))}
+            )
+            lines += [str(duplicate) for duplicate in strongest_first(self.duplicates)]
         if self.duplicates_notice:
             lines.append(self.duplicates_notice)
         return lines
@@ -1326,6 +1377,12 @@ class _Known:
     name: str
     birth_year: int
     birth_date: datetime.date | None
+    sex: str
+    case_no: str
+    relationship: str
+    native_name: str
+    # The native name's match key (Person.match_native).
+    native: str
 
     @property
     def birth(self) -> str:
@@ -1335,9 +1392,22 @@ class _Known:
 # A match key (cases.names.match_keys: Latin, or native) and a year of birth.
 _Key = tuple[str, int]
 # A person on record for the duplicate search: registration_no, family_name, given_name,
-# birth_year, birth_date, match_latin, match_native.
-_OnRecord = tuple[str, str, str, int, datetime.date | None, str, str]
-_ON_RECORD = ("registration_no", "family_name", "given_name", "birth_year", "birth_date", "match_latin", "match_native")
+# birth_year, birth_date, match_latin, match_native, sex, relationship, native_name,
+# case_id, and their case's number (read with them: case__case_no).
+_OnRecord = tuple[str, str, str, int, datetime.date | None, str, str, str, str, str, int, str]
+_ON_RECORD = (
+    "registration_no",
+    "family_name",
+    "given_name",
+    "birth_year",
+    "birth_date",
+    "match_latin",
+    "match_native",
+    "sex",
+    "relationship",
+    "native_name",
+    "case_id",
+)
 # For files of up to this many rows, each key is looked up in its index; beyond, the
 # file's keys are joined to the whole persons table at once.
 _KEY_LOOKUPS = 20_000
@@ -1349,6 +1419,36 @@ def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
     if row.birth_date and other.birth_date and row.birth_date != other.birth_date:
         return False
     return other.registration_no != row.registration_no
+
+
+def _native_of(other: _Row | _Known) -> str:
+    """The native name's match key ("" without one)."""
+    if isinstance(other, _Known):
+        return other.native
+    return native_key(other.native_name) if other.native_name else ""
+
+
+def _written_apart(native: str, other: _Row | _Known) -> bool:
+    """Whether two records alike in Latin letters write their native names (both given,
+    `native` the row's key) differently: then they are two names that only the Latin
+    key made one (Hassan حسن, Hussein حسین), not one person."""
+    return bool(native) and (other_native := _native_of(other)) != "" and other_native != native
+
+
+def _rank(row: _Row, other: _Row | _Known) -> int:
+    """How strongly a look-alike may be the row's person: 0 the same date of birth and
+    sex (strong), 1 the same date and another sex, 2 a year of birth alone on a side."""
+    if row.birth_date and other.birth_date:
+        return 0 if row.sex == other.sex else 1
+    return 2
+
+
+def _strongest(row: _Row, found: list[Any]) -> list[Any]:
+    """The look-alikes found, strongest first (in their order within each rank), cut
+    to _LOOK_ALIKES and one more if there are more."""
+    if len(found) > 1:
+        found.sort(key=functools.partial(_rank, row))
+    return found[: _LOOK_ALIKES + 1]
 
 
 # A row lists this many look-alikes of each kind at the most, and a file this many pairs
@@ -1367,45 +1467,83 @@ CUT_MESSAGE = gettext_lazy(
 )
 
 
+# One key's records by date of birth (None: a year alone) and sex.
+_ByBirth = dict[tuple[datetime.date | None, str], list[Any]]
+
+
+def _by_rank(row: _Row, others: list[Any], by_birth: _ByBirth, order: str) -> Iterator[Any]:
+    """Of `others` (one key's records, in `order`), those that may be the row's person,
+    strongest first (_rank) and in `order` within a rank, from `by_birth`: the same
+    records by date of birth (None: a year alone) and sex."""
+    if row.birth_date is None:
+        # A year alone may be any date of that year: every record with the key.
+        return iter(others)
+    born = row.birth_date
+    same_date = [by_birth[born, sex] for sex in Sex.values if sex != row.sex and (born, sex) in by_birth]
+    year_alone = [by_birth[None, sex] for sex in Sex.values if (None, sex) in by_birth]
+    return itertools.chain(
+        by_birth.get((row.birth_date, row.sex), ()),
+        heapq.merge(*same_date, key=operator.attrgetter(order)),
+        heapq.merge(*year_alone, key=operator.attrgetter(order)),
+    )
+
+
+def _by_birth(others: Iterable[Any]) -> _ByBirth:
+    by_birth: _ByBirth = {}
+    for other in others:
+        by_birth.setdefault((other.birth_date, other.sex), []).append(other)
+    return by_birth
+
+
 def _earlier_look_alikes(
     row: _Row,
     seen: dict[_Key, list[_Row]],
-    dated: dict[_Key, dict[datetime.date | None, list[_Row]]],
+    dated: dict[_Key, _ByBirth],
     key: _Key,
+    native: str | None = None,
 ) -> list[_Row]:
-    """The first _LOOK_ALIKES rows before `row` with its key that may be the same person,
-    in file order, and one more if there are more; `row` is then added under its key. Most keys have a few rows, looked
-    at one by one; a key with many more has them kept by date of birth as well (`dated`),
-    so that only those that can match are looked at."""
+    """The _LOOK_ALIKES rows before `row` with its key that may be the same person,
+    strongest first (_rank; in file order within a rank), and one more if there are
+    more; `row` is then added under its key. With `native` (the row's native key, for a
+    Latin key), rows whose native names are written apart (_written_apart) are none.
+    Most keys have a few rows, looked at one by one; a key with many more has them kept
+    by date of birth and sex as well (`dated`), so that only those that can match are
+    looked at, the strongest first."""
     others = seen.get(key)
     if others is None:
         seen[key] = [row]
         return []
     if len(others) <= _SCANNED:
-        found = [other for other in others if _may_be_one(row, other)][: _LOOK_ALIKES + 1]
+        found = _strongest(
+            row,
+            [other for other in others if _may_be_one(row, other) and not (native and _written_apart(native, other))],
+        )
     else:
-        by_date = dated.get(key)
-        if by_date is None:
-            by_date = dated[key] = {}
-            for other in others:
-                by_date.setdefault(other.birth_date, []).append(other)
-        if row.birth_date is None:
-            # A year alone may be any date of that year: every earlier row with the key.
-            candidates: Iterable[_Row] = others
-        else:
-            line = operator.attrgetter("line")
-            candidates = heapq.merge(by_date.get(row.birth_date, []), by_date.get(None, []), key=line)
-        not_itself = (other for other in candidates if other.registration_no != row.registration_no)
-        found = list(itertools.islice(not_itself, _LOOK_ALIKES + 1))
-        by_date.setdefault(row.birth_date, []).append(row)
+        by_birth = dated.get(key)
+        if by_birth is None:
+            by_birth = dated[key] = _by_birth(others)
+        candidates = (
+            other
+            for other in _by_rank(row, others, by_birth, "line")
+            if other.registration_no != row.registration_no and not (native and _written_apart(native, other))
+        )
+        found = list(itertools.islice(candidates, _LOOK_ALIKES + 1))
+        by_birth.setdefault((row.birth_date, row.sex), []).append(row)
     others.append(row)
     return found
 
 
-def _first_look_alikes(row: _Row, on_record: list[_Known]) -> list[_Known]:
-    """The first _LOOK_ALIKES persons on record with the row's key that may be the same
-    person, and one more if there are more."""
-    return list(itertools.islice((other for other in on_record if _may_be_one(row, other)), _LOOK_ALIKES + 1))
+def _first_look_alikes(row: _Row, on_record: list[_Known], by_birth: _ByBirth, native: str | None) -> list[_Known]:
+    """The _LOOK_ALIKES persons on record with the row's key (`on_record`, by
+    registration number; `by_birth`, the same by date of birth and sex) that may be the
+    same person, strongest first, and one more if there are more. With `native` as
+    _earlier_look_alikes."""
+    candidates = (
+        other
+        for other in _by_rank(row, on_record, by_birth, "registration_no")
+        if other.registration_no != row.registration_no and not (native and _written_apart(native, other))
+    )
+    return list(itertools.islice(candidates, _LOOK_ALIKES + 1))
 
 
 class _DuplicateSearch:
@@ -1438,14 +1576,14 @@ class _DuplicateSearch:
     def _in_file(self) -> None:
         latin: dict[_Key, list[_Row]] = {}
         native: dict[_Key, list[_Row]] = {}
-        latin_dated: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
-        native_dated: dict[_Key, dict[datetime.date | None, list[_Row]]] = {}
+        latin_dated: dict[_Key, _ByBirth] = {}
+        native_dated: dict[_Key, _ByBirth] = {}
         keys = self.keys
         for index, row in enumerate(self.rows):
             latin_name, native_name = match_keys(row.family_name, row.given_name, row.native_name or "")
             key = (latin_name, row.birth_year) if latin_name else None
             key2 = (native_name, row.birth_year) if native_name else None
-            latin_match = _earlier_look_alikes(row, latin, latin_dated, key) if key is not None else []
+            latin_match = _earlier_look_alikes(row, latin, latin_dated, key, native_name) if key is not None else []
             native_match = _earlier_look_alikes(row, native, native_dated, key2) if key2 is not None else []
             if len(latin_match) > _LOOK_ALIKES or len(native_match) > _LOOK_ALIKES:
                 self.cut = True
@@ -1461,11 +1599,17 @@ class _DuplicateSearch:
         latin: dict[_Key, list[_Known]] = {}
         native: dict[_Key, list[_Known]] = {}
         in_file = {row.registration_no for row in self.rows}
-        for registration_no, family_name, given_name, birth_year, birth_date, latin_name, native_name in db_people:
+        for person in db_people:
+            registration_no, family_name, given_name, birth_year, birth_date, latin_name, native_name = person[:7]
             if registration_no in in_file:
                 # The file's row stands for this person now.
                 continue
-            known = _Known(None, registration_no, f"{family_name.upper()}, {given_name}", birth_year, birth_date)
+            sex, relationship, written_native, _case_id, case_no = person[7:]
+            name = f"{family_name.upper()}, {given_name}"
+            known = _Known(
+                *(None, registration_no, name, birth_year, birth_date),
+                *(sex, case_no, relationship, written_native, native_name),
+            )
             if latin_name:
                 latin.setdefault((latin_name, birth_year), []).append(known)
             if native_name:
@@ -1475,6 +1619,7 @@ class _DuplicateSearch:
         # digest of the pairs must match the check's).
         for people in itertools.chain(latin.values(), native.values()):
             people.sort(key=operator.attrgetter("registration_no"))
+        self._by_birth: dict[tuple[int, _Key], _ByBirth] = {}
 
         found: dict[tuple[str, str], ProbableDuplicate] = {}
         reasons = (_("same name in another spelling"), _("same name in native script"))
@@ -1497,6 +1642,15 @@ class _DuplicateSearch:
                     # Latin names written alike are no "other spelling".
                     reason=same_name if reason == reasons[0] and other.name.casefold() == name.casefold() else reason,
                     other_birth=other.birth,
+                    strength=DuplicateStrength.POSSIBLE if _rank(row, other) else DuplicateStrength.STRONG,
+                    sex=row.sex,
+                    other_sex=other.sex,
+                    case_no=row.case_no,
+                    other_case_no=other.case_no,
+                    relationship=row.relationship,
+                    other_relationship=other.relationship,
+                    native_name=row.native_name or "",
+                    other_native_name=other.native_name or "",
                 )
 
         # Without anyone on record to compare with, only the rows with a match count.
@@ -1510,17 +1664,20 @@ class _DuplicateSearch:
             in_file_latin, in_file_native = self.matches.get(index, no_match)
             if key is not None:
                 if on_record := latin.get(key):
-                    flag(row, self._first(row, on_record), reasons[0])
+                    flag(row, self._first(row, (0, key), on_record, key2[0] if key2 else None), reasons[0])
                 flag(row, in_file_latin, reasons[0])
             if key2 is not None:
                 if on_record2 := native.get(key2):
-                    flag(row, self._first(row, on_record2), reasons[1])
+                    flag(row, self._first(row, (1, key2), on_record2, None), reasons[1])
                 flag(row, in_file_native, reasons[1])
         self.capped = len(found) > MAX_DUPLICATES
         return list(found.values())[:MAX_DUPLICATES]
 
-    def _first(self, row: _Row, on_record: list[_Known]) -> list[_Known]:
-        found = _first_look_alikes(row, on_record)
+    def _first(self, row: _Row, key: tuple[int, _Key], on_record: list[_Known], native: str | None) -> list[_Known]:
+        by_birth = self._by_birth.get(key)
+        if by_birth is None:
+            by_birth = self._by_birth[key] = _by_birth(on_record)
+        found = _first_look_alikes(row, on_record, by_birth, native)
         if len(found) > _LOOK_ALIKES:
             self.cut = True
             del found[_LOOK_ALIKES:]
@@ -1865,13 +2022,16 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
             keys = {(pair[at], row.birth_year) for pair, row in zip(pairs, rows, strict=True) if pair[at]}
             column = _ON_RECORD.index(field)
             for among in _among(field, sorted({key for key, _year in keys})):
-                for person in Person.objects.filter(**among).values_list(*_ON_RECORD).iterator(chunk_size=_BATCH):
+                people = Person.objects.filter(**among).values_list(*_ON_RECORD, "case__case_no")
+                for person in people.iterator(chunk_size=_BATCH):
                     if (person[column], person[3]) in keys:
                         found[person[0]] = person
         yield found.values()
         return
     person, staging = _table(Person), _STAGING
     columns = ", ".join(f"p.{name}" for name in _ON_RECORD)
+    # Their case numbers are joined to the persons found, not to the persons table.
+    case_no = f"JOIN {_table(Case)} c ON c.{Case._meta.pk.column} = p.case_id"
     not_in_file = f"NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.registration_no = p.registration_no)"  # noqa: S608
     fields = ("match_latin", "match_native")
 
@@ -1890,13 +2050,16 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
             f" WHERE p.{field} = k.key AND p.birth_year = k.year AND p.{field} <> '' OFFSET 0) p"
             for field in fields
         )
-        sql = f"SELECT * FROM ({matching}) p WHERE {not_in_file}"  # noqa: S608
+        sql = f"SELECT p.*, c.case_no FROM ({matching}) p {case_no} WHERE {not_in_file}"  # noqa: S608
     else:
         matching = " UNION ".join(
             f"SELECT p.* FROM others p JOIN {file_keys(field)} ON p.{field} = k.key AND p.birth_year = k.year"  # noqa: S608
             for field in fields
         )
-        sql = f"WITH others AS MATERIALIZED (SELECT {columns} FROM {person} p WHERE {not_in_file}) {matching}"  # noqa: S608
+        sql = (
+            f"WITH others AS MATERIALIZED (SELECT {columns} FROM {person} p WHERE {not_in_file})"  # noqa: S608
+            f" SELECT p.*, c.case_no FROM ({matching}) p {case_no}"
+        )
     with connection.chunked_cursor() as cursor:
         with _index_lookups(lookups):
             # Out of a transaction, the query is run here, whole.
@@ -2437,7 +2600,10 @@ def roster_import(
 
 def _outcome(plan: _Plan, duplicates: list[ProbableDuplicate]) -> str:
     """What writing a file would do, as a digest: its counts and its probable duplicates."""
-    pairs = sorted((duplicate.registration_no, duplicate.other_registration_no) for duplicate in duplicates)
+    # With their strength: a look-alike on record whose sex was changed meanwhile is shown again.
+    pairs = sorted(
+        (duplicate.registration_no, duplicate.other_registration_no, duplicate.strength) for duplicate in duplicates
+    )
     counts = [len(plan.new), len(plan.changed), plan.unchanged, len(plan.new_cases)]
     # The persons it changes as they are on record: one edited meanwhile is shown again.
     versions = sorted(plan.versions.items())

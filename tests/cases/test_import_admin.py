@@ -627,7 +627,9 @@ def test_the_full_report_lists_every_error_beyond_those_on_the_page(client_for, 
     assert job_url(job, "report") in page
     report = _report(client, job)
     assert report[0] == ["line", "column", "problem", "registration no.", "name", "born", "may be (registration no.)",
-                         "may be (name)", "may be (born)", "found in"]  # fmt: skip
+                         "may be (name)", "may be (born)", "found in", "strength", "sex", "case no.", "relationship",
+                         "native name", "may be (sex)", "may be (case no.)", "may be (relationship)",
+                         "may be (native name)"]  # fmt: skip
     assert [(line, column) for line, column, *_rest in report[1:]] == [(str(n), "sex") for n in range(5, 10)]
     assert report[1][2] == "“Q” is not one of F, M, X."
     # Handing it out is written to the access log, as an export is.
@@ -681,23 +683,18 @@ def test_the_full_report_lists_the_probable_duplicates_with_where_they_were_foun
     job = check(client, csv_bytes(rows)).context["job"]
 
     def pair(line, reg, name, other, other_name, other_birth, where):
-        return [
-            line,
-            "",
-            "same name in another spelling",
-            reg,
-            name,
-            "1985-03-21",
-            other,
-            other_name,
-            other_birth,
-            where,
-        ]
+        why = "same name in another spelling"
+        return [line, "", why, reg, name, "1985-03-21", other, other_name, other_birth, where]
 
+    strong = "strong: same date of birth and sex"
+    old = ["M", "C-OLD", "PA", "محمد حسینی"]
     assert _report(client, job)[1:] == [
-        pair("2", "R-1", "HOSSEINI, Mohammad", "R-OLD", "HOSSEINI, Muhammad", "1985-03-21", "the roster"),
-        pair("5", "R-7", "HOSSEINI, Mohammed", "R-OLD", "HOSSEINI, Muhammad", "1985-03-21", "the roster"),
-        pair("5", "R-7", "HOSSEINI, Mohammed", "R-1", "HOSSEINI, Mohammad", "1985-03-21", "line 2"),
+        pair("2", "R-1", "HOSSEINI, Mohammad", "R-OLD", "HOSSEINI, Muhammad", "1985-03-21", "the roster")
+        + [strong, "M", "C-1", "PA", "محمد حسینی", *old],
+        pair("5", "R-7", "HOSSEINI, Mohammed", "R-OLD", "HOSSEINI, Muhammad", "1985-03-21", "the roster")
+        + [strong, "M", "C-7", "PA", "", *old],
+        pair("5", "R-7", "HOSSEINI, Mohammed", "R-1", "HOSSEINI, Mohammad", "1985-03-21", "line 2")
+        + [strong, "M", "C-7", "PA", "", "M", "C-1", "PA", "محمد حسینی"],
     ]
 
 
@@ -705,12 +702,17 @@ def test_no_cell_of_the_report_is_one_a_spreadsheet_would_run():
     result = ImportResult(filename="x.csv", dry_run=True)
     result.errors = [RowError(3, "notes", '=HYPERLINK("http://x")')]
     result.error_people = {3: ("=R-1", "@X, Y")}
-    result.duplicates = [ProbableDuplicate(2, "+1", "@A, B", None, "-2", "=C, D", "1985", "=E", "=1985")]
+    result.duplicates = [
+        ProbableDuplicate(2, "+1", "@A, B", None, "-2", "=C, D", "1985", "=E", "=1985", sex="=F", other_sex="+M",
+                          case_no="=C-1", other_case_no="@C-2", relationship="-PA", other_relationship="=child",
+                          native_name="=حسن", other_native_name="@حسین")
+    ]  # fmt: skip
 
     rows = list(csv.reader(io.StringIO(gzip.decompress(import_jobs.report_gzip(result)).decode()[1:])))
 
     assert rows[1] == ["3", "notes", '\'=HYPERLINK("http://x")', "'=R-1", "'@X, Y"]
-    assert rows[2] == ["2", "", "'=E", "'+1", "'@A, B", "1985", "'-2", "'=C, D", "'=1985", "the roster"]
+    assert rows[2] == ["2", "", "'=E", "'+1", "'@A, B", "1985", "'-2", "'=C, D", "'=1985", "the roster", "possible",
+                       "'=F", "'=C-1", "'-PA", "'=حسن", "'+M", "'@C-2", "'=child", "'@حسین"]  # fmt: skip
 
 
 def test_a_file_without_error_or_duplicate_has_no_report(client_for):

@@ -285,8 +285,10 @@ def test_the_import_name_key_is_the_search_name_key_across_a_demo_roster():
 def reference_duplicates(rows, db_people):
     """The probable duplicates by their plain definition, in the order they are listed:
     for each row in file order, its look-alikes by Latin name (on record, then earlier
-    rows), then by native name; a pair once. With why: the same Latin name written alike,
-    in another spelling, or the same native name."""
+    rows), then by native name, each of the four the strongest first (the same date of
+    birth and sex, the same date, a year alone); a pair once. Latin names alike whose
+    native names (both given) differ are no pair. With why: the same Latin name written
+    alike, in another spelling, or the same native name."""
     in_file = {row.registration_no for row in rows}
     on_record = [person for person in db_people if person[0] not in in_file]
     found = []
@@ -299,32 +301,39 @@ def reference_duplicates(rows, db_people):
         latin = (latin_key(row.family_name), latin_key(row.given_name))
         native = native_key(row.native_name or "")
         for kind in ("latin", "native"):
-            candidates = [person[:5] for person in on_record]
-            candidates += [
-                (other.registration_no, other.family_name, other.given_name, other.native_name or "", other.birth_year)
+            earlier = [
+                (other.registration_no, other.family_name, other.given_name, other.native_name or "", other.birth_year,
+                 other.birth_date, other.sex)
                 for other in rows[:index]
-            ]
-            births = [person[5] for person in on_record] + [other.birth_date for other in rows[:index]]
-            for (reg, family_name, given_name, native_name, year), born in zip(candidates, births, strict=True):
-                if kind == "latin" and not (all(latin) and (latin_key(family_name), latin_key(given_name)) == latin):
-                    continue
-                if kind == "native" and not (native and native_key(native_name) == native):
-                    continue
-                if reg == row.registration_no or (reg, row.registration_no) in seen:
-                    continue
-                if not same_birth(row.birth_date, row.birth_year, born, year):
-                    continue
-                seen.add((reg, row.registration_no))
-                if kind == "native":
-                    reason = "same name in native script"
-                elif (family_name.casefold(), given_name.casefold()) == (
-                    row.family_name.casefold(),
-                    row.given_name.casefold(),
-                ):
-                    reason = "same name"
-                else:
-                    reason = "same name in another spelling"
-                found.append((row.line, row.registration_no, reg, reason))
+            ]  # fmt: skip
+            for candidates in (on_record, earlier):
+                alike = []
+                for reg, family_name, given_name, native_name, year, born, sex in candidates:
+                    keys = (latin_key(family_name), latin_key(given_name))
+                    if kind == "latin" and not (all(latin) and keys == latin):
+                        continue
+                    if kind == "latin" and native and native_name and native_key(native_name) != native:
+                        continue
+                    if kind == "native" and not (native and native_key(native_name) == native):
+                        continue
+                    if reg == row.registration_no or not same_birth(row.birth_date, row.birth_year, born, year):
+                        continue
+                    rank = (0 if sex == row.sex else 1) if row.birth_date and born else 2
+                    alike.append((rank, reg, family_name, given_name))
+                for _rank, reg, family_name, given_name in sorted(alike, key=lambda other: other[0]):
+                    if (reg, row.registration_no) in seen:
+                        continue
+                    seen.add((reg, row.registration_no))
+                    if kind == "native":
+                        reason = "same name in native script"
+                    elif (family_name.casefold(), given_name.casefold()) == (
+                        row.family_name.casefold(),
+                        row.given_name.casefold(),
+                    ):
+                        reason = "same name"
+                    else:
+                        reason = "same name in another spelling"
+                    found.append((row.line, row.registration_no, reg, reason))
     return found
 
 
@@ -344,20 +353,21 @@ def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order
     # On record: some of the file's people again (not compared with themselves), and
     # look-alikes of others.
     db_people = [
-        (row.registration_no, row.family_name, row.given_name, row.native_name, row.birth_year, row.birth_date)
+        (row.registration_no, row.family_name, row.given_name, row.native_name, row.birth_year, row.birth_date, row.sex)
         for row in parsed[::9]
     ] + [
-        (f"DB-{index}", row.family_name.upper(), row.given_name, row.native_name, row.birth_year, row.birth_date)
+        (f"DB-{index}", row.family_name.upper(), row.given_name, row.native_name, row.birth_year, row.birth_date,
+         row.sex)
         for index, row in enumerate(parsed[::13])
-    ]
+    ]  # fmt: skip
 
     search = importing._DuplicateSearch(parsed)
     search.in_file()
     # The persons on record as the database gives them, with their stored keys.
     found = search.result(
         [
-            (reg, family, given, year, born, *match_keys(family, given, native))
-            for reg, family, given, native, year, born in db_people
+            (reg, family, given, year, born, *match_keys(family, given, native), sex, "PA", native, 1, "C-DB")
+            for reg, family, given, native, year, born, sex in db_people
         ]
     )
 
@@ -445,8 +455,12 @@ def test_names_whose_keys_are_longer_than_the_names_are_imported_and_matched(sit
     assert result.ok, result.report_lines()
     person = Person.objects.get(registration_no="R-1")
     assert (len(person.match_latin), len(person.match_native)) == (301, 240)
+    # Without a native name of its own: R-1's, written otherwise, would set them apart.
+    alike = person_row(
+        registration_no="R-3", case_no="C-3", family_name=long_latin, given_name=long_latin, native_name=""
+    )
     again = roster_import(
-        csv_bytes([person_row(registration_no="R-3", case_no="C-3", family_name=long_latin, given_name=long_latin)]),
+        csv_bytes([alike]),
         actor=None,
         filename="g.csv",
         dry_run=True,
