@@ -1815,6 +1815,104 @@ def test_a_re_imported_pair_of_look_alikes_is_flagged_once():
     assert [(d.line, d.other_line) for d in result.duplicates] == [(5, 2)]
 
 
+def test_a_pair_born_the_same_day_of_the_same_sex_is_strong_and_shows_both_persons(site):
+    _on_record(site, "Hosseyni", "Mohamad", None)
+    rows = family() + [
+        person_row(registration_no="R-7", case_no="C-7", relationship="PA", given_name="Muhammad", native_name=""),
+    ]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert [
+        (d.registration_no, d.other_registration_no, d.strength, d.reason, d.sex, d.other_sex, d.case_no,
+         d.other_case_no, d.relationship, d.other_relationship, d.native_name, d.other_native_name)
+        for d in result.duplicates
+    ] == [
+        ("R-1", "R-OLD", "possible", "same name in another spelling", "M", "M", "C-1", "C-OLD", "PA", "PA",
+         "محمد حسینی", ""),
+        ("R-7", "R-OLD", "possible", "same name in another spelling", "M", "M", "C-7", "C-OLD", "PA", "PA", "", ""),
+        ("R-7", "R-1", "strong", "same name in another spelling", "M", "M", "C-7", "C-1", "PA", "PA", "",
+         "محمد حسینی"),
+    ]  # fmt: skip
+
+
+def test_twins_of_another_sex_whose_latin_names_are_alike_are_only_a_possible_pair():
+    rows = family() + [
+        person_row(registration_no="R-4", relationship="child", given_name="Amin", native_name="",
+                   date_of_birth="2015-06-01"),
+        person_row(registration_no="R-5", relationship="child", given_name="Amina", native_name="", sex="F",
+                   date_of_birth="2015-06-01"),
+    ]  # fmt: skip
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert [(d.registration_no, d.other_registration_no, d.strength) for d in result.duplicates] == [
+        ("R-5", "R-4", "possible")
+    ]
+
+
+def test_latin_look_alikes_whose_native_names_differ_are_not_flagged(site):
+    # Hassan and Hussein share a Latin key (no vowels); in their own script they are two names.
+    case = CaseFactory(case_no="C-OLD", site=site)
+    PersonFactory(registration_no="R-OLD", case=case, family_name="Hosseini", given_name="Husein",
+                  native_name="حسین حسینی", birth_year=2010, birth_date=datetime.date(2010, 4, 2))  # fmt: skip
+    rows = [
+        person_row(registration_no="R-1", given_name="Hassan", native_name="حسن حسینی", date_of_birth="2010-04-02"),
+        person_row(registration_no="R-2", relationship="sibling", given_name="Hussein", native_name="حسین حسینی",
+                   date_of_birth="2010-04-02"),
+    ]  # fmt: skip
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    # Hussein and Husein are one name written alike in native script: still a pair.
+    assert [(d.registration_no, d.other_registration_no, d.reason) for d in result.duplicates] == [
+        ("R-2", "R-OLD", "same name in another spelling")
+    ]
+
+
+def test_a_latin_look_alike_without_a_native_name_is_still_flagged():
+    rows = [
+        person_row(registration_no="R-1", given_name="Hassan", native_name="حسن حسینی", date_of_birth="2010-04-02"),
+        person_row(registration_no="R-2", case_no="C-2", given_name="Hasan", native_name="", date_of_birth="2010"),
+    ]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert [(d.registration_no, d.other_registration_no, d.strength) for d in result.duplicates] == [
+        ("R-2", "R-1", "possible")
+    ]
+
+
+def test_a_row_with_many_look_alikes_in_the_file_keeps_those_born_the_same_day_first():
+    rows = _namesakes(12) + [
+        person_row(registration_no=f"R-{reg}", case_no=f"C-{reg}", family_name="Karimi", given_name="Ali",
+                   native_name="", date_of_birth="2000-03-03", sex=sex)
+        for reg, sex in (("TRUE", "M"), ("OTHER-SEX", "F"), ("DUP", "M"))
+    ]  # fmt: skip
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    listed = [(d.other_registration_no, d.strength) for d in result.duplicates if d.registration_no == "R-DUP"]
+    assert listed == [("R-TRUE", "strong"), ("R-OTHER-SEX", "possible")] + [(f"R-{n}", "possible") for n in range(8)]
+    assert result.duplicates_notice.startswith("Rows with more than 10 look-alikes list their first 10")
+
+
+def test_a_row_with_many_look_alikes_on_record_keeps_the_one_born_the_same_day_first(site):
+    case = CaseFactory(case_no="C-OLD", site=site)
+    for n in range(12):
+        PersonFactory(registration_no=f"OLD-{n:02d}", case=case, relationship="child", family_name="Karimi",
+                      given_name="Ali", native_name="", birth_year=2000, birth_date=None)  # fmt: skip
+    PersonFactory(registration_no="OLD-TRUE", case=CaseFactory(case_no="C-T", site=site), family_name="Karimi",
+                  given_name="Ali", native_name="", birth_year=2000, birth_date=datetime.date(2000, 3, 3))  # fmt: skip
+    rows = [person_row(family_name="Karimi", given_name="Ali", native_name="", date_of_birth="2000-03-03")]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert [(d.other_registration_no, d.strength, d.other_case_no) for d in result.duplicates] == [
+        ("OLD-TRUE", "strong", "C-T")
+    ] + [(f"OLD-{n:02d}", "possible", "C-OLD") for n in range(9)]
+
+
 def test_an_update_bumps_the_version_so_an_edit_opened_before_it_is_refused():
     run(csv_bytes(family()))
     before = Person.objects.get(registration_no="R-3").version

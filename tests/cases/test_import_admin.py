@@ -205,6 +205,36 @@ def test_probable_duplicates_are_shown_in_the_preview(client_for):
     ]
 
 
+def test_the_preview_lists_the_strong_pairs_first_says_how_many_of_each_and_shows_both_persons(client_for, monkeypatch):
+    monkeypatch.setattr(import_jobs, "SHOWN", 2)
+    rows = family()
+    rows[1]["native_name"] = "<b>زهرا</b>"
+    rows += [
+        # R-2's look-alike by a year of birth alone comes first in the file; R-7's is strong.
+        person_row(registration_no="R-6", case_no="C-6", given_name="Zahra", native_name="<b>زهرا</b>", sex="F",
+                   date_of_birth="1988-02-02"),
+        person_row(registration_no="R-7", case_no="C-7", given_name="Muhammad", native_name=""),
+        person_row(registration_no="R-8", case_no="C-8", given_name="Mohamad", native_name="", sex="F"),
+    ]  # fmt: skip
+
+    response = check(client_for(AD), csv_bytes(rows))
+
+    page = response.content.decode()
+    assert "4 probable duplicates</h3>" in page
+    assert '<p class="import-strengths">1 strong: same date of birth and sex; 3 possible</p>' in page
+    shown = [(d["registration_no"], d["other_registration_no"], d["strength"]) for d in response.context["duplicates"]]
+    assert shown == [("R-7", "R-1", "strong"), ("R-6", "R-2", "possible")]
+    assert "… and 2 more." in page
+    # Both persons' sex, case, relationship and native name, escaped.
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page.split('<table class="import-duplicates">')[1], re.S)
+    assert cells[:16] == ["<strong>strong</strong>", "6", "HOSSEINI, Muhammad <span class=\"nowrap\">(R-7)</span>",
+                          "1985-03-21", "M", "C-7", "PA", "—", "HOSSEINI, Mohammad <span class=\"nowrap\">(R-1)</span>",
+                          "1985-03-21", "M", "C-1", "PA", "محمد حسینی", "line 2",
+                          "same name in another spelling"]  # fmt: skip
+    assert cells[16:24] == ["possible", "5", "HOSSEINI, Zahra <span class=\"nowrap\">(R-6)</span>", "1988-02-02", "F",
+                            "C-6", "PA", "&lt;b&gt;زهرا&lt;/b&gt;"]  # fmt: skip
+
+
 def test_a_look_alike_on_record_links_to_their_page_for_the_administrator_to_compare(client_for):
     on_record = PersonFactory(registration_no="R-OLD", given_name="Muhammad", birth_date="1985-03-21")
 

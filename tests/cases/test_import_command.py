@@ -84,3 +84,24 @@ def test_probable_duplicates_are_printed(roster):
 
     assert "Probable duplicates" in out.getvalue()
     assert "R-7" in out.getvalue()
+
+
+def test_each_probable_duplicate_is_printed_with_its_strength_the_strong_first(roster):
+    rows = family() + [
+        person_row(registration_no="R-7", case_no="C-7", given_name="Zahra", native_name="", sex="F",
+                   date_of_birth="1988-02-02"),
+        person_row(registration_no="R-8", case_no="C-8", given_name="Muhammad", native_name=""),
+    ]  # fmt: skip
+    out = io.StringIO()
+
+    call_command("import_roster", str(roster(rows)), "--dry-run", stdout=out)
+
+    printed = out.getvalue().splitlines()
+    at = printed.index(
+        "Probable duplicates (not merged; check them), 1 strong: same date of birth and sex; 1 possible:"
+    )
+    assert printed[at + 1 : at + 3] == [
+        "Line 6: HOSSEINI, Muhammad (R-8) may be HOSSEINI, Mohammad (R-1) in line 2: same name in another spelling;"
+        " strong: same date of birth and sex",
+        "Line 5: HOSSEINI, Zahra (R-7) may be HOSSEINI, Zahra (R-2) in line 3: same name; possible",
+    ]
