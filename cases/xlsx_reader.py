@@ -88,8 +88,20 @@ _CHARACTER_REFERENCE = re.compile(r"&#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
 _REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
 
 
+# A spreadsheet keeps 15 significant digits of a number: from here on, a whole number's
+# last digits may be other than those typed (a long registration number typed into a
+# cell that is not Text).
+_EXACT_DIGITS = 1e15
+
+
+def _scientific(value: float) -> str:
+    """A number as a spreadsheet shows its 15 digits (1.23456789012346E+17)."""
+    return f"{value:.15G}"
+
+
 def cell_text(value: Any) -> str:
-    """A cell's value as the text a CSV export of the sheet would hold."""
+    """A cell's value as the text a CSV export of the sheet would hold; a number of more
+    than 15 digits in scientific notation, as its digits beyond them are not what was typed."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -100,6 +112,8 @@ def cell_text(value: Any) -> str:
         return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
+    if isinstance(value, int | float) and abs(value) >= _EXACT_DIGITS:
+        return _scientific(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -152,7 +166,12 @@ def formatted(value: Any, kind: Kind) -> str:
     """A cell's value as its number format shows it (cell_text where the format does not matter)."""
     what, section = kind
     if what == "digits":
-        if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and float(value).is_integer()
+            and abs(value) < _EXACT_DIGITS
+        ):
             return _digits(int(value), section)
     elif isinstance(value, datetime.date):  # a datetime too
         if what == "year":
