@@ -593,6 +593,15 @@ def _xlsx_rows(content: bytes) -> tuple[int, _SheetReader]:
 def _rows(content: bytes, filename: str) -> tuple[int, _SheetReader | Generator[tuple[int, list[str]]]]:
     if content.startswith(b"PK\x03\x04"):
         return _xlsx_rows(content)
+    if content.startswith(b"\xd0\xcf\x11\xe0") and "EncryptedPackage".encode("utf-16-le") in content:
+        # An XLSX encrypted with a password (or rights-protected): Office wraps it in
+        # an OLE compound file, with its parts encrypted in this stream.
+        protected = _(
+            "The workbook is password-protected or encrypted (rights-protected), so it cannot be read: save an"
+            " unprotected copy (in Excel: File > Info > Protect Workbook, and remove the password or the"
+            " restriction) and import that copy."
+        )
+        raise _Refused(RowError(None, "", protected))
     if filename.lower().endswith((".xlsx", ".xls", ".xlsm", ".ods")) or content.startswith(b"\xd0\xcf\x11\xe0"):
         raise _Refused(RowError(None, "", _("Only CSV (UTF-8) and XLSX files can be imported.")))
     return _csv_rows(content)

@@ -20,6 +20,19 @@ def seen(result) -> list[tuple[int | None, str, str]]:
     return [(error.line, error.column, error.message) for error in result.errors]
 
 
+def test_an_encrypted_workbook_is_refused_as_password_protected():
+    # An encrypted OOXML file is an OLE compound file holding these streams.
+    content = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "EncryptionInfo".encode("utf-16-le") + bytes(10)
+    content += "EncryptedPackage".encode("utf-16-le") + bytes(100)
+
+    result = run(content, filename="roster.xlsx")
+
+    [(line, column, message)] = seen(result)
+    assert (line, column) == (None, "")
+    assert message.startswith("The workbook is password-protected or encrypted (rights-protected)")
+    assert "save an unprotected copy" in message
+
+
 SCIENTIFIC = (
     "Excel has shown this number in scientific notation and dropped its last digits: format the column as Text"
     " in the spreadsheet and type the numbers again."
