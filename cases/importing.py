@@ -858,6 +858,47 @@ def _cleaned(value: str) -> str:
     return " ".join("".join(char for char in value if unicodedata.category(char) != "Cf").split())
 
 
+def _windows_1252(byte: int) -> str:
+    """The character a byte reads as in Windows-1252 (in Latin-1 where it has none, as
+    Windows reads the five bytes it leaves undefined)."""
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        return chr(byte)
+
+
+_WINDOWS_1252 = {_windows_1252(byte): byte for byte in range(0x80, 0x100)}
+# UTF-8 text read as Windows-1252 (or Latin-1) and saved again: a lead byte's character
+# (Ã for 0xC3) followed by a continuation byte's (¼ for 0xBC), as in MÃ¼ller. No name
+# has that pair (a capital letter then a symbol or a control), as JOÃO or Ãlvaro have
+# not. Or the replacement character, which stands for characters a reading lost.
+_CONTINUATIONS = re.escape("".join(_windows_1252(byte) for byte in range(0x80, 0xC0)))
+_GARBLED = re.compile(f"[\u00c2-\u00f4][{_CONTINUATIONS}]|\ufffd")
+# What a cell's first bytes of garbled text or a replacement character are in UTF-8:
+# a CSV without them anywhere has no cell to look at.
+_GARBLED_BYTES = (b"\xc3", b"\xef\xbf\xbd")
+
+
+def _re_encoded(value: str) -> str | None:
+    """The text a cell garbled by wrong re-encodings held ("Müller" for "MÃ¼ller"), if
+    its text is that."""
+    meant = None
+    for _twice in range(3):
+        try:
+            text = bytes(ord(char) if char < "\x80" else _WINDOWS_1252[char] for char in value).decode()
+        except (KeyError, UnicodeDecodeError):
+            break
+        if text == value:
+            break
+        meant = value = text
+    return meant
+
+
+# A native name's word made of question marks: what an encoding that cannot hold its
+# script (Windows-1252) saves in its place.
+_LOST_WORD = re.compile(r"(?<!\S)\?+(?!\S)")
+
+
 # What a list of needs is often separated with instead of semicolons (Arabic and
 # full-width semicolons and commas among them).
 _NEEDS_SEPARATORS = re.compile(r"[,|/،؛；，、]")
@@ -880,8 +921,12 @@ class _Checker:
         nul: bool = False,
         cells: int | None = None,
         excel_text: bool = False,
+        garbled: bool = True,
     ) -> None:
         self.positions = positions
+        # Whether the file may hold text garbled by a wrong encoding: then every row that
+        # is not ASCII is looked at.
+        self.garbled = garbled
         # Whether a CSV holds =" anywhere: then its cells written ="…" are looked for.
         self.excel_text = excel_text
         # A CSV's header's number of cells: a line with values beyond it is refused.
@@ -945,6 +990,44 @@ class _Checker:
             ),
         )
 
+    def re_encoded(self, line: int, values: list[str]) -> None:
+        """Refuses the roster cells of a row garbled by a wrong re-encoding, and gives
+        them as they were meant, so that the other checks see what was meant."""
+        for column, at in self.positions.items():
+            value = values[at]
+            if value.isascii() or not _GARBLED.search(value):
+                continue
+            advice = _(
+                "The file's text looks wrongly re-encoded: it was opened with the wrong encoding and saved again."
+                " Import the original file, or open it in a spreadsheet as UTF-8 (Data > From Text/CSV, File"
+                " origin “65001: Unicode (UTF-8)”) and save it as “CSV UTF-8”."
+            )
+            if meant := _re_encoded(value.strip()):
+                quoted = _("“%(value)s” (perhaps “%(meant)s”)") % {
+                    "value": _shown(value.strip()),
+                    "meant": _shown(meant),
+                }
+                self.error(line, column, f"{quoted}: {advice}")
+                values[at] = meant
+            elif "\ufffd" in value:
+                lost = _(
+                    "Holds the character � (U+FFFD), which stands for characters lost when the file was read"
+                    " with the wrong encoding and saved again: the text cannot be told from it. Import the original"
+                    " file, or save it again from its spreadsheet as “CSV UTF-8”."
+                )
+                self.error(line, column, lost)
+
+    def lost(self, line: int, column: str) -> None:
+        self.error(
+            line,
+            column,
+            _(
+                "Holds “?” where letters were: the file was saved in an encoding that cannot hold them (Excel's"
+                " “CSV (Comma delimited)” or LibreOffice's Western Europe), and they were lost. Save the roster"
+                " again from the original as “CSV UTF-8”, and import that file."
+            ),
+        )
+
     def text(self, line: int, column: str, value: str) -> str:
         if value[:1] in _FORMULA_STARTS:
             value = plain_text(value)
@@ -979,6 +1062,9 @@ class _Checker:
         if self.excel_text:
             # Before any other rule: the text in the quotes is checked as any cell is.
             values = [_excel_text(value) if '="' in value else value for value in values]
+        if self.garbled and not (joined := "".join(values)).isascii() and _GARBLED.search(joined):
+            values = list(values)
+            self.re_encoded(line, values)
         if self.nul and any("\x00" in value for value in values):
             for column, at in self.positions.items():
                 if "\x00" in values[at]:
@@ -1037,6 +1123,10 @@ class _Checker:
                     "given_name",
                     _("Given names are written in Latin script here; put the name in its own script in native_name."),
                 )
+        if "?" in family_name:
+            self.lost(line, "family_name")
+        if "?" in given_name:
+            self.lost(line, "given_name")
         if "+" in registration_no and _SCIENTIFIC.match(registration_no):
             self.scientific(line, "registration_no")
         if "+" in case_no and _SCIENTIFIC.match(case_no):
@@ -1129,6 +1219,8 @@ class _Checker:
         native_name = phone = notes = None
         if at_native is not None:
             native_name = unicodedata.normalize("NFC", values[at_native].strip())
+            if "?" in native_name and _LOST_WORD.search(native_name):
+                self.lost(line, "native_name")
             if native_name[:1] in _FORMULA_STARTS or len(native_name) > _MAX_NATIVE_NAME:
                 native_name = self.text(line, "native_name", native_name)
         if at_phone is not None:
@@ -1304,6 +1396,7 @@ def _read(
                     nul=b"\x00" in content,
                     cells=cells,
                     excel_text=not sheet and b'="' in content,
+                    garbled=sheet or any(part in content for part in _GARBLED_BYTES),
                 )
                 read = frozenset(checker.positions.values())
                 names = ((at, value.strip()) for at, value in enumerate(values))

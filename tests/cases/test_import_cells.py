@@ -13,11 +13,159 @@ from tests.cases.test_import import csv_bytes, family, needs, person_row, run, s
 
 pytestmark = pytest.mark.django_db
 
+RE_ENCODED = (
+    "The file's text looks wrongly re-encoded: it was opened with the wrong encoding and saved again."
+    " Import the original file, or open it in a spreadsheet as UTF-8 (Data > From Text/CSV, File origin"
+    " “65001: Unicode (UTF-8)”) and save it as “CSV UTF-8”."
+)
+
 
 def seen(result) -> list[tuple[int | None, str, str]]:
     """What the admin sees of a refused file: each error's line, column and message."""
     assert not Person.objects.exists()
     return [(error.line, error.column, error.message) for error in result.errors]
+
+
+def mojibake(text: str) -> str:
+    """`text` as UTF-8 read as Windows-1252: what opening a UTF-8 CSV as ANSI and saving it gives."""
+    return text.encode().decode("cp1252", errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "meant"),
+    [
+        ("family_name", "MÃ¼ller", "Müller"),
+        ("given_name", "JosÃ©", "José"),
+        ("native_name", mojibake("محمد"), "محمد"),
+        ("notes", mojibake("café note"), "café note"),
+        ("nationality", "CÃ´te d'Ivoire", "Côte d'Ivoire"),
+        ("given_name", "JoÃƒÂ£o", "João"),  # re-encoded twice
+    ],
+)
+def test_text_garbled_by_a_wrong_re_encoding_is_refused_on_its_line_and_column(column, value, meant):
+    rows = family()
+    rows[1][column] = value
+
+    result = run(csv_bytes(rows))
+
+    assert seen(result) == [(3, column, f"“{value}” (perhaps “{meant}”): {RE_ENCODED}")]
+
+
+def test_garbled_text_is_refused_in_an_xlsx_too():
+    rows = [list(COLUMNS)] + [[row[column] for column in COLUMNS] for row in family()]
+    rows[2][COLUMNS.index("family_name")] = "HÃ¶ss"
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+
+    result = run(out.getvalue(), filename="roster.xlsx")
+
+    assert seen(result) == [(3, "family_name", f"“HÃ¶ss” (perhaps “Höss”): {RE_ENCODED}")]
+
+
+@pytest.mark.parametrize("column", ["family_name", "native_name", "phone"])
+def test_a_replacement_character_is_refused_as_text_lost_to_a_wrong_encoding(column):
+    rows = family()
+    rows[1][column] = "M\ufffdller" if column == "family_name" else "\ufffd\ufffd\ufffd"
+
+    result = run(csv_bytes(rows))
+
+    [(line, at, message)] = seen(result)
+    assert (line, at) == (3, column)
+    assert message.startswith("Holds the character � (U+FFFD), which stands for characters lost")
+    assert "“CSV UTF-8”" in message
+
+
+REAL_NAMES = [
+    # Portuguese, Spanish, French, German, Nordic
+    ("JOÃO", "Conceição"),
+    ("Ãlvaro", "Gonçalves"),
+    ("Sebastião", "Magalhães"),
+    ("Ângela", "Antônio"),
+    ("Íñigo", "Núñez"),
+    ("Françoise", "Lefèvre"),
+    ("Jürgen", "Groß"),
+    ("Søren", "Kierkegård"),
+    ("Ægir", "Þórsdóttir"),
+    # Vietnamese
+    ("Nguyễn", "Thị Ánh"),
+    ("Trần", "Đức Thắng"),
+    ("Phạm", "Ngọc Ẩn"),
+    # Turkish
+    ("Çağlar", "Şükrü"),
+    ("Öztürk", "İbrahim"),
+    ("Yılmaz", "Ağaoğlu"),
+    # Polish, Czech, Romanian
+    ("Łukasz", "Wróblewski"),
+    ("Źdźbło", "Żaneta"),
+    ("Dvořák", "Jiří"),
+    ("Ștefănescu", "Ioana"),
+    # Hungarian, Icelandic
+    ("Erdős", "Pál"),
+]
+
+
+def test_real_names_with_accents_are_not_taken_for_garbled_text():
+    rows = []
+    for at, (family_name, given_name) in enumerate(REAL_NAMES, start=1):
+        rows.append(
+            person_row(
+                registration_no=f"R-{at}",
+                case_no=f"C-{at}",
+                family_name=family_name,
+                given_name=given_name,
+                native_name="",
+                notes="Ãâ: née à Zürich, 30°, ½ day, São Tomé",
+            )
+        )
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
+    assert sorted(Person.objects.values_list("family_name", flat=True)) == sorted(name for name, _ in REAL_NAMES)
+
+
+LOST = (
+    "Holds “?” where letters were: the file was saved in an encoding that cannot hold them (Excel's"
+    " “CSV (Comma delimited)” or LibreOffice's Western Europe), and they were lost. Save the roster again"
+    " from the original as “CSV UTF-8”, and import that file."
+)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("family_name", "Hosseini?"), ("given_name", "?????"), ("native_name", "????? ?????"), ("native_name", "محمد ??")],
+)
+def test_question_marks_left_by_a_windows_1252_save_are_refused(column, value):
+    rows = family()
+    rows[1][column] = value
+
+    result = run(csv_bytes(rows))
+
+    assert seen(result) == [(3, column, LOST)]
+
+
+def test_a_re_import_saved_as_windows_1252_does_not_overwrite_the_native_names_on_record():
+    assert run(csv_bytes(family())).ok
+    rows = family()
+    rows[0]["native_name"] = "???? ??????"
+
+    result = run(csv_bytes(rows))
+
+    assert [(error.line, error.column, error.message) for error in result.errors] == [(2, "native_name", LOST)]
+    assert Person.objects.get(registration_no="R-1").native_name == "محمد حسینی"
+
+
+def test_a_question_mark_within_a_native_name_or_in_notes_is_kept():
+    rows = family()
+    rows[1]["native_name"] = "زهرا (?)حسینی"
+    rows[1]["notes"] = "Moved? ??? ask"
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
 
 
 def test_an_encrypted_workbook_is_refused_as_password_protected():
