@@ -418,6 +418,9 @@ def _csv_rows(content: bytes) -> tuple[int, Generator[tuple[int, list[str]]]]:
         ) from exc
     # Some tools write the byte order mark twice.
     text = text.lstrip("\ufeff")
+    # And some end the file with DOS's end-of-file character (Ctrl-Z), which is no line.
+    if text.rstrip("\r\n").endswith("\x1a"):
+        text = text.rstrip("\r\n")[:-1]
     lines = max(text.count("\n"), text.count("\r")) + (0 if text.endswith(("\n", "\r")) else 1)
     return lines, _csv_records(text)
 
@@ -897,6 +900,9 @@ def _re_encoded(value: str) -> str | None:
 # A native name's word made of question marks: what an encoding that cannot hold its
 # script (Windows-1252) saves in its place.
 _LOST_WORD = re.compile(r"(?<!\S)\?+(?!\S)")
+# The format characters a name in its own script is spelt with (Persian, Kurdish, Indic
+# scripts): the zero-width non-joiner and joiner.
+_SPELLING = frozenset("\u200c\u200d")
 
 
 # What a list of needs is often separated with instead of semicolons (Arabic and
@@ -1028,6 +1034,26 @@ class _Checker:
             ),
         )
 
+    def name(self, line: int, column: str, value: str, spelling: AbstractSet[str] = frozenset()) -> str:
+        """A name without invisible characters (a zero-width space, a right-to-left
+        mark; but those its script is `spelling` with), its spaces (non-breaking ones,
+        tabs, line breaks) one plain space. A control character is refused: a name has
+        none, and it would be stored unseen."""
+        control = next((char for char in value if unicodedata.category(char) == "Cc" and char not in "\t\n\r"), "")
+        if control:
+            self.error(
+                line,
+                column,
+                _(
+                    "Holds a control character (U+%(code)04X), which no name has: it came with text pasted from"
+                    " elsewhere, or the file is damaged. Type the name again."
+                )
+                % {"code": ord(control)},
+            )
+        return " ".join(
+            "".join(char for char in value if char in spelling or unicodedata.category(char) != "Cf").split()
+        )
+
     def text(self, line: int, column: str, value: str) -> str:
         if value[:1] in _FORMULA_STARTS:
             value = plain_text(value)
@@ -1096,6 +1122,12 @@ class _Checker:
             for at in _CODED:
                 if not cells[at].isascii():
                     cells[at] = _cleaned(cells[at])
+        # The names, as cheaply: str.isprintable is False for invisible characters, odd
+        # spaces and control characters alike.
+        if not cells[3].isprintable():
+            cells[3] = self.name(line, "family_name", cells[3])
+        if not cells[4].isprintable():
+            cells[4] = self.name(line, "given_name", cells[4])
         if not all(cells):
             for column, value in zip(REQUIRED_COLUMNS, cells, strict=True):
                 if not value:
@@ -1219,6 +1251,8 @@ class _Checker:
         native_name = phone = notes = None
         if at_native is not None:
             native_name = unicodedata.normalize("NFC", values[at_native].strip())
+            if not native_name.isprintable():
+                native_name = self.name(line, "native_name", native_name, _SPELLING)
             if "?" in native_name and _LOST_WORD.search(native_name):
                 self.lost(line, "native_name")
             if native_name[:1] in _FORMULA_STARTS or len(native_name) > _MAX_NATIVE_NAME:

@@ -168,6 +168,46 @@ def test_a_question_mark_within_a_native_name_or_in_notes_is_kept():
     assert result.ok, result.report_lines()
 
 
+def test_invisible_characters_and_odd_spaces_in_names_are_left_out():
+    rows = family()
+    rows[0]["family_name"] = "Hosseini\u200b"
+    rows[0]["given_name"] = "Abdul\u00a0 Rahman\u200f"
+    rows[1]["native_name"] = "\u200fزهرا\u00a0\u00a0حسینی\u200e"
+    rows[2]["native_name"] = "علی\u200cرضا"  # a zero-width non-joiner belongs to Persian spelling
+
+    result = run(csv_bytes(rows))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-1").family_name == "Hosseini"
+    assert Person.objects.get(registration_no="R-1").given_name == "Abdul Rahman"
+    assert Person.objects.get(registration_no="R-2").native_name == "زهرا حسینی"
+    assert Person.objects.get(registration_no="R-3").native_name == "علی\u200cرضا"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("family_name", "Kar\x07imi"), ("given_name", "Ali\x1b"), ("native_name", "علی\x7f")]
+)
+def test_a_control_character_in_a_name_is_refused_on_its_line_and_column(column, value):
+    rows = family()
+    rows[1][column] = value
+
+    result = run(csv_bytes(rows))
+
+    [(line, at, message)] = seen(result)
+    assert (line, at) == (3, column)
+    assert message.startswith("Holds a control character (U+00")
+    assert "\x07" not in message and "\x1b" not in message
+
+
+def test_a_final_dos_end_of_file_character_ends_the_file():
+    content = csv_bytes(family()) + b"\x1a"
+
+    result = run(content)
+
+    assert result.ok, result.report_lines()
+    assert result.rows == 3
+
+
 def test_an_encrypted_workbook_is_refused_as_password_protected():
     # An encrypted OOXML file is an OLE compound file holding these streams.
     content = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "EncryptionInfo".encode("utf-16-le") + bytes(10)
