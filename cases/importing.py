@@ -66,6 +66,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import openpyxl
+import openpyxl.styles
+import openpyxl.utils
+import openpyxl.worksheet.datavalidation
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
@@ -2856,14 +2859,66 @@ def template_csv() -> bytes:
     return out.getvalue().encode("utf-8-sig")
 
 
+# The template's rows offered drop-downs and input messages (a whole column's would make
+# every spreadsheet check a million cells).
+TEMPLATE_ROWS = 5_000
+# Its columns' widths, in characters (a wide one for the notes).
+_TEMPLATE_WIDTHS = {"native_name": 24, "site": 20, "specific_needs": 28, "phone": 20, "notes": 40}
+
+
 def template_xlsx() -> bytes:
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("Roster"))
+    """The header row and an example row, as a workbook that keeps what is typed as typed:
+    every column is Text (a spreadsheet would make 00123 the number 123, a long number
+    1.23E+17, and drop a phone number's +), the header stays in view, and the coded
+    columns offer their codes."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None  # a new workbook has its sheet
+    sheet.title = _("Roster")
     sheet.append(list(COLUMNS))
     sheet.append(_template_example())
+    sheet.freeze_panes = "A2"
+    bold = openpyxl.styles.Font(bold=True)
+    for at, column in enumerate(COLUMNS, start=1):
+        letter = openpyxl.utils.get_column_letter(at)
+        # The column's format is what a spreadsheet gives a cell typed into it.
+        dimension = sheet.column_dimensions[letter]
+        dimension.number_format = "@"
+        dimension.width = _TEMPLATE_WIDTHS.get(column, max(12, len(column) + 2))
+        sheet.cell(row=1, column=at).font = bold
+        sheet.cell(row=2, column=at).number_format = "@"
+
+    def rows_of(column: str) -> str:
+        letter = openpyxl.utils.get_column_letter(COLUMNS.index(column) + 1)
+        return f"{letter}2:{letter}{TEMPLATE_ROWS + 1}"
+
+    # The codes the checks read (cases.models' choices), as value_rules says them.
+    for column, codes in (("sex", Sex.values), ("relationship", Relationship.values)):
+        rule = openpyxl.worksheet.datavalidation.DataValidation(
+            type="list",
+            formula1=f'"{",".join(codes)}"',
+            showErrorMessage=True,
+            errorTitle=column,
+            error=_("One of: %(codes)s.") % {"codes": ", ".join(codes)},
+        )
+        rule.add(rows_of(column))
+        sheet.add_data_validation(rule)
+    # Several needs go in one cell, which a list cannot offer: the codes are said as the
+    # cell is chosen (a spreadsheet shows at most 255 characters of it).
+    need_codes = ", ".join(SpecificNeed.objects.order_by("code").values_list("code", flat=True))
+    prompt = _("Codes separated by semicolons (;): %(codes)s") % {"codes": need_codes}
+    needs = openpyxl.worksheet.datavalidation.DataValidation(
+        showInputMessage=True, promptTitle="specific_needs", prompt=_shown_within(prompt, 255)
+    )
+    needs.add(rows_of("specific_needs"))
+    sheet.add_data_validation(needs)
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+def _shown_within(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def record_attempt(

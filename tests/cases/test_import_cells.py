@@ -7,8 +7,9 @@ import io
 import openpyxl
 import pytest
 
+from cases import importing
 from cases.importing import COLUMNS
-from cases.models import Person
+from cases.models import Person, Relationship, Sex
 from tests.cases.test_import import csv_bytes, family, needs, person_row, run, site  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
@@ -261,3 +262,63 @@ def test_an_xlsx_number_of_up_to_15_digits_is_read_whole():
 
     assert result.ok, result.report_lines()
     assert Person.objects.get(registration_no="123456789012345").phone == "9647501234567"
+
+
+# The template ---------------------------------------------------------------------------
+
+
+def template() -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(importing.template_xlsx()))
+
+
+def test_the_xlsx_template_formats_every_column_as_text_and_freezes_its_header():
+    book = template()
+    sheet = book.worksheets[0]
+
+    assert [cell.value for cell in sheet[1]] == list(COLUMNS)
+    assert sheet.freeze_panes == "A2"
+    for letter in (openpyxl.utils.get_column_letter(at) for at in range(1, len(COLUMNS) + 1)):
+        assert sheet.column_dimensions[letter].number_format == "@", letter
+        assert sheet.column_dimensions[letter].width >= 10
+        assert sheet[f"{letter}2"].number_format == "@"
+
+
+def test_the_xlsx_template_offers_the_codes_the_import_reads():
+    sheet = template().worksheets[0]
+    rules = {str(rule.sqref): rule for rule in sheet.data_validations.dataValidation}
+
+    def column(name: str) -> str:
+        return openpyxl.utils.get_column_letter(COLUMNS.index(name) + 1)
+
+    sex = rules[f"{column('sex')}2:{column('sex')}5001"]
+    assert (sex.type, sex.formula1) == ("list", '"' + ",".join(Sex.values) + '"')
+    relationship = rules[f"{column('relationship')}2:{column('relationship')}5001"]
+    assert (relationship.type, relationship.formula1) == ("list", '"' + ",".join(Relationship.values) + '"')
+    needs_rule = rules[f"{column('specific_needs')}2:{column('specific_needs')}5001"]
+    assert needs_rule.showInputMessage
+    assert "disability" in needs_rule.prompt and "medical_condition" in needs_rule.prompt
+    assert len(needs_rule.prompt) <= 255
+
+
+def test_a_template_filled_in_as_excel_stores_typed_values_imports_them_as_typed():
+    book = template()
+    sheet = book.worksheets[0]
+    sheet.delete_rows(2)
+    # Typed into Text cells, Excel stores every value as the text typed.
+    for at, row in enumerate(family(), start=2):
+        row.update(registration_no=f"00{at}", case_no="00123", phone="+964 750 123 4567")
+        for number, column in enumerate(COLUMNS, start=1):
+            cell = sheet.cell(row=at, column=number, value=row[column])
+            cell.number_format = "@"
+    sheet.cell(row=2, column=COLUMNS.index("registration_no") + 1, value="123456789012345678")
+    out = io.BytesIO()
+    book.save(out)
+
+    result = run(out.getvalue(), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert sorted(Person.objects.values_list("registration_no", "case__case_no", "phone")) == [
+        ("003", "00123", "+964 750 123 4567"),
+        ("004", "00123", "+964 750 123 4567"),
+        ("123456789012345678", "00123", "+964 750 123 4567"),
+    ]
