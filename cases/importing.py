@@ -72,7 +72,10 @@ import openpyxl.worksheet.datavalidation
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db.models import Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower, Replace
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -83,6 +86,7 @@ from simple_history.utils import bulk_update_with_history
 from cases.countries import country_by_name
 from cases.models import (
     Case,
+    CaseStatus,
     Person,
     Relationship,
     ResidenceStatus,
@@ -1843,8 +1847,8 @@ class _Plan:
     # Person pk → the version on record of the persons it changes (Person.version).
     versions: dict[int, int] = field(default_factory=dict)
     unchanged: int = 0
-    # Cases on record (case_no → (pk, site_id)) and new ones (case_no → site_id, in file order).
-    cases: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Cases on record (case_no → (pk, site_id, status)) and new ones (case_no → site_id, in file order).
+    cases: dict[str, tuple[int, int, str]] = field(default_factory=dict)
     new_cases: dict[str, int] = field(default_factory=dict)
 
 
@@ -2013,9 +2017,10 @@ def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, str]]:
+def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> tuple[list[tuple[_Row, str]], list[tuple[_Row, int]]]:
     """PostgreSQL: fill plan.new/changed/unchanged from the staged rows; returns the rows
-    of persons on record in another case, with that case."""
+    of persons on record in another case, with that case, and those of persons on
+    record at another site, with that site (an import moves nobody: neither is a change)."""
     by_line = {row.line: row for row in rows}
     person, case = _table(Person), _table(Case)
     through = _table(Person.specific_needs.through)
@@ -2045,29 +2050,32 @@ def _persons_on_record_sql(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
     else:
         needs_join = ""
     moved: list[tuple[_Row, str]] = []
+    elsewhere: list[tuple[_Row, int]] = []
     with connection.cursor() as cursor, _index_lookups(lookups):
         # Only the new rows and those that change something (or would move a person)
         # come back: an unchanged re-import brings back nothing.
         cursor.execute(
-            f"SELECT s.line, p.id, p.version, c.case_no, {', '.join(flags)} FROM {_STAGING} s{joins}"  # noqa: S608
+            f"SELECT s.line, p.id, p.version, c.case_no, p.site_id, {', '.join(flags)} FROM {_STAGING} s{joins}"  # noqa: S608
             f" {needs_join} WHERE p.id IS NULL OR c.case_no <> s.case_no OR {' OR '.join(flags)} ORDER BY s.line"
         )
         names = [*present, "specific_needs"]
-        for line, pk, version, case_no, *changed in cursor.fetchall():
+        for line, pk, version, case_no, site_id, *changed in cursor.fetchall():
             row = by_line[line]
             if pk is None:
                 plan.new.append(row)
                 continue
             if case_no != row.case_no:
                 moved.append((row, case_no))
-            if changes := [name for name, flag in zip(names, changed, strict=False) if flag]:
+            if row.site_id != site_id:
+                elsewhere.append((row, site_id))
+            if changes := [name for name, flag in zip(names, changed, strict=False) if flag and name != "site_id"]:
                 plan.changed[pk] = (row, changes)
                 plan.versions[pk] = version
     plan.unchanged = len(rows) - len(plan.new) - len(plan.changed)
-    return moved
+    return moved, elsewhere
 
 
-def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, str]]:
+def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> tuple[list[tuple[_Row, str]], list[tuple[_Row, int]]]:
     """Elsewhere: the same as _persons_on_record_sql, in Python."""
     found: dict[str, tuple[int, str, int, tuple[Any, ...]]] = {}
     for among in _among("registration_no", list({row.registration_no for row in rows})):
@@ -2081,6 +2089,8 @@ def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
         for person_id, need_id in through.objects.filter(**among).values_list("person_id", "specificneed_id"):
             needs[person_id].add(need_id)
     moved: list[tuple[_Row, str]] = []
+    elsewhere: list[tuple[_Row, int]] = []
+    at_site = _COMPARED.index("site_id")
     for row in rows:
         known = found.get(row.registration_no)
         if known is None:
@@ -2089,42 +2099,49 @@ def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> list[tuple[_Row, st
         pk, case_no, version, values = known
         if case_no != row.case_no:
             moved.append((row, case_no))
-        if changes := _changes(row, values, frozenset(needs.get(pk, ()))):
+        if row.site_id != values[at_site]:
+            elsewhere.append((row, values[at_site]))
+        changes = [name for name in _changes(row, values, frozenset(needs.get(pk, ()))) if name != "site_id"]
+        if changes:
             plan.changed[pk] = (row, changes)
             plan.versions[pk] = version
         else:
             plan.unchanged += 1
-    return moved
+    return moved, elsewhere
 
 
 def _cases_on_record(
-    case_nos: list[str], in_file: dict[str, int], staged: bool
-) -> tuple[dict[str, tuple[int, int]], dict[str, list[str]]]:
-    """The file's cases on record (case_no → (pk, site_id)), and their principal
-    applicants on record who are not in the file (they keep their place)."""
-    cases: dict[str, tuple[int, int]] = {}
+    case_nos: list[str], case_in_file: dict[str, str], staged: bool
+) -> tuple[dict[str, tuple[int, int, str]], dict[str, list[str]]]:
+    """The file's cases on record (case_no → (pk, site_id, status)), and their principal
+    applicants on record whose rows do not put them in that case (they keep their place:
+    a row that puts one in another case is refused). `case_in_file` is each registration
+    number's case in the file."""
+    cases: dict[str, tuple[int, int, str]] = {}
     pa_on_record: dict[str, list[str]] = defaultdict(list)
     if staged:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT c.case_no, c.id, c.site_id, p.registration_no FROM {_table(Case)} c"  # noqa: S608
+                f"SELECT c.case_no, c.id, c.site_id, c.status, p.registration_no FROM {_table(Case)} c"  # noqa: S608
                 f" LEFT JOIN {_table(Person)} p ON p.case_id = c.id AND p.relationship = %s"
                 f" WHERE c.case_no IN (SELECT case_no FROM {_STAGING})",
                 [Relationship.PRINCIPAL_APPLICANT.value],
             )
-            for case_no, pk, site_id, registration_no in cursor.fetchall():
-                cases[case_no] = (pk, site_id)
-                if registration_no is not None and registration_no not in in_file:
+            for case_no, pk, site_id, status, registration_no in cursor.fetchall():
+                cases[case_no] = (pk, site_id, status)
+                if registration_no is not None and case_in_file.get(registration_no) != case_no:
                     pa_on_record[case_no].append(registration_no)
         return cases, pa_on_record
     for among in _among("case_no", case_nos):
-        for pk, case_no, site_id in Case.objects.filter(**among).values_list("pk", "case_no", "site_id"):
-            cases[case_no] = (pk, site_id)
-    for among in _among("case_id", [pk for pk, _site in cases.values()]):
+        for pk, case_no, site_id, status in Case.objects.filter(**among).values_list(
+            "pk", "case_no", "site_id", "status"
+        ):
+            cases[case_no] = (pk, site_id, status)
+    for among in _among("case_id", [pk for pk, _site, _status in cases.values()]):
         for case_no, registration_no in Person.objects.filter(
             relationship=Relationship.PRINCIPAL_APPLICANT, **among
         ).values_list("case__case_no", "registration_no"):
-            if registration_no not in in_file:
+            if case_in_file.get(registration_no) != case_no:
                 pa_on_record[case_no].append(registration_no)
     return cases, pa_on_record
 
@@ -2206,22 +2223,111 @@ def _people_to_compare(rows: list[_Row], staged: bool) -> Iterator[Iterable[_OnR
         yield itertools.chain.from_iterable(iter(functools.partial(cursor.fetchmany, _BATCH), []))
 
 
-def _not_present_on_record(registration_nos: Iterable[str], staged: bool) -> dict[str, tuple[int, str]]:
-    """The persons of the file on record who are no longer present (deceased, missing,
-    relocated, left): registration number → (their site, their status, in words)."""
+def _not_present_on_record(registration_nos: list[str]) -> dict[str, str]:
+    """Of these persons on record, those no longer present (deceased, missing, relocated,
+    left): registration number → their status, in words."""
     gone = Person.objects.exclude(residence_status=ResidenceStatus.PRESENT)
+    return {
+        registration_no: str(ResidenceStatus(status).label).lower()
+        for among in _among("registration_no", registration_nos)
+        for registration_no, status in gone.filter(**among).values_list("registration_no", "residence_status")
+    }
+
+
+# A spreadsheet saving a column of numbers drops their leading zeros; a number typed
+# again may come in other letter case.
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+def _number_key(number: str) -> str:
+    """A registration or case number but for the leading zeros of its digit runs and the
+    case of its letters."""
+    return _LEADING_ZEROS.sub("", number.lower())
+
+
+def _on_record_but_for_zeros_or_case(
+    model: type[models.Model], field: str, numbers: AbstractSet[str], staged: bool
+) -> dict[str, str]:
+    """Of `numbers`, none of them on record, those equal to a `field` on record but for
+    leading zeros or letter case: number → the one on record."""
+    if not numbers:
+        return {}
+    found: Iterable[tuple[str, str]]
     if staged:
-        in_file = RawSQL(f"SELECT registration_no FROM {_STAGING}", [])  # noqa: S608, S611 - our table's name
-        found = gone.filter(registration_no__in=in_file)
-        people: Iterable[tuple[str, int, str]] = found.values_list("registration_no", "site_id", "residence_status")
+        # In the database, from the staged rows: a sieve (every zero out, letters lowered)
+        # is hash-joined, and only the pairs through it are compared exactly.
+        table = _table(model)
+
+        def sieve(value: str) -> str:
+            return f"replace(lower({value}), '0', '')"
+
+        def key(value: str) -> str:
+            return f"regexp_replace(lower({value}), '(?<![0-9])0+(?=[0-9])', '', 'g')"
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT s.{field}, t.{field} FROM {_STAGING} s JOIN {table} t"  # noqa: S608 - our names
+                f" ON {sieve(f't.{field}')} = {sieve(f's.{field}')} AND t.{field} <> s.{field}"
+                f" AND {key(f't.{field}')} = {key(f's.{field}')}"
+            )
+            found = cursor.fetchall()
     else:
-        numbers = list(registration_nos)
-        people = [
-            person
-            for among in _among("registration_no", numbers)
-            for person in gone.filter(**among).values_list("registration_no", "site_id", "residence_status")
-        ]
-    return {reg: (site_id, str(ResidenceStatus(status).label).lower()) for reg, site_id, status in people}
+        by_sieve: dict[str, list[str]] = {}
+        for number in numbers:
+            by_sieve.setdefault(number.lower().replace("0", ""), []).append(number)
+        objects = model._default_manager.all()
+        on_record: Iterable[str]
+        if len(by_sieve) <= 900:
+            sieved = objects.annotate(sieve=Replace(Lower(field), Value("0"), Value("")))
+            on_record = itertools.chain.from_iterable(
+                sieved.filter(**among).values_list(field, flat=True) for among in _among("sieve", list(by_sieve))
+            )
+        else:
+            # SQLite would go through the table once for every 900 numbers: once is enough.
+            on_record = objects.values_list(field, flat=True).iterator(chunk_size=_BATCH)
+        found = (
+            (number, other)
+            for other in on_record
+            for number in by_sieve.get(other.lower().replace("0", ""), ())
+            if number != other and _number_key(number) == _number_key(other)
+        )
+    near: dict[str, str] = {}
+    for number, other in found:
+        if number in numbers and (number not in near or other < near[number]):
+            near[number] = other
+    return near
+
+
+def _like_a_number_on_record(number: str, on_record: str) -> str:
+    if number.lower() == on_record.lower():
+        how = _("the same number in other letter case.")
+    else:
+        how = _(
+            "the same number but for its leading zeros, which a spreadsheet drops when the column is not"
+            " formatted as Text."
+        )
+    return _("%(number)s is not on record, but %(on_record)s is: %(how)s Write the number as it is on record.") % {
+        "number": _shown(number),
+        "on_record": on_record,
+        "how": how,
+    }
+
+
+# Case statuses in which an import adds no member to a case: the offer a case is
+# nominated to counts its persons (DESIGN.md's offer rules; a departure's manifest lists
+# them); a relocated case is final, a closed one is reopened first.
+_COUNTED_BY_AN_OFFER = frozenset({CaseStatus.NOMINATED, CaseStatus.ACCEPTED, CaseStatus.DEPARTURE_SCHEDULED})
+_NO_NEW_MEMBERS = _COUNTED_BY_AN_OFFER | {CaseStatus.RELOCATED, CaseStatus.CLOSED}
+
+
+def _no_new_member(case_no: str, status: str) -> str:
+    if status in _COUNTED_BY_AN_OFFER:
+        message = _("Case %(case)s is %(status)s: its offer counts its persons, so an import adds no member to it.")
+    elif status == CaseStatus.RELOCATED:
+        message = _("Case %(case)s is relocated, a final status: an import adds no member to it.")
+    else:
+        message = _("Case %(case)s is closed: an import adds no member to it (reopen the case first).")
+    return message % {"case": case_no, "status": str(CaseStatus(status).label).lower()}
 
 
 def _check_against_file_and_database(
@@ -2236,6 +2342,7 @@ def _check_against_file_and_database(
     Returns what writing the rows would do.
     """
     first_line: dict[str, int] = {}
+    case_in_file: dict[str, str] = {}
     for row in rows:
         if row.registration_no in first_line:
             errors.append(
@@ -2248,15 +2355,31 @@ def _check_against_file_and_database(
             )
         else:
             first_line[row.registration_no] = row.line
+            case_in_file[row.registration_no] = row.case_no
 
     by_case: dict[str, list[_Row]] = defaultdict(list)
     for row in rows:
         by_case[row.case_no].append(row)
 
     plan = _Plan()
-    moved = _persons_on_record_sql(rows, plan) if staged else _persons_on_record_orm(rows, plan)
-    cases, pa_on_record = _cases_on_record(list(by_case), first_line, staged)
+    moved, elsewhere = _persons_on_record_sql(rows, plan) if staged else _persons_on_record_orm(rows, plan)
+    cases, pa_on_record = _cases_on_record(list(by_case), case_in_file, staged)
     plan.cases = cases
+
+    # New numbers that are ones on record written otherwise (a spreadsheet saved the
+    # file): looked for only when anything is on record.
+    if plan.new and (len(plan.new) < len(rows) or cases or Case.objects.exists()):
+        new_numbers = {row.registration_no for row in plan.new}
+        near = _on_record_but_for_zeros_or_case(Person, "registration_no", new_numbers, staged)
+        new_cases = {case_no for case_no in by_case if case_no not in cases}
+        near_cases = _on_record_but_for_zeros_or_case(Case, "case_no", new_cases, staged)
+        for row in plan.new if near or near_cases else ():
+            if row.registration_no in near:
+                message = _like_a_number_on_record(row.registration_no, near[row.registration_no])
+                errors.append(RowError(row.line, "registration_no", message))
+            if row.case_no in near_cases:
+                message = _like_a_number_on_record(row.case_no, near_cases[row.case_no])
+                errors.append(RowError(row.line, "case_no", message))
 
     for row, case_no in moved:
         errors.append(
@@ -2268,34 +2391,68 @@ def _check_against_file_and_database(
             )
         )
 
-    # A site transfer moves a case's present members only: the others stay at the site
-    # they left (DESIGN.md), and so they do in a roster, whatever their case's site.
-    gone = _not_present_on_record(first_line, staged)
+    # A site transfer moves a case and its present members, with their site history
+    # (cases.services.site_transfer); an import moves nobody. Who is not present stays
+    # at the site they were left at, and so may a present member the transfer left
+    # behind (missing then): each person on record is where their record says.
+    transfer = reverse("cases:transfer_new")
+    not_moved = {row.line for row, _case in moved}
+    at_site = {row.line: site_id for row, site_id in elsewhere}
+    gone = _not_present_on_record([row.registration_no for row, _site in elsewhere]) if elsewhere else {}
+    new_lines = {row.line for row in plan.new}
     for case_no, members in by_case.items():
-        site_id = cases[case_no][1] if case_no in cases else members[0].site_id
-        if case_no not in cases:
+        on_record = cases.get(case_no)
+        site_id = on_record[1] if on_record else members[0].site_id
+        if on_record is None:
             plan.new_cases[case_no] = site_id
+        case_moves = _(
+            "Case %(case)s is at %(site)s on record; an import does not move cases between sites:"
+            " a site transfer does (%(page)s)."
+        ) % {"case": case_no, "site": site_names.get(site_id, "?"), "page": transfer}
         for row in members:
-            if row.registration_no in gone:
-                stays_at, status = gone[row.registration_no]
-                if row.site_id != stays_at:
-                    errors.append(
-                        RowError(
-                            row.line,
-                            "site",
-                            _("%(reg)s is %(status)s, not present, and stays at %(site)s: only present persons move.")
-                            % {"reg": row.registration_no, "status": status, "site": site_names.get(stays_at, "?")},
-                        )
-                    )
-            elif row.site_id != site_id:
-                errors.append(
-                    RowError(
-                        row.line,
-                        "site",
-                        _("Case %(case)s is at %(site)s; all its members must be at the same site.")
-                        % {"case": case_no, "site": site_names.get(site_id, "?")},
-                    )
-                )
+            if row.line in at_site:
+                stays_at = at_site[row.line]
+                if row.registration_no in gone:
+                    message = _(
+                        "%(reg)s is %(status)s, not present, and stays at %(site)s: only present persons move."
+                    ) % {
+                        "reg": row.registration_no,
+                        "status": gone[row.registration_no],
+                        "site": site_names.get(stays_at, "?"),
+                    }
+                elif on_record and row.line not in not_moved and stays_at == site_id:
+                    message = case_moves
+                elif on_record and row.line not in not_moved:
+                    message = _(
+                        "%(reg)s is at %(site)s on record (case %(case)s is at %(case_site)s); an import does not"
+                        " move persons between sites: a site transfer does (%(page)s)."
+                    ) % {
+                        "reg": row.registration_no,
+                        "site": site_names.get(stays_at, "?"),
+                        "case": case_no,
+                        "case_site": site_names.get(site_id, "?"),
+                        "page": transfer,
+                    }
+                else:
+                    message = _(
+                        "%(reg)s is at %(site)s on record; an import does not move persons between sites:"
+                        " a site transfer does (%(page)s)."
+                    ) % {"reg": row.registration_no, "site": site_names.get(stays_at, "?"), "page": transfer}
+                errors.append(RowError(row.line, "site", message))
+                continue
+            if row.line not in new_lines:
+                continue
+            if on_record and on_record[2] in _NO_NEW_MEMBERS:
+                errors.append(RowError(row.line, "case_no", _no_new_member(case_no, on_record[2])))
+            if row.site_id != site_id:
+                if on_record:
+                    message = case_moves
+                else:
+                    message = _("Case %(case)s is at %(site)s; all its members must be at the same site.") % {
+                        "case": case_no,
+                        "site": site_names.get(site_id, "?"),
+                    }
+                errors.append(RowError(row.line, "site", message))
         pas = [row for row in members if row.relationship == Relationship.PRINCIPAL_APPLICANT]
         others = pa_on_record.get(case_no, [])
         # A case whose PA's row is refused has one: its error says what to mend.
@@ -2483,7 +2640,7 @@ def _write_new_orm(
         reason=reason,
         now=now,
     )
-    case_ids = {case_no: pk for case_no, (pk, _site) in plan.cases.items()}
+    case_ids = {case_no: pk for case_no, (pk, _site, _status) in plan.cases.items()}
     case_ids.update(zip(plan.new_cases, case_pks, strict=True))
     through = Person.specific_needs.through
     needs_model = apps.get_model("cases", "HistoricalPerson_specific_needs")
