@@ -1847,8 +1847,9 @@ class _Plan:
     # Person pk → the version on record of the persons it changes (Person.version).
     versions: dict[int, int] = field(default_factory=dict)
     unchanged: int = 0
-    # Cases on record (case_no → (pk, site_id, status)) and new ones (case_no → site_id, in file order).
-    cases: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    # Cases on record (case_no → (pk, site_id, status, the status it is on hold from)) and
+    # new ones (case_no → site_id, in file order).
+    cases: dict[str, tuple[int, int, str, str]] = field(default_factory=dict)
     new_cases: dict[str, int] = field(default_factory=dict)
 
 
@@ -2112,32 +2113,33 @@ def _persons_on_record_orm(rows: list[_Row], plan: _Plan) -> tuple[list[tuple[_R
 
 def _cases_on_record(
     case_nos: list[str], case_in_file: dict[str, str], staged: bool
-) -> tuple[dict[str, tuple[int, int, str]], dict[str, list[str]]]:
-    """The file's cases on record (case_no → (pk, site_id, status)), and their principal
+) -> tuple[dict[str, tuple[int, int, str, str]], dict[str, list[str]]]:
+    """The file's cases on record (case_no → (pk, site_id, status, status_before_hold)), and their principal
     applicants on record whose rows do not put them in that case (they keep their place:
     a row that puts one in another case is refused). `case_in_file` is each registration
     number's case in the file."""
-    cases: dict[str, tuple[int, int, str]] = {}
+    cases: dict[str, tuple[int, int, str, str]] = {}
     pa_on_record: dict[str, list[str]] = defaultdict(list)
     if staged:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT c.case_no, c.id, c.site_id, c.status, p.registration_no FROM {_table(Case)} c"  # noqa: S608
+                "SELECT c.case_no, c.id, c.site_id, c.status, c.status_before_hold, p.registration_no"  # noqa: S608
+                f" FROM {_table(Case)} c"
                 f" LEFT JOIN {_table(Person)} p ON p.case_id = c.id AND p.relationship = %s"
                 f" WHERE c.case_no IN (SELECT case_no FROM {_STAGING})",
                 [Relationship.PRINCIPAL_APPLICANT.value],
             )
-            for case_no, pk, site_id, status, registration_no in cursor.fetchall():
-                cases[case_no] = (pk, site_id, status)
+            for case_no, pk, site_id, status, held_from, registration_no in cursor.fetchall():
+                cases[case_no] = (pk, site_id, status, held_from)
                 if registration_no is not None and case_in_file.get(registration_no) != case_no:
                     pa_on_record[case_no].append(registration_no)
         return cases, pa_on_record
     for among in _among("case_no", case_nos):
-        for pk, case_no, site_id, status in Case.objects.filter(**among).values_list(
-            "pk", "case_no", "site_id", "status"
+        for pk, case_no, site_id, status, held_from in Case.objects.filter(**among).values_list(
+            "pk", "case_no", "site_id", "status", "status_before_hold"
         ):
-            cases[case_no] = (pk, site_id, status)
-    for among in _among("case_id", [pk for pk, _site, _status in cases.values()]):
+            cases[case_no] = (pk, site_id, status, held_from)
+    for among in _among("case_id", [case[0] for case in cases.values()]):
         for case_no, registration_no in Person.objects.filter(
             relationship=Relationship.PRINCIPAL_APPLICANT, **among
         ).values_list("case__case_no", "registration_no"):
@@ -2320,8 +2322,16 @@ _COUNTED_BY_AN_OFFER = frozenset({CaseStatus.NOMINATED, CaseStatus.ACCEPTED, Cas
 _NO_NEW_MEMBERS = _COUNTED_BY_AN_OFFER | {CaseStatus.RELOCATED, CaseStatus.CLOSED}
 
 
-def _no_new_member(case_no: str, status: str) -> str:
-    if status in _COUNTED_BY_AN_OFFER:
+def _no_new_member(case_no: str, status: str, held_from: str) -> str:
+    """Why an import adds no member to a case on record in `status` (on hold from
+    `held_from`), or "" if it may."""
+    held = status == CaseStatus.ON_HOLD and held_from in _NO_NEW_MEMBERS
+    if status not in _NO_NEW_MEMBERS and not held:
+        return ""
+    if held:
+        message = _("Case %(case)s is on hold from %(status)s, to which it returns: an import adds no member to it.")
+        status = held_from
+    elif status in _COUNTED_BY_AN_OFFER:
         message = _("Case %(case)s is %(status)s: its offer counts its persons, so an import adds no member to it.")
     elif status == CaseStatus.RELOCATED:
         message = _("Case %(case)s is relocated, a final status: an import adds no member to it.")
@@ -2442,8 +2452,8 @@ def _check_against_file_and_database(
                 continue
             if row.line not in new_lines:
                 continue
-            if on_record and on_record[2] in _NO_NEW_MEMBERS:
-                errors.append(RowError(row.line, "case_no", _no_new_member(case_no, on_record[2])))
+            if on_record and (refusal := _no_new_member(case_no, *on_record[2:])):
+                errors.append(RowError(row.line, "case_no", refusal))
             if row.site_id != site_id:
                 if on_record:
                     message = case_moves
@@ -2640,7 +2650,7 @@ def _write_new_orm(
         reason=reason,
         now=now,
     )
-    case_ids = {case_no: pk for case_no, (pk, _site, _status) in plan.cases.items()}
+    case_ids = {case_no: case[0] for case_no, case in plan.cases.items()}
     case_ids.update(zip(plan.new_cases, case_pks, strict=True))
     through = Person.specific_needs.through
     needs_model = apps.get_model("cases", "HistoricalPerson_specific_needs")

@@ -161,6 +161,32 @@ def test_existing_members_of_a_case_in_such_a_status_may_still_have_their_detail
     assert Person.objects.get(registration_no="R-2").phone == "+964 750 000 0000"
 
 
+@pytest.mark.parametrize(
+    ("held_from", "refused"),
+    [
+        (
+            CaseStatus.NOMINATED,
+            "Case C-1 is on hold from nominated, to which it returns: an import adds no member to it.",
+        ),
+        (CaseStatus.ELIGIBLE, None),
+    ],
+)
+def test_a_case_on_hold_takes_new_members_as_the_status_it_returns_to_would(held_from, refused):
+    assert run(csv_bytes(family())).ok
+    Case.objects.update(status=CaseStatus.ON_HOLD, status_before_hold=held_from)
+    before = snapshot()
+    rows = [*family(), person_row(registration_no="R-4", relationship="child", given_name="Sara", sex="F")]
+
+    result = run(csv_bytes(rows))
+
+    if refused:
+        assert shown(result) == [(5, "case_no", refused)]
+        assert snapshot() == before
+    else:
+        assert result.ok, result.report_lines()
+        assert Person.objects.filter(case__case_no="C-1").count() == 4
+
+
 def test_a_new_member_of_an_eligible_case_is_added():
     assert run(csv_bytes(family())).ok
     Case.objects.update(status=CaseStatus.ELIGIBLE)
