@@ -36,6 +36,7 @@ from cases.import_jobs import (
     as_pruned,
     job_cancel,
     job_confirm,
+    job_mark_different,
     job_start,
     lists_deleted,
     progress_seen_while_writing,
@@ -52,7 +53,14 @@ from cases.importing import (
     template_xlsx,
     value_rules,
 )
-from cases.models import Person, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
+from cases.models import (
+    DistinctPersons,
+    Person,
+    RosterImport,
+    RosterImportJob,
+    RosterImportJobStatus,
+    RosterImportOutcome,
+)
 from cases.scope import sites_of
 
 IMPORT_PERMISSION = "cases.import_person"
@@ -104,6 +112,11 @@ class RosterImportAdminMixin:
             path("import/<int:job_id>/", view(self.import_job_view), name=f"{name}_job"),
             path("import/<int:job_id>/confirm/", view(require_POST(self.import_confirm_view)), name=f"{name}_confirm"),
             path("import/<int:job_id>/cancel/", view(require_POST(self.import_cancel_view)), name=f"{name}_cancel"),
+            path(
+                "import/<int:job_id>/different/",
+                view(require_POST(self.import_different_view)),
+                name=f"{name}_different",
+            ),
             path("import/<int:job_id>/report.csv", view(self.import_report_view), name=f"{name}_report"),
             *super().get_urls(),  # type: ignore[misc]
         ]
@@ -232,6 +245,27 @@ class RosterImportAdminMixin:
             messages.error(request, str(refused))
         return HttpResponseRedirect(self._job_url(job))
 
+    def import_different_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        """Mark the probable duplicates chosen on the check's page as different persons,
+        and check the file again."""
+        job = self._job(request, job_id)
+        chosen = [int(at) for at in request.POST.getlist("pair") if at.isdigit()]
+        try:
+            marked = job_mark_different(job, actor=request.user, chosen=chosen)  # type: ignore[arg-type]
+        except JobRefused as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.info(
+                request,
+                ngettext(
+                    "%(n)d pair marked as different persons: the file is checked again without it.",
+                    "%(n)d pairs marked as different persons: the file is checked again without them.",
+                    marked,
+                )
+                % {"n": marked},
+            )
+        return HttpResponseRedirect(self._job_url(job))
+
     def import_cancel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self._job(request, job_id)
         try:
@@ -304,3 +338,21 @@ class RosterImportAdmin(RecordAdmin):
                 )
             return text % {"days": days}
         return format_html_join("", "{}<br>", ((line,) for line in record.errors))
+
+
+@admin.register(DistinctPersons)
+class DistinctPersonsAdmin(RecordAdmin):
+    """The pairs of look-alikes marked as different persons on an import's check page:
+    read by those who may import; a pair marked by mistake is deleted here, and the
+    import lists it again."""
+
+    list_display = fields = ("first", "second", "decided_by", "decided_at")
+    search_fields = ["first", "second", "decided_by__username"]
+    list_select_related = ["decided_by"]
+    date_hierarchy = "decided_at"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)

@@ -48,7 +48,7 @@ from cases.importing import (
     strength_line,
     strongest_first,
 )
-from cases.models import RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
+from cases.models import DistinctPersons, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,36 @@ def job_confirm(job: RosterImportJob, *, actor: User) -> RosterImportJob:
         _prune_later(_queued_for())
     job.refresh_from_db()
     return job
+
+
+def job_mark_different(job: RosterImportJob, *, actor: User, chosen: list[int]) -> int:
+    """Record the chosen probable duplicates of a check waiting for its confirmation
+    (their places in the list shown) as different persons, and check the file again:
+    they are listed no more, in this file or any later one. Returns how many pairs."""
+    from cases.tasks import run_roster_import_job
+
+    with transaction.atomic():
+        locked = RosterImportJob.objects.select_for_update().defer("content", "report").get(pk=job.pk)
+        as_pruned(locked)
+        if locked.actor_id != actor.pk or locked.status != Status.CHECKED:
+            raise JobRefused(_("This check is no longer waiting for confirmation; choose the file again."))
+        shown = locked.result.get("duplicates", [])
+        pairs = {
+            tuple(sorted((shown[at]["registration_no"], shown[at]["other_registration_no"])))
+            for at in chosen
+            if 0 <= at < len(shown)
+        }
+        if not pairs:
+            raise JobRefused(_("Choose the pairs that are different persons first."))
+        DistinctPersons.objects.bulk_create(
+            [DistinctPersons(first=first, second=second, decided_by=actor) for first, second in sorted(pairs)],
+            ignore_conflicts=True,
+        )
+        _set(locked, status=Status.QUEUED, dry_run=True, stage="", done=0, total=0)
+        run_roster_import_job.enqueue(locked.pk)
+        _prune_later(_queued_for())
+    job.refresh_from_db()
+    return len(pairs)
 
 
 def job_cancel(job: RosterImportJob) -> None:
@@ -335,6 +365,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "outcome": result.outcome,
         "changed_since_check": result.changed_since_check,
         "duplicates_notice": result.duplicates_notice,
+        "duplicates_decided": result.decided_line() if result.duplicates_decided else "",
         "duplicates": [dataclasses.asdict(duplicate) for duplicate in strongest_first(result.duplicates)[:SHOWN]],
     }
 

@@ -87,6 +87,7 @@ from cases.countries import country_by_name
 from cases.models import (
     Case,
     CaseStatus,
+    DistinctPersons,
     Person,
     Relationship,
     ResidenceStatus,
@@ -290,6 +291,8 @@ class ImportResult:
     duplicates: list[ProbableDuplicate] = field(default_factory=list)
     # What the list of probable duplicates leaves out (_DuplicateSearch.notice), if anything.
     duplicates_notice: str = ""
+    # The pairs not listed because they were marked as different persons (DistinctPersons).
+    duplicates_decided: int = 0
     # What writing the file does, as a digest (_outcome): the check's is given back to
     # the import (roster_import's `seen`), which writes nothing if it differs.
     outcome: str = ""
@@ -359,7 +362,16 @@ class ImportResult:
             lines += [str(duplicate) for duplicate in strongest_first(self.duplicates)]
         if self.duplicates_notice:
             lines.append(self.duplicates_notice)
+        if self.duplicates_decided:
+            lines.append(self.decided_line())
         return lines
+
+    def decided_line(self) -> str:
+        return ngettext(
+            "%(n)s pair marked earlier as different persons is not listed.",
+            "%(n)s pairs marked earlier as different persons are not listed.",
+            self.duplicates_decided,
+        ) % {"n": _grouped(self.duplicates_decided)}
 
 
 class _Refused(Exception):
@@ -1709,6 +1721,10 @@ class _DuplicateSearch:
         # look-alikes of a kind than _LOOK_ALIKES.
         self.capped = False
         self.cut = False
+        # The pairs marked as different persons (registration numbers, in order), and
+        # those of them met here: not listed.
+        self.decided: AbstractSet[tuple[str, str]] = frozenset()
+        self.not_listed: set[tuple[str, str]] = set()
 
     def in_file(self) -> None:
         try:
@@ -1772,6 +1788,9 @@ class _DuplicateSearch:
             for other in others:
                 pair = (other.registration_no, row.registration_no)
                 if pair in found:
+                    continue
+                if self.decided and (in_order := (min(pair), max(pair))) in self.decided:
+                    self.not_listed.add(in_order)
                     continue
                 name = row.name
                 found[pair] = ProbableDuplicate(
@@ -2822,10 +2841,11 @@ def _check(
     staged: bool,
     progress: _Progress,
     refused_pa: AbstractSet[str] = frozenset(),
-) -> tuple[_Plan, list[ProbableDuplicate], str]:
+) -> tuple[_Plan, list[ProbableDuplicate], str, int]:
     """The checks across rows and against the database; returns what writing the rows
-    would do, the probable duplicates, and what their list leaves out (if anything).
-    Errors are appended to `errors`."""
+    would do, the probable duplicates, what their list leaves out (if anything), and
+    how many pairs marked as different persons it leaves out. Errors are appended to
+    `errors`."""
     progress.start("checking", len(rows))
     if staged:
         _stage(rows, progress)
@@ -2838,13 +2858,25 @@ def _check(
         site_names = dict(Site.objects.values_list("pk", "name"))
         plan = _check_against_file_and_database(rows, errors, site_names, staged, refused_pa)
         progress.report(len(rows) * 3 // 4)
+        search.decided = _marked_different([row.registration_no for row in rows])
         with _people_to_compare(rows, staged) as people:
             searching.join()
             duplicates = search.result(people)
     finally:
         searching.join()
     progress.report(len(rows))
-    return plan, duplicates, search.notice()
+    return plan, duplicates, search.notice(), len(search.not_listed)
+
+
+def _marked_different(numbers: list[str]) -> set[tuple[str, str]]:
+    """The pairs with one of these registration numbers marked as different persons."""
+    if not DistinctPersons.objects.exists():  # as before any is marked: no lookup of the file's numbers
+        return set()
+    pairs: set[tuple[str, str]] = set()
+    for side in ("first", "second"):
+        for among in _among(side, numbers):
+            pairs.update(DistinctPersons.objects.filter(**among).values_list("first", "second"))
+    return pairs
 
 
 @contextlib.contextmanager
@@ -2943,7 +2975,9 @@ def _roster_import(
     try:
         plan = _Plan()
         if rows:
-            plan, result.duplicates, result.duplicates_notice = _check(rows, result.errors, staged, report, refused_pa)
+            plan, result.duplicates, result.duplicates_notice, result.duplicates_decided = _check(
+                rows, result.errors, staged, report, refused_pa
+            )
         # In file order; the checks of one line keep their column order.
         result.errors.sort(key=lambda error: error.line or 0)
         # The lines whose rows passed the checks of one row but not those across rows.

@@ -443,6 +443,34 @@ class IncidentPerson(models.Model):
         return f"{self.person} — {self.get_effect_display()}"
 
 
+class DistinctPersons(models.Model):
+    """Two persons whose records look alike (a probable duplicate of the roster import)
+    that an Administrator decided are not the same person: the import lists them no
+    more. By registration number, in order (first < second), so that a pair is one row
+    whichever of the two is in a file, and either may not be on record yet."""
+
+    first = models.CharField(_("registration number"), max_length=40)
+    second = models.CharField(_("is another person than"), max_length=40)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("decided by")
+    )
+    decided_at = models.DateTimeField(_("decided"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-decided_at", "-pk"]
+        verbose_name = _("different persons")
+        verbose_name_plural = _("different persons")
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="distinct_persons_once"),
+            models.CheckConstraint(condition=Q(first__lt=models.F("second")), name="distinct_persons_in_order"),
+        ]
+        # A file's numbers are looked up on either side.
+        indexes = [models.Index(fields=["second"], name="distinct_persons_second")]
+
+    def __str__(self) -> str:
+        return f"{self.first} ≠ {self.second}"
+
+
 class RosterImportOutcome(models.TextChoices):
     IMPORTED = "imported", _("Imported")
     CHECKED = "checked", _("Checked (dry run)")

@@ -16,7 +16,16 @@ from openpyxl.utils import get_column_letter
 
 from cases import importing, xlsx_reader
 from cases.importing import COLUMNS, REQUIRED_COLUMNS, roster_import
-from cases.models import Case, CaseStatus, Person, ResidenceStatus, RosterImport, RosterImportOutcome, SpecificNeed
+from cases.models import (
+    Case,
+    CaseStatus,
+    DistinctPersons,
+    Person,
+    ResidenceStatus,
+    RosterImport,
+    RosterImportOutcome,
+    SpecificNeed,
+)
 from cases.names import latin_key, native_key
 from cases.services import site_transfer
 from tests.factories import CaseFactory, PersonFactory, SiteFactory
@@ -1788,6 +1797,18 @@ def test_a_file_with_more_look_alikes_than_can_be_listed_says_so(monkeypatch):
     assert result.report_lines()[-1].endswith(
         "The first 100 probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
     )
+
+
+def test_a_look_alike_on_record_marked_as_a_different_person_is_listed_no_more(administrator):
+    PersonFactory(registration_no="R-OLD", family_name="Hosseini", given_name="Muhammad", birth_date="1985-03-21")
+    assert [d.other_registration_no for d in run(csv_bytes(family()), dry_run=True).duplicates] == ["R-OLD"]
+    DistinctPersons.objects.create(first="R-1", second="R-OLD", decided_by=administrator)
+
+    result = run(csv_bytes(family()), dry_run=True)
+
+    assert result.duplicates == []
+    assert result.duplicates_decided == 1
+    assert result.report_lines()[-1] == "1 pair marked earlier as different persons is not listed."
 
 
 def test_the_same_name_born_on_another_day_is_not_a_duplicate():

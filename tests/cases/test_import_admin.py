@@ -20,6 +20,7 @@ from cases import import_jobs, importing
 from cases.importing import COLUMNS, ImportResult, ProbableDuplicate, RowError
 from cases.models import (
     Case,
+    DistinctPersons,
     Person,
     RosterImport,
     RosterImportJob,
@@ -227,6 +228,7 @@ def test_the_preview_lists_the_strong_pairs_first_says_how_many_of_each_and_show
     assert "… and 2 more." in page
     # Both persons' sex, case, relationship and native name, escaped.
     cells = re.findall(r"<td[^>]*>(.*?)</td>", page.split('<table class="import-duplicates">')[1], re.S)
+    cells = [cell for cell in cells if 'type="checkbox"' not in cell]  # to mark a pair as different persons
     text = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell)).strip() for cell in cells]
     assert text[:6] == [
         "strong",
@@ -242,6 +244,82 @@ def test_the_preview_lists_the_strong_pairs_first_says_how_many_of_each_and_show
         "5",
         "HOSSEINI, Zahra (R-6) born 1988-02-02 · sex F · case C-6 · PA &lt;b&gt;زهرا&lt;/b&gt;",
     ]
+
+
+def _with_look_alikes() -> list[dict[str, str]]:
+    """The family, and two look-alikes: R-7 of R-1 (strong), R-9 of R-2 (possible)."""
+    return [
+        *family(),
+        person_row(registration_no="R-7", case_no="C-7", given_name="Muhammad", native_name=""),
+        person_row(registration_no="R-9", case_no="C-9", given_name="Zahra", native_name="", sex="F",
+                   date_of_birth="1988"),
+    ]  # fmt: skip
+
+
+def _pairs(response) -> list[tuple[str, str]]:
+    return [(d["registration_no"], d["other_registration_no"]) for d in response.context["duplicates"]]
+
+
+def test_pairs_marked_as_different_persons_on_the_check_page_are_listed_no_more(client_for, administrator):
+    client = client_for(AD)
+    rows = _with_look_alikes()
+    checked = check(client, csv_bytes(rows))
+    job = checked.context["job"]
+    assert _pairs(checked) == [("R-7", "R-1"), ("R-9", "R-2")]
+    assert 'name="pair" value="0" form="import-different"' in checked.content.decode()
+
+    page = client.post(job_url(job, "different"), {"pair": ["0"]}, follow=True)
+
+    text = page.content.decode()
+    assert "1 pair marked as different persons: the file is checked again without it." in text
+    assert '<p class="import-decided">1 pair marked earlier as different persons is not listed.</p>' in text
+    assert _pairs(page) == [("R-9", "R-2")]
+    marked = DistinctPersons.objects.get()
+    assert (marked.first, marked.second, marked.decided_by) == ("R-1", "R-7", administrator)
+    assert page.context["job"].status == RosterImportJobStatus.CHECKED
+    # Imported as checked again, and in any later file: the pair is listed no more.
+    client.post(job_url(job, "confirm"))
+    job.refresh_from_db()
+    assert (job.status, Person.objects.count()) == (RosterImportJobStatus.DONE, 5)
+    again = importing.roster_import(csv_bytes(rows), actor=None, filename="again.csv", dry_run=True)
+    assert [(d.registration_no, d.other_registration_no) for d in again.duplicates] == [("R-9", "R-2")]
+    assert "1 pair marked earlier as different persons is not listed." in again.report_lines()
+
+
+def test_marking_pairs_as_different_persons_is_refused_with_nothing_written_unless_the_check_waits(
+    client_for, administrator
+):
+    client = client_for(AD)
+    job = check(client, csv_bytes(_with_look_alikes())).context["job"]
+
+    nothing = client.post(job_url(job, "different"), {}, follow=True).content.decode()
+    assert "Choose the pairs that are different persons first." in nothing
+    # Another Administrator's job is none of theirs; Staff may not import at all.
+    other = UserFactory(username="other-admin", role="Administrator", is_staff=True)
+    client.force_login(other)
+    assert client.post(job_url(job, "different"), {"pair": ["0"]}).status_code == 404
+    assert client_for(ST).post(job_url(job, "different"), {"pair": ["0"]}).status_code == 403
+    # Once imported, the check waits no more.
+    client = client_for(AD)
+    client.post(job_url(job, "confirm"))
+    done = client.post(job_url(job, "different"), {"pair": ["0"]}, follow=True).content.decode()
+    assert "This check is no longer waiting for confirmation" in done
+    assert not DistinctPersons.objects.exists()
+    assert "Mark the ticked pairs" not in client.get(job_url(job)).content.decode()
+
+
+def test_the_pairs_marked_as_different_persons_are_a_record_administrators_read_and_may_undo(client_for, administrator):
+    marked = DistinctPersons.objects.create(first="R-1", second="R-7", decided_by=administrator)
+    changelist = reverse("admin:cases_distinctpersons_changelist")
+    assert client_for(ST).get(changelist).status_code == 403
+    client = client_for(AD)
+
+    page = client.get(changelist).content.decode()
+
+    assert "R-1" in page and "R-7" in page and "administrator-test" in page
+    delete = reverse("admin:cases_distinctpersons_delete", args=[marked.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 302  # marked by mistake: listed again
+    assert not DistinctPersons.objects.exists()
 
 
 def test_a_look_alike_on_record_links_to_their_page_for_the_administrator_to_compare(client_for):
