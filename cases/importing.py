@@ -97,7 +97,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, native_key, word_keys, words
+from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, word_keys, words
 from cases.xlsx_reader import SPREADSHEET_ERRORS, UNSAVED_FORMULA
 
 User = Any
@@ -1580,7 +1580,7 @@ def _native_of(other: _Row | _Known) -> str:
     """The native name's match key ("" without one)."""
     if isinstance(other, _Known):
         return other.native
-    return native_key(other.native_name) if other.native_name else ""
+    return match_keys("", "", other.native_name)[1] if other.native_name else ""
 
 
 def _written_apart(native: str, other: _Row | _Known) -> bool:

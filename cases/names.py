@@ -10,9 +10,14 @@ bulk writers) and what the case list's search compares with: the keys of every w
 and of every whole name, each between spaces, so that a search matches whole words.
 
 `match_keys` are the two keys the roster import's probable-duplicate search pairs
-persons by (with the year of birth): the Latin family and given names' keys, and the
-native name's. Person stores them too (Person.match_latin and match_native), indexed,
-so that the database finds a file's look-alikes among a million persons on record.
+persons by (with the year of birth): the Latin family and given names' key, and the
+native name's. They fold more than the search's keys (particles, Somali, Tigrinya and
+Egyptian spellings; Pashto, Kurdish, Urdu and Ge'ez letters) and ignore which name
+comes first: a search lists what an officer reads through, a duplicate is a pair an
+officer is asked to decide on, so the folds that would join other names are left out
+(see match_keys). Person stores them too (Person.match_latin and match_native),
+indexed, so that the database finds a file's look-alikes among a million persons on
+record; a change to them comes with a migration that computes them again (0021).
 `stored_keys` is every key Person stores, for whoever writes a person's names.
 """
 
@@ -164,12 +169,170 @@ def name_key(family_name: str, given_name: str, native_name: str = "") -> str:
     return stored if keys else ""
 
 
+# The match keys fold further than latin_key, for spellings that are one name in one
+# language and two in another would be too many for the search: whole words first, then
+# letters, on the casefolded ASCII letters of each word.
+_MATCH_WORDS = {
+    "md": "mohammad",
+    "mhd": "mohammad",
+    "mohd": "mohammad",
+    "muhd": "mohammad",
+    "mehmet": "mohammad",
+    "mehmed": "mohammad",
+    "muhammet": "mohammad",
+    # Egyptian and Sudanese g is j (ج): only where the name is not another name in g or k.
+    "gamal": "jamal",
+    "gaafar": "jafar",
+}
+# Words that are no part of a name to compare: the article and "son of" / "daughter of".
+_PARTICLES = frozenset({"al", "el", "ul", "bin", "ibn", "ben", "ould", "wad"})
+# Al- or El- written into the name (Alhashimi, Elsayed) before at least four letters
+# (not Elham, Alavi, Alireza: a vowel or a short name follows).
+_JOINED_ARTICLE = re.compile(r"^[ae]l(?=[^aeiouy][a-z]{3})")
+# A Somali word-initial c is ع, a vowel onset: Cabdi, Cumar, Cusmaan.
+_SOMALI_C = re.compile(r"^c(?=[aeiou])")
+# Abd (servant of) and what joins it to the next name, within a word or across words
+# (|): Abdul Rahman, Abd ar-Rahman, Abdurrahman (a sun letter doubles), Abdirahman,
+# Abd Allah (al- itself is a particle: Abd al-Rahman).
+_ABD = re.compile(r"(?:^|(?<=\|))abd\|?(?:[aeiou]?l|[aeiou]?(?=([dnrstz])\|?\1)[dnrstz]|[aeiou](?=\|?[^aeiou|]))?")
+_MATCH_SPELLINGS = [
+    ("|", ""),
+    ("dj", "j"),  # Djafar
+    ("x", "h"),  # Somali x is ح: Maxamed, Axmed
+    ("th", "s"),  # ث: Othman, Uthman, Haitham
+    ("medhin", "medin"),  # Tigrinya መድኅን: Gebremedhin (d then h, not ذ)
+    ("medhan", "medan"),
+    ("gh", "k"),  # ق and غ, and Tigrinya gh: Ghasem, Ghebre, Ghirmay
+    ("q", "k"),  # ق: Qasim, Kassim, Sudanese Gasim
+    ("g", "k"),
+]
+# A name that ends in i (Ahmadi, Rezaei, Jafary) is a name of its own: of Ahmad, of
+# Reza. The ending is kept so that Karimi Abbas, the columns swapped, is not Abbasi Karim.
+# Tigrinya -ay is Amharic -aye (Tesfay, Tesfaye).
+_FINAL_I = re.compile(r"(?:i|y|ee|(?<=a)ye)$")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _match_word(word: str) -> str:
+    """One word as the Latin match key reads it: ASCII letters, "" for a particle."""
+    text = unicodedata.normalize("NFKD", word.casefold())
+    text = "".join(char for char in text if char.isascii() and char.isalpha())
+    if text in _PARTICLES:
+        return ""
+    text = _MATCH_WORDS.get(text, text)
+    return _SOMALI_C.sub("", _JOINED_ARTICLE.sub("", text))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _latin_match(name: str) -> str:
+    """A family or given name as the Latin match key compares it: its words' letters
+    folded and keyed together, so that Abdul Rahman is Abdulrahman and Ali Asghar is
+    Aliasghar."""
+    text = _ABD.sub("abd", "|".join(filter(None, map(_match_word, words(name)))))
+    for spelling, common in _MATCH_SPELLINGS:
+        text = text.replace(spelling, common)
+    key = latin_key(text)
+    return key + "i" if key and _FINAL_I.search(text) else key
+
+
+# Letters of other languages' scripts written as the Persian or Arabic letter they are
+# in a name: Pashto, Kurdish and Urdu letters; Ge'ez syllables of one sound (ፀ/ጸ,
+# ሐ/ኀ/ሀ, ሠ/ሰ, ዐ/አ, in their seven vowel orders), and the laryngeals' first and
+# fourth orders (ሃ/ሀ, ኣ/አ), which are written either way.
+_OTHER_LETTERS = {
+    "ګ": "گ",
+    "ڪ": "ک",
+    "ې": "ی",
+    "ۍ": "ی",
+    "ێ": "ی",
+    "ے": "ی",
+    "ە": "ه",
+    "ہ": "ه",
+    "ھ": "ه",
+    "ۃ": "ه",
+    "ټ": "ت",
+    "ٹ": "ت",
+    "ډ": "د",
+    "ڈ": "د",
+    "ړ": "ر",
+    "ڑ": "ر",
+    "ڕ": "ر",
+    "ڼ": "ن",
+    "ں": "ن",
+    "ۆ": "و",
+    "ڵ": "ل",
+}
+_NATIVE_MATCH_SPELLINGS: dict[int, str | None] = {
+    **_NATIVE_SPELLINGS,
+    **{ord(letter): common for letter, common in _OTHER_LETTERS.items()},
+}
+_LARYNGEALS = (0x1200, 0x12A0)
+for _source, _target in [
+    (0x1340, 0x1338),
+    (0x1210, 0x1200),
+    (0x1280, 0x1200),
+    (0x1220, 0x1230),
+    (0x12D0, 0x12A0),
+    *((base, base) for base in _LARYNGEALS),
+]:
+    for _order in range(7):
+        _folded = _target + (0 if _target in _LARYNGEALS and _order == 3 else _order)
+        if _source + _order != _folded:
+            _NATIVE_MATCH_SPELLINGS[_source + _order] = chr(_folded)
+# Invisible format characters (Unicode category Cf) come in with pasted names. Direction
+# marks, zero-width spaces and joiners stand for a space (pasted beside one or for one);
+# any other (a soft hyphen) is left out where it is.
+_NATIVE_WORD_SEPARATORS = re.compile(
+    r"[\s\-‐‑–—_.,;/'،؛\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+"
+)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _native_word(word: str) -> str:
+    """One word of a native name as the native match key compares it."""
+    text = "".join(
+        char
+        for char in unicodedata.normalize("NFKD", word)
+        if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
+    )
+    return text.translate(_NATIVE_MATCH_SPELLINGS)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _native_match(name: str) -> str:
+    """A native name as the native match key compares it: its words' letters run
+    together, so that a compound name is one whether written with a space or not
+    (محمدرضا, محمد رضا), and read from the least of their rotations, so that the
+    given name may come before the family name or after it (محمد احمدی, احمدی محمد)."""
+    keys = [key for key in map(_native_word, _NATIVE_WORD_SEPARATORS.split(name)) if key]
+    # One word (a given name alone) with a year of birth pairs strangers.
+    if len(keys) < 2:
+        return ""
+    letters = "".join(keys)
+    # The least rotation begins with the least letter.
+    least = min(letters)
+    return min(letters[at:] + letters[:at] for at, letter in enumerate(letters) if letter == least)
+
+
 def match_keys(family_name: str, given_name: str, native_name: str = "") -> tuple[str, str]:
     """The keys two persons must share (with their year of birth) to be probable
-    duplicates: the family and given names' Latin keys ("" unless both have one), and
-    the native name's key. Keys hold no spaces: the Latin pair is unambiguous."""
-    family, given = latin_key(family_name), latin_key(given_name)
-    return (f"{family} {given}" if family and given else ""), (native_key(native_name) if native_name else "")
+    duplicates: the Latin key of the family and given names ("" unless both have one),
+    and the native name's ("" unless it has two words or more).
+
+    Both are blind to order: the family and given names may be in each other's column,
+    and a native name may start with either (its words run together: a compound name is
+    one with or without its space). The Latin key folds more than latin_key:
+    the particles al, el, ul, bin, ibn, ben, ould and wad are left out (Al-Jubouri is
+    Jubouri, Elsayed is Sayed); Abd and its article are one (Abdul Rahman, Abd
+    ar-Rahman, Abdurrahman, Abdirahman); Somali x and initial c (Maxamed, Cabdullahi,
+    Cumar); th for ث (Othman is Osman); q, gh, g and k (Qasim, Ghasem, Kasim; Ghebre,
+    Gebre); dj (Djafar); Mohd, Md and Mehmet are Mohammad, Gamal Jamal, Gaafar Jafar.
+    The native key leaves out invisible format characters and folds Pashto, Kurdish and
+    Urdu letters to their Persian and Arabic forms, and Ge'ez letters of one sound.
+    """
+    family, given = _latin_match(family_name), _latin_match(given_name)
+    latin = " ".join(sorted((family, given))) if family and given else ""
+    return latin, (_native_match(native_name) if native_name else "")
 
 
 # The fields of Person that stored_keys fills.

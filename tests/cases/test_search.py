@@ -145,9 +145,11 @@ def test_saving_a_person_stores_their_name_key():
 def test_saving_a_person_stores_the_keys_the_duplicate_search_pairs_by():
     person = _person("C-1", "Hosseini", "Mohammad", "محمد حسینی")
     assert _stored(person) == names.stored_keys("Hosseini", "Mohammad", "محمد حسینی")
-    assert (person.match_latin, person.match_native) == ("hsn mhmd", "محمدحسینی")
-    # Muhammad Husseini is the same pair of keys; a name without Latin letters has none.
-    assert names.match_keys("Husseini", "Muhammad") == ("hsn mhmd", "")
+    assert (person.match_latin, person.match_native) == ("hsni mhmd", "حسینیمحمد")
+    # Muhammad Husseini is the same pair of keys, in either column; a name without Latin
+    # letters has none, nor a native name of one word.
+    assert names.match_keys("Husseini", "Muhammad") == names.match_keys("Muhammad", "Husseini") == ("hsni mhmd", "")
+    assert names.match_keys("Hosseini", "Mohammad", "محمد") == ("hsni mhmd", "")
     assert names.match_keys("Hosseini", "-") == ("", "")
 
 
