@@ -209,6 +209,19 @@ def test_the_migration_fills_the_match_keys_of_persons_already_on_record():
         assert _stored(person) == names.stored_keys(person.family_name, person.given_name, person.native_name)
 
 
+def test_the_migration_computes_again_the_match_keys_stored_by_the_earlier_function():
+    migration = __import__("cases.migrations.0019_person_match_keys_recomputed", fromlist=["fill_match_keys"])
+    fill = migration.fill_match_keys
+    people = [_person("C-1", "Hosseini", "Mohammad", "محمد حسینی"), _person("C-2", "Karimi", "Ali", "علی")]
+    # The keys 0018 stored: family before given, a native name's words run together.
+    Person.objects.filter(pk=people[0].pk).update(match_latin="hsn mhmd", match_native="محمدحسینی")
+    Person.objects.filter(pk=people[1].pk).update(match_latin="krm al", match_native="علی")
+    fill(django_apps, SimpleNamespace(connection=connection))
+    for person in people:
+        assert _stored(person) == names.stored_keys(person.family_name, person.given_name, person.native_name)
+    assert (people[1].match_latin, people[1].match_native) == ("ali krmi", "")
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [("Mohammad", "محمد"), ("Hosseini", "حسینی"), ("Fatemeh", "فاطمه"), ("Abbas", "عباس"), ("Esfahani", "اصفهانی")],
