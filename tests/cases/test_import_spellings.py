@@ -86,6 +86,8 @@ def test_a_person_on_record_is_flagged_by_a_row_with_the_names_in_the_other_colu
 
 NATIVE_VARIANTS = [
     ("محمد احمدی", "احمدی محمد", "family name first"),
+    ("محمدرضا احمدی", "محمد رضا احمدی", "a compound name written without its space"),
+    ("محمد رضا احمدی", "احمدی محمدرضا", "family name first and a compound name run together"),
     ("محمد\u200f احمدی", "محمد احمدی", "a right-to-left mark pasted"),
     ("محمد\u200dاحمدی", "محمد احمدی", "a zero-width joiner for the space"),
     ("\ufeffمحمد \u2067احمدی\u2069", "محمد احمدی", "a byte order mark and an isolate"),

@@ -210,7 +210,7 @@ def test_the_migration_fills_the_match_keys_of_persons_already_on_record():
 
 
 def test_the_migration_computes_again_the_match_keys_stored_by_the_earlier_function():
-    migration = __import__("cases.migrations.0019_person_match_keys_recomputed", fromlist=["fill_match_keys"])
+    migration = __import__("cases.migrations.0021_person_match_keys_recomputed", fromlist=["fill_match_keys"])
     fill = migration.fill_match_keys
     people = [_person("C-1", "Hosseini", "Mohammad", "محمد حسینی"), _person("C-2", "Karimi", "Ali", "علی")]
     # The keys 0018 stored: family before given, a native name's words run together.
