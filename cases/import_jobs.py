@@ -20,6 +20,7 @@ settings.ROSTER_IMPORT_REPORT_DAYS, and so do the first errors kept on the recor
 check or import (RosterImport.errors); the counts stay.
 """
 
+import copy
 import csv
 import dataclasses
 import datetime
@@ -286,6 +287,21 @@ def job_run(job_id: int) -> str:
     # Should this worker stop while the job runs, another (or this one restarted) gives it up.
     _prune_later(_stalled_for())
     progress = Progress(job.pk)
+    imported: list[RosterImportJob] = []
+
+    def written(result: ImportResult) -> None:
+        """Inside the import's transaction, once written: the job recorded as imported
+        (should the worker stop just after the commit, the job is not left running, to be
+        given up as having written nothing). On a copy: if the commit fails after all,
+        the job is as it was, its file kept for the check made again."""
+        if not RosterImportJob.objects.select_for_update().filter(pk=job.pk, status=Status.RUNNING).exists():
+            # Given up meanwhile (taken for stalled, its worker only slow): said to have
+            # written nothing, and recorded as failed. So it writes nothing.
+            raise _GivenUp
+        done = copy.copy(job)
+        _keep(done, result)
+        imported.append(done)
+
     try:
         result = roster_import(
             bytes(job.content),
@@ -296,11 +312,10 @@ def job_run(job_id: int) -> str:
             # What the user saw and confirmed: if the file would now do otherwise, it
             # is shown again instead of written.
             seen=None if job.dry_run else job.result.get("outcome", ""),
-            # Recorded as imported in the import's own transaction: should the worker
-            # stop just after it commits, the job is not left running, to be given up
-            # as having written nothing.
-            written=lambda result: _keep(job, result),
+            written=written,
         )
+    except _GivenUp:
+        return RosterImportJob.objects.values_list("status", flat=True).get(pk=job.pk)
     except Exception as exc:
         logger.exception("Roster import job %s failed", job.pk)
         # Unless it failed after its import was written (and so recorded, above).
@@ -312,8 +327,9 @@ def job_run(job_id: int) -> str:
         raise
     finally:
         progress.close()
-    wrote = not result.dry_run and result.ok
-    if not wrote:
+    if not result.dry_run and result.ok:  # written, and recorded as imported with it
+        job = imported[-1]
+    else:
         if not RosterImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
             # Given up meanwhile (stalled, though its worker was only slow): it wrote
             # nothing, and its file stays deleted.
@@ -324,6 +340,10 @@ def job_run(job_id: int) -> str:
     if result.errors or result.duplicates:
         _prune_later(datetime.timedelta(days=settings.ROSTER_IMPORT_REPORT_DAYS))
     return job.status
+
+
+class _GivenUp(Exception):
+    """The job was given up while its import was being written."""
 
 
 def _keep(job: RosterImportJob, result: ImportResult) -> None:

@@ -6,14 +6,14 @@ import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from accounts.middleware import LAST_SEEN
 from cases import import_jobs
-from cases.import_jobs import Progress, job_run, job_start
+from cases.import_jobs import Progress, job_confirm, job_run, job_start
 from cases.models import (
     Person,
     RosterImport,
@@ -121,10 +121,9 @@ def test_with_no_worker_to_delete_it_a_check_left_unconfirmed_too_long_can_be_ca
 
     page = client.get(job_url(job)).content.decode()
 
-    assert "Cancelled: nothing has been imported" in page
+    assert "Not confirmed in time: nothing has been imported" in page
     # Not "deleted": no worker has run since, and the file is still stored.
     assert "The file was deleted from the server" not in page
-    assert "It was not confirmed in time." in page
     assert "cancel to delete it now" in page
     cancelled = client.post(job_url(job, "cancel"), follow=True).content.decode()
     assert "Cancelled: nothing was imported, and the file is deleted." in cancelled
@@ -359,6 +358,54 @@ def test_a_job_that_breaks_is_in_the_record_of_imports_as_failed(administrator, 
         ["An unexpected error stopped it (ZeroDivisionError)."],
         failed,
     )
+
+
+def test_an_import_given_up_as_stalled_while_its_worker_was_only_slow_writes_nothing(
+    administrator, monkeypatch, settings
+):
+    # Its page said the import stopped and wrote nothing, and the record says it failed:
+    # so it writes nothing, however late its worker comes to the write.
+    job = _confirmed(administrator)
+    real = import_jobs.roster_import
+
+    def slow(*args, **kwargs):
+        later = timezone.now() + datetime.timedelta(minutes=settings.ROSTER_IMPORT_STALLED_MINUTES + 1)
+        import_jobs.prune_expired(later)  # another worker, meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(import_jobs, "roster_import", slow)
+
+    assert job_run(job.pk) == RosterImportJobStatus.FAILED
+
+    job.refresh_from_db()
+    assert (job.status, job.failure, Person.objects.count()) == (RosterImportJobStatus.FAILED, import_jobs.STALLED, 0)
+    assert list(RosterImport.objects.order_by("pk").values_list("outcome", flat=True)) == [
+        RosterImportOutcome.CHECKED,
+        RosterImportOutcome.FAILED,
+    ]
+
+
+def test_an_import_whose_commit_fails_is_checked_again_and_keeps_its_file_to_confirm(administrator, monkeypatch):
+    job = _confirmed(administrator)
+    real = import_jobs._keep
+    failed = []
+
+    def commit_fails_once(job, result):
+        real(job, result)
+        if not failed:  # as a deferred constraint checked at COMMIT would
+            failed.append(True)
+            raise IntegrityError("violates foreign key constraint")
+
+    monkeypatch.setattr(import_jobs, "_keep", commit_fails_once)
+
+    assert job_run(job.pk) == RosterImportJobStatus.CHECKED
+
+    job.refresh_from_db()
+    assert (job.result["changed_since_check"], Person.objects.count()) == (True, 0)
+    assert bytes(job.content) == csv_bytes(family())
+    job_confirm(job, actor=administrator)
+    job.refresh_from_db()
+    assert (job.status, Person.objects.count()) == (RosterImportJobStatus.DONE, 3)
 
 
 def test_a_job_run_twice_runs_once(administrator):
