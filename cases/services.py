@@ -221,13 +221,18 @@ def incident_apply_effects(incident: Incident) -> None:
     reason = _("Incident: %(summary)s") % {"summary": incident.summary}
     with transaction.atomic():
         entries = list(incident.affected.select_related("person"))
+        # Locked, in one query: each change is a new version of the person (an edit form
+        # opened before the incident and saved after it is refused, not saved over it).
+        people = Person.objects.select_for_update().filter(pk__in=[entry.person_id for entry in entries])
+        locked = {person.pk: person for person in people.order_by("pk")}
         for entry in entries:
-            person = entry.person
+            person = entry.person = locked[entry.person_id]
             new_status = _EFFECT_STATUS.get(IncidentEffect(entry.effect))
             if new_status and person.residence_status != new_status:
                 person.residence_status = new_status
+                person.version += 1
                 person._change_reason = reason  # type: ignore[attr-defined]
-                person.save(update_fields=["residence_status", "updated_at"])
+                person.save(update_fields=["residence_status", "version", "updated_at"])
                 person_gone.send(sender=Person, person=person, reason=reason)
         # The cases to review, locked in one query, each flagged once.
         to_review = {entry.person.case_id for entry in entries if entry.effect in _EFFECTS_FOR_REVIEW}

@@ -284,8 +284,11 @@ def departure_mark_departed(departure: Departure, *, actor: User) -> Departure:
             case_transition(nomination.case, to=CaseStatus.RELOCATED, actor=actor, reason=reason, by_nomination=True)
         for entry in manifest:
             entry.person.residence_status = ResidenceStatus.RELOCATED
+            # A new version: an edit form opened before the departure is refused, not
+            # saved over it (with the person present again).
+            entry.person.version += 1
             entry.person._change_reason = reason  # type: ignore[attr-defined]
-            entry.person.save(update_fields=["residence_status", "updated_at"])
+            entry.person.save(update_fields=["residence_status", "version", "updated_at"])
         locked.status = DepartureStatus.DEPARTED
         locked.departed_at = timezone.now()
         locked.save()

@@ -22,12 +22,14 @@ from cases.models import (
     Case,
     DistinctPersons,
     Person,
+    ResidenceStatus,
     RosterImport,
     RosterImportJob,
     RosterImportJobStatus,
     RosterImportOutcome,
     SiteAssignment,
 )
+from cases.services import incident_record
 from cases.tasks import prune_roster_import_jobs
 from tests.cases.test_import import csv_bytes, family, person_row
 from tests.conftest import ROLES
@@ -468,6 +470,30 @@ def test_an_admin_form_opened_before_someone_else_saved_is_refused_not_saved_ove
     assert client.post(url, admin_form(client, url, notes="Tent 9")).status_code == 302
     person.refresh_from_db()
     assert (person.version, person.notes) == (2, "Tent 9")
+
+
+def test_an_admin_form_opened_before_an_incident_killed_the_person_is_refused_not_saved_over_it(
+    client_for, administrator
+):
+    person = PersonFactory()
+    client = client_for(AD)
+    url = reverse("admin:cases_person_change", args=[person.pk])
+    opened = admin_form(client, url, notes="Tent 9")  # shows the person present
+    incident_record(
+        actor=administrator,
+        site=person.site,
+        kind="attack",
+        occurred_at=timezone.now(),
+        summary="Shelling",
+        affected=[(person, "killed")],
+    )
+
+    response = client.post(url, opened)
+
+    assert response.status_code == 200
+    assert "Someone else saved this record while you were editing it." in response.text
+    person.refresh_from_db()
+    assert (person.residence_status, person.notes, person.version) == (ResidenceStatus.DECEASED, "", 1)
 
 
 def test_a_case_admin_form_opened_before_someone_else_saved_is_refused(client_for):

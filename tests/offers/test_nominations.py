@@ -198,6 +198,19 @@ def test_a_departure_with_an_incomplete_checklist_cannot_depart(departure, accep
 
 
 @pytest.mark.django_db
+def test_a_person_relocated_by_a_departure_is_a_new_version_so_an_older_edit_is_refused(
+    departure, accepted, supervisor
+):
+    departure.manifest.update(travel_document=True, medical_clearance=True, exit_permission=True)
+    versions = dict(accepted.case.members.values_list("pk", "version"))
+
+    departure_mark_departed(departure, actor=supervisor)
+
+    after = dict(accepted.case.members.values_list("pk", "version"))
+    assert after == {pk: version + 1 for pk, version in versions.items()}
+
+
+@pytest.mark.django_db
 def test_a_departure_marked_departed_relocates_its_cases_and_persons(departure, accepted, supervisor):
     departure.manifest.update(travel_document=True, medical_clearance=True, exit_permission=True)
     departure_mark_departed(departure, actor=supervisor)
