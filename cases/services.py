@@ -535,8 +535,10 @@ def site_transfer(
         now = timezone.now()
         moved_cases = Case.objects.filter(site_transfers=transfer)
         moved_persons = Person.objects.filter(site_history__transfer=transfer)
-        moved_cases.update(site=destination, updated_at=now)
-        moved_persons.update(site=destination, updated_at=now)
+        # Each a new version: an edit form opened before the move, or an import checked
+        # before it, is refused or checked again rather than written over it.
+        moved_cases.update(site=destination, version=F("version") + 1, updated_at=now)
+        moved_persons.update(site=destination, version=F("version") + 1, updated_at=now)
         history_reason = _("Site transfer of %(date)s: %(reason)s") % {"date": date.isoformat(), "reason": reason}
         _write_history(Case, moved_cases, actor=actor, reason=history_reason, when=now)
         _write_history(Person, moved_persons, actor=actor, reason=history_reason, when=now)

@@ -55,6 +55,17 @@ def test_a_case_and_its_present_members_move_with_a_history_row_each(staff, old_
     }
 
 
+def test_a_moved_case_and_its_moved_members_are_each_a_new_version(staff, old_camp, new_camp):
+    # So that an edit form opened before the move, or an import checked before it, is
+    # refused or checked again rather than written over it.
+    case = CaseFactory(size=2, site=old_camp)
+    site_transfer(actor=staff, cases=[case], to_site=new_camp, date=_today(), reason="Camp closed")
+    case.refresh_from_db()
+    assert case.version == 1
+    assert set(case.members.values_list("version", flat=True)) == {1}
+    assert set(case.members.first().history.values_list("version", flat=True)) == {0, 1}
+
+
 def test_the_transfer_records_where_when_why_who_and_how_many(staff, old_camp, new_camp):
     case = CaseFactory(size=2, site=old_camp)
     transfer = site_transfer(actor=staff, cases=[case], to_site=new_camp, date=_today(), reason="  Camp closed  ")
