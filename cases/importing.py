@@ -75,7 +75,7 @@ from django.db import DatabaseError, IntegrityError, connection, models, transac
 from django.db.models import Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower, Replace
-from django.urls import reverse
+from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -2424,7 +2424,8 @@ def _check_against_file_and_database(
     # (cases.services.site_transfer); an import moves nobody. Who is not present stays
     # at the site they were left at, and so may a present member the transfer left
     # behind (missing then): each person on record is where their record says.
-    transfer = reverse("cases:transfer_new")
+    # Lazy: the URLs (every view module) are loaded only for a message that names it.
+    transfer = reverse_lazy("cases:transfer_new")
     not_moved = {row.line for row, _case in moved}
     at_site = {row.line: site_id for row, site_id in elsewhere}
     gone = _not_present_on_record([row.registration_no for row, _site in elsewhere]) if elsewhere else {}
@@ -2434,10 +2435,13 @@ def _check_against_file_and_database(
         site_id = on_record[1] if on_record else members[0].site_id
         if on_record is None:
             plan.new_cases[case_no] = site_id
-        case_moves = _(
-            "Case %(case)s is at %(site)s on record; an import does not move cases between sites:"
-            " a site transfer does (%(page)s)."
-        ) % {"case": case_no, "site": site_names.get(site_id, "?"), "page": transfer}
+
+        def case_moves(case_no: str = case_no, site_id: int = site_id) -> str:
+            return _(
+                "Case %(case)s is at %(site)s on record; an import does not move cases between sites:"
+                " a site transfer does (%(page)s)."
+            ) % {"case": case_no, "site": site_names.get(site_id, "?"), "page": transfer}
+
         for row in members:
             if row.line in at_site:
                 stays_at = at_site[row.line]
@@ -2450,7 +2454,7 @@ def _check_against_file_and_database(
                         "site": site_names.get(stays_at, "?"),
                     }
                 elif on_record and row.line not in not_moved and stays_at == site_id:
-                    message = case_moves
+                    message = case_moves()
                 elif on_record and row.line not in not_moved:
                     message = _(
                         "%(reg)s is at %(site)s on record (case %(case)s is at %(case_site)s); an import does not"
@@ -2475,7 +2479,7 @@ def _check_against_file_and_database(
                 errors.append(RowError(row.line, "case_no", refusal))
             if row.site_id != site_id:
                 if on_record:
-                    message = case_moves
+                    message = case_moves()
                 else:
                     message = _("Case %(case)s is at %(site)s; all its members must be at the same site.") % {
                         "case": case_no,
