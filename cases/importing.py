@@ -97,7 +97,7 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, word_keys, words
+from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, native_words, word_keys, words
 from cases.xlsx_reader import SPREADSHEET_ERRORS, UNSAVED_FORMULA
 
 User = Any
@@ -1583,11 +1583,18 @@ def _native_of(other: _Row | _Known) -> str:
     return match_keys("", "", other.native_name)[1] if other.native_name else ""
 
 
-def _written_apart(native: str, other: _Row | _Known) -> bool:
-    """Whether two records alike in Latin letters write their native names (both given,
-    `native` the row's key) differently: then they are two names that only the Latin
-    key made one (Hassan حسن, Hussein حسین), not one person."""
-    return bool(native) and (other_native := _native_of(other)) != "" and other_native != native
+def _written_apart(row: _Row, other: _Row | _Known) -> bool:
+    """Whether two records alike in Latin letters write their native names (both given)
+    as two names: neither's words all among the other's, as Hassan (حسن) and Hussein
+    (حسین), whom only the Latin key made one. Not one name written otherwise: its words
+    in another order, a compound name run together, a father's name added."""
+    if not row.native_name or not other.native_name:
+        return False
+    native = _native_of(other)
+    if native and native == match_keys("", "", row.native_name)[1]:
+        return False
+    mine, theirs = native_words(row.native_name), native_words(other.native_name)
+    return not (mine <= theirs or theirs <= mine)
 
 
 def _rank(row: _Row, other: _Row | _Known) -> int:
@@ -1671,7 +1678,7 @@ def _earlier_look_alikes(
     if len(others) <= _SCANNED:
         found = _strongest(
             row,
-            [other for other in others if _may_be_one(row, other) and not (native and _written_apart(native, other))],
+            [other for other in others if _may_be_one(row, other) and not (native and _written_apart(row, other))],
         )
     else:
         by_birth = dated.get(key)
@@ -1680,7 +1687,7 @@ def _earlier_look_alikes(
         candidates = (
             other
             for other in _by_rank(row, others, by_birth, "line")
-            if other.registration_no != row.registration_no and not (native and _written_apart(native, other))
+            if other.registration_no != row.registration_no and not (native and _written_apart(row, other))
         )
         found = list(itertools.islice(candidates, _LOOK_ALIKES + 1))
         by_birth.setdefault((row.birth_date, row.sex), []).append(row)
@@ -1696,7 +1703,7 @@ def _first_look_alikes(row: _Row, on_record: list[_Known], by_birth: _ByBirth, n
     candidates = (
         other
         for other in _by_rank(row, on_record, by_birth, "registration_no")
-        if other.registration_no != row.registration_no and not (native and _written_apart(native, other))
+        if other.registration_no != row.registration_no and not (native and _written_apart(row, other))
     )
     return list(itertools.islice(candidates, _LOOK_ALIKES + 1))
 

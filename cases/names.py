@@ -299,6 +299,13 @@ def _native_word(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=65_536)
+def native_words(name: str) -> frozenset[str]:
+    """A native name's words as the native match key reads them (for telling two names
+    from one name written otherwise: see cases.importing._written_apart)."""
+    return frozenset(key for key in map(_native_word, _NATIVE_WORD_SEPARATORS.split(name)) if key)
+
+
+@functools.lru_cache(maxsize=65_536)
 def _native_match(name: str) -> str:
     """A native name as the native match key compares it: its words' letters run
     together, so that a compound name is one whether written with a space or not

@@ -1891,6 +1891,25 @@ def test_latin_look_alikes_whose_native_names_differ_are_not_flagged(site):
     ]
 
 
+@pytest.mark.parametrize(
+    ("on_record", "in_file"),
+    [
+        ("محمد حسینی", "حسینی محمد"),  # the family name first
+        ("محمد حسینی", "محمد رضا حسینی"),  # a name added (a father's, a second given name)
+        ("محمدرضا حسینی", "محمد رضا حسینی"),  # a compound name with its space
+    ],
+)
+def test_latin_look_alikes_whose_native_names_are_one_name_written_otherwise_are_flagged(site, on_record, in_file):
+    case = CaseFactory(case_no="C-OLD", site=site)
+    PersonFactory(registration_no="R-OLD", case=case, family_name="Hosseini", given_name="Mohammad",
+                  native_name=on_record, birth_year=1985, birth_date=datetime.date(1985, 3, 21))  # fmt: skip
+    rows = [person_row(registration_no="R-1", given_name="Muhammad", native_name=in_file)]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert [(d.other_registration_no, d.strength) for d in result.duplicates] == [("R-OLD", "strong")]
+
+
 def test_a_latin_look_alike_without_a_native_name_is_still_flagged():
     rows = [
         person_row(registration_no="R-1", given_name="Hassan", native_name="حسن حسینی", date_of_birth="2010-04-02"),

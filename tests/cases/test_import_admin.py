@@ -598,7 +598,7 @@ def test_a_check_left_unconfirmed_expires_and_the_worker_deletes_its_file(client
     # Pages write nothing (on SQLite an import may hold the only write lock), but show
     # the check as expired and refuse to import it.
     page = client.get(job_url(job)).content.decode()
-    assert "not confirmed in time" in page
+    assert "Not confirmed in time: nothing has been imported" in page
     assert 'value="Import"' not in page
     assert "<td>Cancelled</td>" in client.get(IMPORT).content.decode()  # in the recent imports
     refused = client.post(job_url(job, "confirm"), follow=True).content.decode()
