@@ -901,6 +901,12 @@ _GARBLED = re.compile(f"[\u00c2-\u00f4][{_CONTINUATIONS}]|\ufffd")
 _GARBLED_BYTES = (b"\xc3", b"\xef\xbf\xbd")
 
 
+# What text read back from garbled text never holds: phonetic letters and modifiers
+# (U+0250–U+02FF), control characters. JOSÉ followed by a non-breaking space (or ’, –, °)
+# is, as bytes, the UTF-8 of a phonetic letter (É and the space: ɠ): a real name.
+_NOT_MEANT = re.compile("[\u0250-\u02ff\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 def _re_encoded(value: str) -> str | None:
     """The text a cell garbled by wrong re-encodings held ("Müller" for "MÃ¼ller"), if
     its text is that."""
@@ -910,7 +916,7 @@ def _re_encoded(value: str) -> str | None:
             text = bytes(ord(char) if char < "\x80" else _WINDOWS_1252[char] for char in value).decode()
         except (KeyError, UnicodeDecodeError):
             break
-        if text == value:
+        if text == value or _NOT_MEANT.search(text):
             break
         meant = value = text
     return meant

@@ -128,6 +128,25 @@ def test_real_names_with_accents_are_not_taken_for_garbled_text():
     assert sorted(Person.objects.values_list("family_name", flat=True)) == sorted(name for name, _ in REAL_NAMES)
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "stored"),
+    [
+        # A capital accented letter then a non-breaking space, ’, – or °: as bytes, the
+        # UTF-8 of a phonetic letter; as text, what was typed.
+        ("given_name", "JOSÉ\u00a0LUIS", "JOSÉ LUIS"),
+        ("given_name", "RENÉ\u00a0PAUL", "RENÉ PAUL"),
+        ("given_name", "JOSÉ–MARIA", "JOSÉ–MARIA"),
+        ("family_name", "ANDRÉ’S", "ANDRÉ’S"),
+        ("notes", "TEMPÉ°", "TEMPÉ°"),
+    ],
+)
+def test_capitals_with_accents_before_a_space_or_a_sign_are_not_taken_for_garbled_text(column, value, stored):
+    result = run(csv_bytes([person_row(**{column: value})]))
+
+    assert result.ok, result.report_lines()
+    assert getattr(Person.objects.get(), column) == stored
+
+
 LOST = (
     "Holds “?” where letters were: the file was saved in an encoding that cannot hold them (Excel's"
     " “CSV (Comma delimited)” or LibreOffice's Western Europe), and they were lost. Save the roster again"
