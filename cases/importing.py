@@ -1048,23 +1048,30 @@ class _Checker:
                 )
                 self.error(line, column, lost)
 
-    def lost(self, line: int, column: str) -> None:
-        self.error(
-            line,
-            column,
-            _(
+    def lost(self, line: int, column: str, value: str = "") -> None:
+        if value and not value.strip("? "):
+            # Nothing but question marks: a placeholder for a name not known, or a name
+            # whose letters all were lost.
+            message = _(
+                "“%(value)s” is no name. If the name is not known, write what your registration writes for"
+                " an unknown name (FNU: first name unknown, LNU: last name unknown); if its letters were lost"
+                " when the file was saved, save the roster again from the original as “CSV UTF-8”."
+            ) % {"value": _shown(value)}
+        else:
+            message = _(
                 "Holds “?” where letters were: the file was saved in an encoding that cannot hold them (Excel's"
                 " “CSV (Comma delimited)” or LibreOffice's Western Europe), and they were lost. Save the roster"
                 " again from the original as “CSV UTF-8”, and import that file."
-            ),
-        )
+            )
+        self.error(line, column, message)
 
     def name(self, line: int, column: str, value: str, spelling: AbstractSet[str] = frozenset()) -> str:
         """A name without invisible characters (a zero-width space, a right-to-left
         mark; but those its script is `spelling` with), its spaces (non-breaking ones,
         tabs, line breaks) one plain space. A control character is refused: a name has
         none, and it would be stored unseen."""
-        control = next((char for char in value if unicodedata.category(char) == "Cc" and char not in "\t\n\r"), "")
+        # (Tabs, line breaks, a vertical tab are spaces: some exports break lines with them.)
+        control = next((char for char in value if unicodedata.category(char) == "Cc" and not char.isspace()), "")
         if control:
             self.error(
                 line,
@@ -1181,9 +1188,9 @@ class _Checker:
                     _("Given names are written in Latin script here; put the name in its own script in native_name."),
                 )
         if "?" in family_name:
-            self.lost(line, "family_name")
+            self.lost(line, "family_name", family_name)
         if "?" in given_name:
-            self.lost(line, "given_name")
+            self.lost(line, "given_name", given_name)
         if "+" in registration_no and _SCIENTIFIC.match(registration_no):
             self.scientific(line, "registration_no")
         if "+" in case_no and _SCIENTIFIC.match(case_no):

@@ -147,6 +147,30 @@ def test_capitals_with_accents_before_a_space_or_a_sign_are_not_taken_for_garble
     assert getattr(Person.objects.get(), column) == stored
 
 
+@pytest.mark.parametrize("value", ["?", "??"])
+def test_a_name_of_question_marks_alone_is_refused_as_no_name_saying_what_to_write(value):
+    # (A placeholder for a name not known, or a name whose letters all were lost.)
+    result = run(csv_bytes([person_row(given_name=value)]))
+
+    assert seen(result) == [
+        (
+            2,
+            "given_name",
+            f"“{value}” is no name. If the name is not known, write what your registration writes for an unknown"
+            " name (FNU: first name unknown, LNU: last name unknown); if its letters were lost when the file was"
+            " saved, save the roster again from the original as “CSV UTF-8”.",
+        )
+    ]
+    assert not Person.objects.exists()
+
+
+def test_a_vertical_tab_in_a_name_is_a_space_as_some_exports_break_lines_with_it():
+    result = run(csv_bytes([person_row(given_name="Mohammad\x0bAli")]))
+
+    assert result.ok, result.report_lines()
+    assert Person.objects.get().given_name == "Mohammad Ali"
+
+
 LOST = (
     "Holds “?” where letters were: the file was saved in an encoding that cannot hold them (Excel's"
     " “CSV (Comma delimited)” or LibreOffice's Western Europe), and they were lost. Save the roster again"
@@ -156,7 +180,12 @@ LOST = (
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("family_name", "Hosseini?"), ("given_name", "?????"), ("native_name", "????? ?????"), ("native_name", "محمد ??")],
+    [
+        ("family_name", "Hosseini?"),
+        ("given_name", "Mo?ammad"),
+        ("native_name", "????? ?????"),
+        ("native_name", "محمد ??"),
+    ],
 )
 def test_question_marks_left_by_a_windows_1252_save_are_refused(column, value):
     rows = family()
