@@ -183,9 +183,20 @@ _MATCH_WORDS = {
     # Egyptian and Sudanese g is j (ج): only where the name is not another name in g or k.
     "gamal": "jamal",
     "gaafar": "jafar",
+    # ث written th or s in these names only (not Thamer/Samir, Haitham/Hossam, Thana/Sana).
+    "othman": "osman",
+    "uthman": "osman",
+    # ق written k or g in these names only (not Bakri/Bagheri, Kamil/Gamil, Raqib/Ragab).
+    "kasim": "qasim",
+    "kassim": "qasim",
+    "gasim": "qasim",
 }
-# Words that are no part of a name to compare: the article and "son of" / "daughter of".
-_PARTICLES = frozenset({"al", "el", "ul", "bin", "ibn", "ben", "ould", "wad"})
+# The article, written as a word before a name (Al Hashimi, El-Sayed): left out. Within
+# a name it stays, as the name written in one word keeps it (Zia ul Haq, Ziaulhaq; Nour
+# El Din, Noureldin).
+_ARTICLES = frozenset({"al", "el", "ul"})
+# "Son of", "daughter of": left out wherever they stand (Mohammad bin Salman).
+_FILIATIONS = frozenset({"bin", "ibn", "ben", "ould", "wad"})
 # Al- or El- written into the name (Alhashimi, Elsayed) before at least four letters
 # (not Elham, Alavi, Alireza: a vowel or a short name follows).
 _JOINED_ARTICLE = re.compile(r"^[ae]l(?=[^aeiouy][a-z]{3})")
@@ -193,42 +204,45 @@ _JOINED_ARTICLE = re.compile(r"^[ae]l(?=[^aeiouy][a-z]{3})")
 _SOMALI_C = re.compile(r"^c(?=[aeiou])")
 # Abd (servant of) and what joins it to the next name, within a word or across words
 # (|): Abdul Rahman, Abd ar-Rahman, Abdurrahman (a sun letter doubles), Abdirahman,
-# Abd Allah (al- itself is a particle: Abd al-Rahman).
+# Abd Allah, Abd al-Rahman.
 _ABD = re.compile(r"(?:^|(?<=\|))abd\|?(?:[aeiou]?l|[aeiou]?(?=([dnrstz])\|?\1)[dnrstz]|[aeiou](?=\|?[^aeiou|]))?")
+# Letters written two ways in one name; latin_key then reads q as gh (Ghasemi, Qasemi).
+# Tigrinya gh is g at the start of these names only (Ghebre, Gebre; Ghirmay, Girmay):
+# elsewhere gh is غ or ق, and g another letter.
 _MATCH_SPELLINGS = [
     ("|", ""),
     ("dj", "j"),  # Djafar
     ("x", "h"),  # Somali x is ح: Maxamed, Axmed
-    ("th", "s"),  # ث: Othman, Uthman, Haitham
     ("medhin", "medin"),  # Tigrinya መድኅን: Gebremedhin (d then h, not ذ)
     ("medhan", "medan"),
-    ("gh", "k"),  # ق and غ, and Tigrinya gh: Ghasem, Ghebre, Ghirmay
-    ("q", "k"),  # ق: Qasim, Kassim, Sudanese Gasim
-    ("g", "k"),
+    ("ghebre", "gebre"),
+    ("ghirm", "girm"),
 ]
-# A name that ends in i (Ahmadi, Rezaei, Jafary) is a name of its own: of Ahmad, of
-# Reza. The ending is kept so that Karimi Abbas, the columns swapped, is not Abbasi Karim.
-# Tigrinya -ay is Amharic -aye (Tesfay, Tesfaye).
-_FINAL_I = re.compile(r"(?:i|y|ee|(?<=a)ye)$")
+# A name that ends in i (Ahmadi, Rezaei, Rezaie, Jafary) is a name of its own: of Ahmad,
+# of Reza. The ending is kept so that Karimi Abbas, the columns swapped, is not Abbasi
+# Karim. Tigrinya -ay is Amharic -aye (Tesfay, Tesfaye).
+_FINAL_I = re.compile(r"(?:i|y|ee|ie|(?<=a)ye)$")
 
 
 @functools.lru_cache(maxsize=65_536)
 def _match_word(word: str) -> str:
-    """One word as the Latin match key reads it: ASCII letters, "" for a particle."""
+    """One word as the Latin match key reads it: its ASCII letters, folded."""
     text = unicodedata.normalize("NFKD", word.casefold())
     text = "".join(char for char in text if char.isascii() and char.isalpha())
-    if text in _PARTICLES:
-        return ""
-    text = _MATCH_WORDS.get(text, text)
-    return _SOMALI_C.sub("", _JOINED_ARTICLE.sub("", text))
+    return _SOMALI_C.sub("", _MATCH_WORDS.get(text, text))
 
 
 @functools.lru_cache(maxsize=65_536)
 def _latin_match(name: str) -> str:
     """A family or given name as the Latin match key compares it: its words' letters
     folded and keyed together, so that Abdul Rahman is Abdulrahman and Ali Asghar is
-    Aliasghar."""
-    text = _ABD.sub("abd", "|".join(filter(None, map(_match_word, words(name)))))
+    Aliasghar; without an article before it or a filiation within it."""
+    keys = [key for key in map(_match_word, words(name)) if key and key not in _FILIATIONS]
+    while keys and keys[0] in _ARTICLES:
+        del keys[0]
+    if keys:
+        keys[0] = _JOINED_ARTICLE.sub("", keys[0])
+    text = _ABD.sub("abd", "|".join(keys))
     for spelling, common in _MATCH_SPELLINGS:
         text = text.replace(spelling, common)
     key = latin_key(text)
@@ -328,12 +342,15 @@ def match_keys(family_name: str, given_name: str, native_name: str = "") -> tupl
 
     Both are blind to order: the family and given names may be in each other's column,
     and a native name may start with either (its words run together: a compound name is
-    one with or without its space). The Latin key folds more than latin_key:
-    the particles al, el, ul, bin, ibn, ben, ould and wad are left out (Al-Jubouri is
-    Jubouri, Elsayed is Sayed); Abd and its article are one (Abdul Rahman, Abd
-    ar-Rahman, Abdurrahman, Abdirahman); Somali x and initial c (Maxamed, Cabdullahi,
-    Cumar); th for ث (Othman is Osman); q, gh, g and k (Qasim, Ghasem, Kasim; Ghebre,
-    Gebre); dj (Djafar); Mohd, Md and Mehmet are Mohammad, Gamal Jamal, Gaafar Jafar.
+    one with or without its space). The Latin key folds more than latin_key: the
+    article before a name (Al-Jubouri is Jubouri, Elsayed is Sayed; within a name it
+    stays: Zia ul Haq is Ziaulhaq) and bin, ibn, ben, ould and wad are left out; Abd and
+    its article are one (Abdul Rahman, Abd ar-Rahman, Abdurrahman, Abdirahman); Somali
+    x and initial c (Maxamed, Cabdullahi, Cumar); dj (Djafar); Tigrinya Ghebre and
+    Ghirmay (Gebre, Girmay); a final -ie (Rezaie); and a few names by name: Mohd, Md
+    and Mehmet are Mohammad, Gamal Jamal, Gaafar Jafar, Othman Osman, Kasim Qasim.
+    Letters that are one in some names and two in others (th and s, g and k, q and k)
+    are not folded: Thamer is not Samir, Bagheri not Bakri.
     The native key leaves out invisible format characters and folds Pashto, Kurdish and
     Urdu letters to their Persian and Arabic forms, and Ge'ez letters of one sound.
     """

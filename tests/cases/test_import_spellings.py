@@ -65,6 +65,12 @@ STILL_ALIKE = [
     (("Sadeghi", "Ali"), ("Sadeqi", "Ali"), "q and gh inside"),
     (("Jafari", "Ali"), ("Jafary", "Ali"), "a final y"),
     (("Tesfaye", "Yonas"), ("Tesfay", "Yonas"), "Amharic -aye"),
+    (("Rezaie", "Ali"), ("Rezaei", "Ali"), "Afghan -ie"),
+    (("Ghanie", "Ali"), ("Ghani", "Ali"), "Afghan -ie after n"),
+    (("Karimi", "Zia ul Haq"), ("Karimi", "Ziaulhaq"), "ul within the name"),
+    (("Karimi", "Inamul Haq"), ("Karimi", "Inam ul Haq"), "ul joined to the word before"),
+    (("Karimi", "Nour El Din"), ("Karimi", "Noureldin"), "el within the name"),
+    (("Karimi", "Salah El Din"), ("Karimi", "Salaheldin"), "Salah el Din"),
 ]
 
 
@@ -128,6 +134,16 @@ NOT_ALIKE = [
     (("Osman", "Kamal", ""), ("Osman", "Gamal", ""), "Kamal is not Gamal"),
     (("Karimi", "Elham", ""), ("Karimi", "Ham", ""), "the El of Elham is no article"),
     (("Karimi", "Ahmad", ""), ("Karimi", "Ahmadi", ""), "Ahmad and Ahmadi"),
+    # Letters that are two in these names (th ث and s, g and k, q ق and k).
+    (("Khalil", "Thamer", ""), ("Khalil", "Samir", ""), "Thamer is not Samir"),
+    (("Khalil", "Haitham", ""), ("Khalil", "Hossam", ""), "Haitham is not Hossam"),
+    (("Khalil", "Thana", ""), ("Khalil", "Sana", ""), "Thana is not Sana"),
+    (("Bagheri", "Ali", ""), ("Bakri", "Ali", ""), "Bagheri is not Bakri"),
+    (("Khalil", "Baqer", ""), ("Khalil", "Bakr", ""), "Baqer is not Bakr"),
+    (("Khalil", "Gamil", ""), ("Khalil", "Kamil", ""), "Gamil is not Kamil"),
+    (("Khalil", "Ragab", ""), ("Khalil", "Raqib", ""), "Ragab is not Raqib"),
+    (("Khalil", "Ghalib", ""), ("Khalil", "Kaleb", ""), "Ghalib is not Kaleb"),
+    (("Ahmed", "Goran", ""), ("Ahmed", "Koran", ""), "Goran is not Koran"),
 ]
 
 
