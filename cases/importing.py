@@ -1670,53 +1670,77 @@ def _by_birth(others: Iterable[Any]) -> _ByBirth:
     return by_birth
 
 
+class _Marked:
+    """The pairs marked as different persons (DistinctPersons: registration numbers, in
+    order), and those of them met by a search: never listed, nor counted among a row's
+    look-alikes (the next ones are listed instead)."""
+
+    def __init__(self, pairs: AbstractSet[tuple[str, str]] = frozenset()) -> None:
+        self.pairs = pairs
+        self.met: set[tuple[str, str]] = set()
+
+    def apart(self, one: str, other: str) -> bool:
+        if not self.pairs:
+            return False
+        pair = (one, other) if one < other else (other, one)
+        if pair in self.pairs:
+            self.met.add(pair)
+            return True
+        return False
+
+
+def _listed(row: _Row, other: _Row | _Known, latin: bool, marked: _Marked) -> bool:
+    """Whether a record with the row's key is listed as its look-alike: not the row's
+    own person, not written apart in native script (for a Latin key), not marked as
+    another person."""
+    if other.registration_no == row.registration_no:
+        return False
+    if latin and _written_apart(row, other):
+        return False
+    return not marked.apart(row.registration_no, other.registration_no)
+
+
 def _earlier_look_alikes(
     row: _Row,
     seen: dict[_Key, list[_Row]],
     dated: dict[_Key, _ByBirth],
     key: _Key,
-    native: str | None = None,
+    latin: bool,
+    marked: _Marked,
 ) -> list[_Row]:
-    """The _LOOK_ALIKES rows before `row` with its key that may be the same person,
-    strongest first (_rank; in file order within a rank), and one more if there are
-    more; `row` is then added under its key. With `native` (the row's native key, for a
-    Latin key), rows whose native names are written apart (_written_apart) are none.
-    Most keys have a few rows, looked at one by one; a key with many more has them kept
-    by date of birth and sex as well (`dated`), so that only those that can match are
-    looked at, the strongest first."""
+    """The _LOOK_ALIKES rows before `row` with its key that may be the same person and
+    are listed (_listed; `latin` for a Latin key), strongest first (_rank; in file
+    order within a rank), and one more if there are more; `row` is then added under
+    its key. Most keys have a few rows, looked at one by one; a key with many more has
+    them kept by date of birth and sex as well (`dated`), so that only those that can
+    match are looked at, the strongest first."""
     others = seen.get(key)
     if others is None:
         seen[key] = [row]
         return []
     if len(others) <= _SCANNED:
         found = _strongest(
-            row,
-            [other for other in others if _may_be_one(row, other) and not (native and _written_apart(row, other))],
+            row, [other for other in others if _may_be_one(row, other) and _listed(row, other, latin, marked)]
         )
     else:
         by_birth = dated.get(key)
         if by_birth is None:
             by_birth = dated[key] = _by_birth(others)
-        candidates = (
-            other
-            for other in _by_rank(row, others, by_birth, "line")
-            if other.registration_no != row.registration_no and not (native and _written_apart(row, other))
-        )
+        candidates = (other for other in _by_rank(row, others, by_birth, "line") if _listed(row, other, latin, marked))
         found = list(itertools.islice(candidates, _LOOK_ALIKES + 1))
         by_birth.setdefault((row.birth_date, row.sex), []).append(row)
     others.append(row)
     return found
 
 
-def _first_look_alikes(row: _Row, on_record: list[_Known], by_birth: _ByBirth, native: str | None) -> list[_Known]:
+def _first_look_alikes(
+    row: _Row, on_record: list[_Known], by_birth: _ByBirth, latin: bool, marked: _Marked
+) -> list[_Known]:
     """The _LOOK_ALIKES persons on record with the row's key (`on_record`, by
     registration number; `by_birth`, the same by date of birth and sex) that may be the
-    same person, strongest first, and one more if there are more. With `native` as
-    _earlier_look_alikes."""
+    same person and are listed, strongest first, and one more if there are more."""
     candidates = (
-        other
-        for other in _by_rank(row, on_record, by_birth, "registration_no")
-        if other.registration_no != row.registration_no and not (native and _written_apart(row, other))
+        other for other in _by_rank(row, on_record, by_birth, "registration_no") if _listed(row, other, latin, marked)
     )
     return list(itertools.islice(candidates, _LOOK_ALIKES + 1))
 
@@ -1741,10 +1765,8 @@ class _DuplicateSearch:
         # look-alikes of a kind than _LOOK_ALIKES.
         self.capped = False
         self.cut = False
-        # The pairs marked as different persons (registration numbers, in order), and
-        # those of them met here: not listed.
-        self.decided: AbstractSet[tuple[str, str]] = frozenset()
-        self.not_listed: set[tuple[str, str]] = set()
+        # The pairs marked as different persons: set before the search starts.
+        self.marked = _Marked()
 
     def in_file(self) -> None:
         try:
@@ -1762,8 +1784,11 @@ class _DuplicateSearch:
             latin_name, native_name = match_keys(row.family_name, row.given_name, row.native_name or "")
             key = (latin_name, row.birth_year) if latin_name else None
             key2 = (native_name, row.birth_year) if native_name else None
-            latin_match = _earlier_look_alikes(row, latin, latin_dated, key, native_name) if key is not None else []
-            native_match = _earlier_look_alikes(row, native, native_dated, key2) if key2 is not None else []
+            marked = self.marked
+            latin_match = _earlier_look_alikes(row, latin, latin_dated, key, True, marked) if key is not None else []
+            native_match = (
+                _earlier_look_alikes(row, native, native_dated, key2, False, marked) if key2 is not None else []
+            )
             if len(latin_match) > _LOOK_ALIKES or len(native_match) > _LOOK_ALIKES:
                 self.cut = True
                 del latin_match[_LOOK_ALIKES:], native_match[_LOOK_ALIKES:]
@@ -1809,9 +1834,6 @@ class _DuplicateSearch:
                 pair = (other.registration_no, row.registration_no)
                 if pair in found:
                     continue
-                if self.decided and (in_order := (min(pair), max(pair))) in self.decided:
-                    self.not_listed.add(in_order)
-                    continue
                 name = row.name
                 found[pair] = ProbableDuplicate(
                     line=row.line,
@@ -1846,20 +1868,20 @@ class _DuplicateSearch:
             in_file_latin, in_file_native = self.matches.get(index, no_match)
             if key is not None:
                 if on_record := latin.get(key):
-                    flag(row, self._first(row, (0, key), on_record, key2[0] if key2 else None), reasons[0])
+                    flag(row, self._first(row, (0, key), on_record, True), reasons[0])
                 flag(row, in_file_latin, reasons[0])
             if key2 is not None:
                 if on_record2 := native.get(key2):
-                    flag(row, self._first(row, (1, key2), on_record2, None), reasons[1])
+                    flag(row, self._first(row, (1, key2), on_record2, False), reasons[1])
                 flag(row, in_file_native, reasons[1])
         self.capped = len(found) > MAX_DUPLICATES
         return list(found.values())[:MAX_DUPLICATES]
 
-    def _first(self, row: _Row, key: tuple[int, _Key], on_record: list[_Known], native: str | None) -> list[_Known]:
+    def _first(self, row: _Row, key: tuple[int, _Key], on_record: list[_Known], latin: bool) -> list[_Known]:
         by_birth = self._by_birth.get(key)
         if by_birth is None:
             by_birth = self._by_birth[key] = _by_birth(on_record)
-        found = _first_look_alikes(row, on_record, by_birth, native)
+        found = _first_look_alikes(row, on_record, by_birth, latin, self.marked)
         if len(found) > _LOOK_ALIKES:
             self.cut = True
             del found[_LOOK_ALIKES:]
@@ -2876,20 +2898,20 @@ def _check(
     # The file's own probable duplicates are looked for in a thread of its own: it
     # runs while this one waits for the database to compare the file with it.
     search = _DuplicateSearch(rows)
+    search.marked = _Marked(_marked_different([row.registration_no for row in rows]))
     searching = threading.Thread(target=search.in_file, name="roster-import-duplicates", daemon=True)
     searching.start()
     try:
         site_names = dict(Site.objects.values_list("pk", "name"))
         plan = _check_against_file_and_database(rows, errors, site_names, staged, refused_pa)
         progress.report(len(rows) * 3 // 4)
-        search.decided = _marked_different([row.registration_no for row in rows])
         with _people_to_compare(rows, staged) as people:
             searching.join()
             duplicates = search.result(people)
     finally:
         searching.join()
     progress.report(len(rows))
-    return plan, duplicates, search.notice(), len(search.not_listed)
+    return plan, duplicates, search.notice(), len(search.marked.met)
 
 
 def _marked_different(numbers: list[str]) -> set[tuple[str, str]]:

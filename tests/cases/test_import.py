@@ -1811,6 +1811,37 @@ def test_a_look_alike_on_record_marked_as_a_different_person_is_listed_no_more(a
     assert result.report_lines()[-1] == "1 pair marked earlier as different persons is not listed."
 
 
+def test_look_alikes_marked_as_different_persons_leave_their_places_to_the_next_ones(site, administrator):
+    case = CaseFactory(case_no="C-OLD", site=site)
+    for n in range(12):
+        PersonFactory(registration_no=f"OLD-{n:02}", case=case, relationship="child", family_name="Karimi",
+                      given_name="Ali", native_name="", birth_year=2000, birth_date=None)  # fmt: skip
+    rows = _namesakes(1)
+    first = run(csv_bytes(rows), dry_run=True)
+    assert [d.other_registration_no for d in first.duplicates] == [f"OLD-{n:02}" for n in range(10)]
+    for duplicate in first.duplicates:
+        DistinctPersons.objects.create(first=duplicate.other_registration_no, second="R-0", decided_by=administrator)
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    # The next two, no longer cut off by the ten marked.
+    assert [d.other_registration_no for d in result.duplicates] == ["OLD-10", "OLD-11"]
+    assert (result.duplicates_decided, result.duplicates_notice) == (10, "")
+
+
+@pytest.mark.parametrize("order", ["hassan first", "hussein first"])
+def test_latin_look_alikes_whose_one_word_native_names_differ_are_not_flagged(order):
+    rows = [
+        person_row(registration_no="R-1", given_name="Hassan", native_name="حسن", date_of_birth="2010-04-02"),
+        person_row(registration_no="R-2", case_no="C-2", given_name="Hussein", native_name="حسین",
+                   date_of_birth="2010-04-02"),
+    ]  # fmt: skip
+    if order == "hussein first":
+        rows.reverse()
+
+    assert run(csv_bytes(rows), dry_run=True).duplicates == []
+
+
 def test_the_same_name_born_on_another_day_is_not_a_duplicate():
     rows = family() + [
         person_row(
