@@ -11,6 +11,7 @@ when it is closed); the job keeps the bytes in its row only until they are not n
 import functools
 import gzip
 import io
+import json
 from typing import Any, NoReturn
 
 from django import forms
@@ -249,7 +250,7 @@ class RosterImportAdminMixin:
         """Mark the probable duplicates chosen on the check's page as different persons,
         and check the file again."""
         job = self._job(request, job_id)
-        chosen = [int(at) for at in request.POST.getlist("pair") if at.isdigit()]
+        chosen = [_pair(value) for value in request.POST.getlist("pair")]
         try:
             marked = job_mark_different(job, actor=request.user, chosen=chosen)  # type: ignore[arg-type]
         except JobRefused as refused:
@@ -279,10 +280,27 @@ class RosterImportAdminMixin:
 
 def _with_links_to_record(duplicates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The duplicates shown, each look-alike on record with its person's pk (if they are
-    still there) for the page to link to."""
+    still there) for the page to link to, and the pair's value for its box."""
     on_record = [duplicate["other_registration_no"] for duplicate in duplicates if duplicate["other_line"] is None]
     pks = dict(Person.objects.filter(registration_no__in=on_record).values_list("registration_no", "pk"))
-    return [{**duplicate, "other_pk": pks.get(duplicate["other_registration_no"])} for duplicate in duplicates]
+    return [
+        {
+            **duplicate,
+            "other_pk": pks.get(duplicate["other_registration_no"]),
+            "pair": json.dumps([duplicate["registration_no"], duplicate["other_registration_no"]]),
+        }
+        for duplicate in duplicates
+    ]
+
+
+def _pair(value: str) -> tuple[str, str]:
+    """A pair's box value (_with_links_to_record) as its registration numbers; ("", "")
+    if it is none (job_mark_different then refuses it, as a pair it does not list)."""
+    try:
+        one, other = json.loads(value)
+    except (ValueError, TypeError):
+        return ("", "")
+    return (one, other) if isinstance(one, str) and isinstance(other, str) else ("", "")
 
 
 # The record's list columns (its page shows them too, with a few more).

@@ -105,10 +105,12 @@ def job_confirm(job: RosterImportJob, *, actor: User) -> RosterImportJob:
     return job
 
 
-def job_mark_different(job: RosterImportJob, *, actor: User, chosen: list[int]) -> int:
+def job_mark_different(job: RosterImportJob, *, actor: User, chosen: list[tuple[str, str]]) -> int:
     """Record the chosen probable duplicates of a check waiting for its confirmation
-    (their places in the list shown) as different persons, and check the file again:
-    they are listed no more, in this file or any later one. Returns how many pairs."""
+    (pairs of registration numbers, as its page lists them) as different persons, and
+    check the file again: they are listed no more, in this file or any later one.
+    Returns how many pairs. A pair the page lists no more (a page left open while the
+    list changed) refuses them all: nothing is recorded that was not seen."""
     from cases.tasks import run_roster_import_job
 
     with transaction.atomic():
@@ -116,14 +118,15 @@ def job_mark_different(job: RosterImportJob, *, actor: User, chosen: list[int]) 
         as_pruned(locked)
         if locked.actor_id != actor.pk or locked.status != Status.CHECKED:
             raise JobRefused(_("This check is no longer waiting for confirmation; choose the file again."))
-        shown = locked.result.get("duplicates", [])
-        pairs = {
-            tuple(sorted((shown[at]["registration_no"], shown[at]["other_registration_no"])))
-            for at in chosen
-            if 0 <= at < len(shown)
-        }
-        if not pairs:
+        if not chosen:
             raise JobRefused(_("Choose the pairs that are different persons first."))
+        shown = {
+            (duplicate["registration_no"], duplicate["other_registration_no"])
+            for duplicate in locked.result.get("duplicates", [])
+        }
+        if not shown.issuperset(chosen):
+            raise JobRefused(_("The list of probable duplicates changed since the page was shown: look at it again."))
+        pairs = {(one, other) if one < other else (other, one) for one, other in chosen}
         DistinctPersons.objects.bulk_create(
             [DistinctPersons(first=first, second=second, decided_by=actor) for first, second in sorted(pairs)],
             ignore_conflicts=True,

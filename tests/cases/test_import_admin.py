@@ -268,9 +268,10 @@ def test_pairs_marked_as_different_persons_on_the_check_page_are_listed_no_more(
     checked = check(client, csv_bytes(rows))
     job = checked.context["job"]
     assert _pairs(checked) == [("R-7", "R-1"), ("R-9", "R-2")]
-    assert 'name="pair" value="0" form="import-different"' in checked.content.decode()
+    # Each box holds its pair's registration numbers (not its place in a list that may change).
+    assert 'name="pair" value="[&quot;R-7&quot;, &quot;R-1&quot;]" form="import-different"' in checked.text
 
-    page = client.post(job_url(job, "different"), {"pair": ["0"]}, follow=True)
+    page = client.post(job_url(job, "different"), {"pair": ['["R-7", "R-1"]']}, follow=True)
 
     text = page.content.decode()
     assert "1 pair marked as different persons: the file is checked again without it." in text
@@ -299,15 +300,33 @@ def test_marking_pairs_as_different_persons_is_refused_with_nothing_written_unle
     # Another Administrator's job is none of theirs; Staff may not import at all.
     other = UserFactory(username="other-admin", role="Administrator", is_staff=True)
     client.force_login(other)
-    assert client.post(job_url(job, "different"), {"pair": ["0"]}).status_code == 404
-    assert client_for(ST).post(job_url(job, "different"), {"pair": ["0"]}).status_code == 403
+    assert client.post(job_url(job, "different"), {"pair": ['["R-7", "R-1"]']}).status_code == 404
+    assert client_for(ST).post(job_url(job, "different"), {"pair": ['["R-7", "R-1"]']}).status_code == 403
     # Once imported, the check waits no more.
     client = client_for(AD)
     client.post(job_url(job, "confirm"))
-    done = client.post(job_url(job, "different"), {"pair": ["0"]}, follow=True).content.decode()
+    done = client.post(job_url(job, "different"), {"pair": ['["R-7", "R-1"]']}, follow=True).content.decode()
     assert "This check is no longer waiting for confirmation" in done
     assert not DistinctPersons.objects.exists()
     assert "Mark the ticked pairs" not in client.get(job_url(job)).content.decode()
+
+
+def test_a_page_left_open_marks_the_pair_ticked_or_nothing_whatever_the_list_has_become(client_for):
+    client = client_for(AD)
+    rows = [
+        person_row(registration_no=f"R-{n}", case_no=f"C-{n}", given_name="Muhammad", native_name="") for n in (1, 2, 3)
+    ]
+    job = check(client, csv_bytes(rows)).context["job"]
+    client.post(job_url(job, "different"), {"pair": ['["R-2", "R-1"]']})  # the list is checked again
+
+    # From the same page, left open: the pair ticked there, whatever its place now.
+    client.post(job_url(job, "different"), {"pair": ['["R-3", "R-1"]']})
+    assert set(DistinctPersons.objects.values_list("first", "second")) == {("R-1", "R-2"), ("R-1", "R-3")}
+    # A pair no longer listed (marked meanwhile), or one never listed, refuses them all.
+    for stale in (['["R-3", "R-1"]', '["R-3", "R-2"]'], ['["R-9", "R-1"]'], ["0"]):
+        refused = client.post(job_url(job, "different"), {"pair": stale}, follow=True).text
+        assert "The list of probable duplicates changed since the page was shown: look at it again." in refused
+    assert DistinctPersons.objects.count() == 2
 
 
 def test_the_pairs_marked_as_different_persons_are_a_record_administrators_read_and_may_undo(client_for, administrator):
