@@ -311,6 +311,20 @@ def test_marking_pairs_as_different_persons_is_refused_with_nothing_written_unle
     assert "Mark the ticked pairs" not in client.get(job_url(job)).content.decode()
 
 
+def test_a_check_confirmed_after_another_administrator_marked_one_of_its_pairs_is_shown_again_saying_so(
+    client_for, administrator
+):
+    other = UserFactory(username="other-admin", role="Administrator", is_staff=True)
+    client = client_for(AD)
+    job = check(client, csv_bytes(_with_look_alikes())).context["job"]
+    DistinctPersons.objects.create(first="R-1", second="R-7", decided_by=other)  # on their own check
+
+    page = client.post(job_url(job, "confirm"), follow=True).text
+
+    assert "(or pairs of its look-alikes were marked as different persons)" in page
+    assert not Person.objects.exists()
+
+
 def test_a_page_left_open_marks_the_pair_ticked_or_nothing_whatever_the_list_has_become(client_for):
     client = client_for(AD)
     rows = [
