@@ -191,24 +191,28 @@ _MATCH_WORDS = {
     "kassim": "qasim",
     "gasim": "qasim",
 }
-# The article, written as a word before a name (Al Hashimi, El-Sayed): left out. Within
-# a name it stays, as the name written in one word keeps it (Zia ul Haq, Ziaulhaq; Nour
-# El Din, Noureldin).
+# The article, written as a word (Al Hashimi, Nour El Din, Zia ul Haq): left out. Written
+# into a name, it is left out before one (Alhashimi, Elsayed: _JOINED_ARTICLE) or
+# within one before a consonant and a vowel (Noureldin, Ziaulhaq: _INNER_ARTICLE); as
+# it assimilates (Nureddin, Salahuddin), it is a doubled letter, which latin_key reads once.
 _ARTICLES = frozenset({"al", "el", "ul"})
 # "Son of", "daughter of": left out wherever they stand (Mohammad bin Salman).
 _FILIATIONS = frozenset({"bin", "ibn", "ben", "ould", "wad"})
 # Al- or El- written into the name (Alhashimi, Elsayed) before at least four letters
 # (not Elham, Alavi, Alireza: a vowel or a short name follows).
 _JOINED_ARTICLE = re.compile(r"^[ae]l(?=[^aeiouy][a-z]{3})")
+_INNER_ARTICLE = re.compile(r"(?<=[a-z]{3})[aeiu]l(?=[^aeiouly][aeiou])")
 # A Somali word-initial c is ع, a vowel onset: Cabdi, Cumar, Cusmaan.
 _SOMALI_C = re.compile(r"^c(?=[aeiou])")
 # Abd (servant of) and what joins it to the next name, within a word or across words
 # (|): Abdul Rahman, Abd ar-Rahman, Abdurrahman (a sun letter doubles), Abdirahman,
 # Abd Allah, Abd al-Rahman.
 _ABD = re.compile(r"(?:^|(?<=\|))abd\|?(?:[aeiou]?l|[aeiou]?(?=([dnrstz])\|?\1)[dnrstz]|[aeiou](?=\|?[^aeiou|]))?")
-# Letters written two ways in one name; latin_key then reads q as gh (Ghasemi, Qasemi).
-# Tigrinya gh is g at the start of these names only (Ghebre, Gebre; Ghirmay, Girmay):
-# elsewhere gh is غ or ق, and g another letter.
+# Letters written two ways in one name. ق is written q, k or gh (Tariq, Tarik; Sadeqi,
+# Sadeghi; Qasim, Kassim): q, gh and k are one, which also makes Bagheri and Bakri one
+# (a look-alike to decide on, rather than a duplicate missed). Tigrinya gh is g at the
+# start of these names (Ghebre, Gebre; Ghirmay, Girmay); g is otherwise another letter
+# (Gamil is not Kamil), and so are th and s (Thamer is not Samir).
 _MATCH_SPELLINGS = [
     ("|", ""),
     ("dj", "j"),  # Djafar
@@ -217,6 +221,8 @@ _MATCH_SPELLINGS = [
     ("medhan", "medan"),
     ("ghebre", "gebre"),
     ("ghirm", "girm"),
+    ("gh", "k"),
+    ("q", "k"),
 ]
 # A name that ends in i (Ahmadi, Rezaei, Rezaie, Jafary) is a name of its own: of Ahmad,
 # of Reza. The ending is kept so that Karimi Abbas, the columns swapped, is not Abbasi
@@ -236,15 +242,14 @@ def _match_word(word: str) -> str:
 def _latin_match(name: str) -> str:
     """A family or given name as the Latin match key compares it: its words' letters
     folded and keyed together, so that Abdul Rahman is Abdulrahman and Ali Asghar is
-    Aliasghar; without an article before it or a filiation within it."""
-    keys = [key for key in map(_match_word, words(name)) if key and key not in _FILIATIONS]
-    while keys and keys[0] in _ARTICLES:
-        del keys[0]
+    Aliasghar; without its articles and filiations."""
+    keys = [key for key in map(_match_word, words(name)) if key and key not in _FILIATIONS | _ARTICLES]
     if keys:
         keys[0] = _JOINED_ARTICLE.sub("", keys[0])
     text = _ABD.sub("abd", "|".join(keys))
     for spelling, common in _MATCH_SPELLINGS:
         text = text.replace(spelling, common)
+    text = _INNER_ARTICLE.sub("", text)
     key = latin_key(text)
     return key + "i" if key and _FINAL_I.search(text) else key
 
@@ -320,19 +325,24 @@ def native_words(name: str) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _native_match(name: str) -> str:
-    """A native name as the native match key compares it: its words' letters run
-    together, so that a compound name is one whether written with a space or not
-    (محمدرضا, محمد رضا), and read from the least of their rotations, so that the
-    given name may come before the family name or after it (محمد احمدی, احمدی محمد)."""
-    keys = [key for key in map(_native_word, _NATIVE_WORD_SEPARATORS.split(name)) if key]
-    # One word (a given name alone) with a year of birth pairs strangers.
-    if len(keys) < 2:
+def native_spelling(name: str) -> str:
+    """A native name as its letters read, whatever its spaces and whichever of its names
+    comes first: its words' letters run together, so that a compound name is one written
+    with a space or without (محمدرضا, محمد رضا), and read from the least of their
+    rotations, so that the given name may come before the family name or after it (محمد
+    احمدی, احمدی محمد)."""
+    letters = "".join(key for key in map(_native_word, _NATIVE_WORD_SEPARATORS.split(name)) if key)
+    if not letters:
         return ""
-    letters = "".join(keys)
     # The least rotation begins with the least letter.
     least = min(letters)
     return min(letters[at:] + letters[:at] for at, letter in enumerate(letters) if letter == least)
+
+
+def _native_match(name: str) -> str:
+    """The native match key: the name's spelling (native_spelling), if it has two words
+    or more: one word (a given name alone) with a year of birth pairs strangers."""
+    return native_spelling(name) if len(native_words(name)) > 1 else ""
 
 
 def match_keys(family_name: str, given_name: str, native_name: str = "") -> tuple[str, str]:

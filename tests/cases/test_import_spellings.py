@@ -71,6 +71,14 @@ STILL_ALIKE = [
     (("Karimi", "Inamul Haq"), ("Karimi", "Inam ul Haq"), "ul joined to the word before"),
     (("Karimi", "Nour El Din"), ("Karimi", "Noureldin"), "el within the name"),
     (("Karimi", "Salah El Din"), ("Karimi", "Salaheldin"), "Salah el Din"),
+    (("Karimi", "Nour El Din"), ("Karimi", "Nureddin"), "the article assimilated"),
+    (("Karimi", "Salah El Din"), ("Karimi", "Salahuddin"), "the article assimilated to ud"),
+    (("Al-Obaidi", "Ahmed"), ("Obaidi", "Ahmed"), "al- before the family name"),
+    (("Karimi", "Ahmed Mohammed Al-Obaidi"), ("Karimi", "Ahmed Mohammed Obaidi"), "al- within the field"),
+    (("Karimi", "Tariq"), ("Karimi", "Tarek"), "q written k"),
+    (("Karimi", "Farouq"), ("Karimi", "Farouk"), "Farouq"),
+    (("Karimi", "Abdul Qadir"), ("Karimi", "Abdulkadir"), "Abdul Qadir"),
+    (("Haqqani", "Ali"), ("Haqani", "Ali"), "q doubled"),
 ]
 
 
@@ -134,15 +142,13 @@ NOT_ALIKE = [
     (("Osman", "Kamal", ""), ("Osman", "Gamal", ""), "Kamal is not Gamal"),
     (("Karimi", "Elham", ""), ("Karimi", "Ham", ""), "the El of Elham is no article"),
     (("Karimi", "Ahmad", ""), ("Karimi", "Ahmadi", ""), "Ahmad and Ahmadi"),
-    # Letters that are two in these names (th ث and s, g and k, q ق and k).
+    # Letters that are two in these names (th ث and s, g and k). (q, gh and k are one:
+    # Tariq is Tarik, so Bagheri is Bakri, a look-alike to decide on.)
     (("Khalil", "Thamer", ""), ("Khalil", "Samir", ""), "Thamer is not Samir"),
     (("Khalil", "Haitham", ""), ("Khalil", "Hossam", ""), "Haitham is not Hossam"),
     (("Khalil", "Thana", ""), ("Khalil", "Sana", ""), "Thana is not Sana"),
-    (("Bagheri", "Ali", ""), ("Bakri", "Ali", ""), "Bagheri is not Bakri"),
-    (("Khalil", "Baqer", ""), ("Khalil", "Bakr", ""), "Baqer is not Bakr"),
     (("Khalil", "Gamil", ""), ("Khalil", "Kamil", ""), "Gamil is not Kamil"),
     (("Khalil", "Ragab", ""), ("Khalil", "Raqib", ""), "Ragab is not Raqib"),
-    (("Khalil", "Ghalib", ""), ("Khalil", "Kaleb", ""), "Ghalib is not Kaleb"),
     (("Ahmed", "Goran", ""), ("Ahmed", "Koran", ""), "Goran is not Koran"),
 ]
 
