@@ -97,7 +97,16 @@ from cases.models import (
     Site,
     SpecificNeed,
 )
-from cases.names import NAME_KEY_LENGTH, STORED_KEYS, match_keys, name_key, native_words, word_keys, words
+from cases.names import (
+    NAME_KEY_LENGTH,
+    STORED_KEYS,
+    match_keys,
+    name_key,
+    native_spelling,
+    native_words,
+    word_keys,
+    words,
+)
 from cases.xlsx_reader import SPREADSHEET_ERRORS, UNSAVED_FORMULA
 
 User = Any
@@ -1589,13 +1598,6 @@ def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
     return other.registration_no != row.registration_no
 
 
-def _native_of(other: _Row | _Known) -> str:
-    """The native name's match key ("" without one)."""
-    if isinstance(other, _Known):
-        return other.native
-    return match_keys("", "", other.native_name)[1] if other.native_name else ""
-
-
 def _written_apart(row: _Row, other: _Row | _Known) -> bool:
     """Whether two records alike in Latin letters write their native names (both given)
     as two names: neither's words all among the other's, as Hassan (حسن) and Hussein
@@ -1603,8 +1605,7 @@ def _written_apart(row: _Row, other: _Row | _Known) -> bool:
     in another order, a compound name run together, a father's name added."""
     if not row.native_name or not other.native_name:
         return False
-    native = _native_of(other)
-    if native and native == match_keys("", "", row.native_name)[1]:
+    if native_spelling(row.native_name) == native_spelling(other.native_name):
         return False
     mine, theirs = native_words(row.native_name), native_words(other.native_name)
     return not (mine <= theirs or theirs <= mine)

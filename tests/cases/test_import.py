@@ -1928,6 +1928,7 @@ def test_latin_look_alikes_whose_native_names_differ_are_not_flagged(site):
         ("محمد حسینی", "حسینی محمد"),  # the family name first
         ("محمد حسینی", "محمد رضا حسینی"),  # a name added (a father's, a second given name)
         ("محمدرضا حسینی", "محمد رضا حسینی"),  # a compound name with its space
+        ("محمدرضا", "محمد رضا"),  # a one-word compound name, and with its space
     ],
 )
 def test_latin_look_alikes_whose_native_names_are_one_name_written_otherwise_are_flagged(site, on_record, in_file):
