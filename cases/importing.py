@@ -911,9 +911,18 @@ _GARBLED_BYTES = (b"\xc3", b"\xef\xbf\xbd")
 
 
 # What text read back from garbled text never holds: phonetic letters and modifiers
-# (U+0250–U+02FF), control characters. JOSÉ followed by a non-breaking space (or ’, –, °)
-# is, as bytes, the UTF-8 of a phonetic letter (É and the space: ɠ): a real name.
-_NOT_MEANT = re.compile("[\u0250-\u02ff\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# (U+0250–U+02FF), combining marks on their own (U+0300–U+036F), control characters.
+# JOSÉ followed by a non-breaking space (or ’, –, °) is, as bytes, the UTF-8 of a
+# phonetic letter (É and the space: ɠ): a real name. ALÍ before a space reads as a mark.
+_NOT_MEANT = re.compile("[\u0250-\u036f\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Nor letters of two scripts: ABÚ’L FAZL reads back as AB, an Arabic letter, L FAZL.
+_LATIN_LETTER = re.compile("[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+
+
+def _two_scripts(text: str) -> bool:
+    letters = [char for char in text if char.isalpha()]
+    latin = sum(1 for char in letters if _LATIN_LETTER.match(char))
+    return 0 < latin < len(letters)
 
 
 def _re_encoded(value: str) -> str | None:
@@ -925,7 +934,7 @@ def _re_encoded(value: str) -> str | None:
             text = bytes(ord(char) if char < "\x80" else _WINDOWS_1252[char] for char in value).decode()
         except (KeyError, UnicodeDecodeError):
             break
-        if text == value or _NOT_MEANT.search(text):
+        if text == value or _NOT_MEANT.search(text) or _two_scripts(text):
             break
         meant = value = text
     return meant

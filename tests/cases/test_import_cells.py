@@ -138,6 +138,8 @@ def test_real_names_with_accents_are_not_taken_for_garbled_text():
         ("given_name", "JOSÉ–MARIA", "JOSÉ–MARIA"),
         ("family_name", "ANDRÉ’S", "ANDRÉ’S"),
         ("notes", "TEMPÉ°", "TEMPÉ°"),
+        ("given_name", "ALÍ\u00a0HASAN", "ALÍ HASAN"),
+        ("given_name", "ABÚ’L FAZL", "ABÚ’L FAZL"),
     ],
 )
 def test_capitals_with_accents_before_a_space_or_a_sign_are_not_taken_for_garbled_text(column, value, stored):
