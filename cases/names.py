@@ -339,10 +339,12 @@ def native_spelling(name: str) -> str:
     return min(letters[at:] + letters[:at] for at, letter in enumerate(letters) if letter == least)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _native_match(name: str) -> str:
     """The native match key: the name's spelling (native_spelling), if it has two words
     or more: one word (a given name alone) with a year of birth pairs strangers."""
-    return native_spelling(name) if len(native_words(name)) > 1 else ""
+    parts = [key for key in map(_native_word, _NATIVE_WORD_SEPARATORS.split(name)) if key]
+    return native_spelling(name) if len(parts) > 1 else ""
 
 
 def match_keys(family_name: str, given_name: str, native_name: str = "") -> tuple[str, str]:
