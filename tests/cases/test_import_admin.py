@@ -343,6 +343,26 @@ def test_a_page_left_open_marks_the_pair_ticked_or_nothing_whatever_the_list_has
     assert DistinctPersons.objects.count() == 2
 
 
+def test_a_pair_marked_as_different_persons_follows_a_registration_number_corrected_in_the_admin(
+    client_for, administrator
+):
+    rows = _with_look_alikes()
+    importing.roster_import(csv_bytes(rows), actor=None, filename="first.csv", dry_run=False)
+    DistinctPersons.objects.create(first="R-1", second="R-7", decided_by=administrator)
+    client = client_for(AD)
+    person = Person.objects.get(registration_no="R-1")
+    url = reverse("admin:cases_person_change", args=[person.pk])
+
+    assert client.post(url, admin_form(client, url, registration_no="R-1A")).status_code == 302
+
+    assert list(DistinctPersons.objects.values_list("first", "second", "decided_by")) == [
+        ("R-1A", "R-7", administrator.pk)
+    ]
+    rows[0]["registration_no"] = "R-1A"
+    again = importing.roster_import(csv_bytes(rows), actor=None, filename="again.csv", dry_run=True)
+    assert [(d.registration_no, d.other_registration_no) for d in again.duplicates] == [("R-9", "R-2")]
+
+
 def test_the_pairs_marked_as_different_persons_are_a_record_administrators_read_and_may_undo(client_for, administrator):
     marked = DistinctPersons.objects.create(first="R-1", second="R-7", decided_by=administrator)
     changelist = reverse("admin:cases_distinctpersons_changelist")
