@@ -337,10 +337,13 @@ class RosterImportAdmin(RecordAdmin):
 
     @admin.display(description=gettext_lazy("first errors"))
     def error_lines(self, record: RosterImport) -> str:
-        """The first errors, one a line; past their days (cases.import_jobs), that they are gone."""
-        if not record.error_count:
+        """The first errors (or why a job failed), one a line; past their days
+        (cases.import_jobs), that they are gone."""
+        if not record.error_count and not record.errors:
             return self.get_empty_value_display()
         if lists_deleted(record.created_at):
+            if not record.error_count:  # a failure's reason goes with the lists
+                return self.get_empty_value_display()
             days = settings.ROSTER_IMPORT_REPORT_DAYS
             if record.dry_run:
                 text = ngettext(

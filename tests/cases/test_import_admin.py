@@ -1034,6 +1034,20 @@ def test_the_record_of_a_check_shows_its_first_errors_one_a_line(client_for):
     assert "[&quot;" not in page  # not the raw JSON list
 
 
+def test_the_record_of_a_job_that_failed_says_why(client_for, administrator):
+    record = importing.record_attempt(
+        actor=administrator,
+        filename="roster.csv",
+        dry_run=False,
+        outcome=RosterImportOutcome.FAILED,
+        reason="Its worker stopped while it ran: given up.",
+    )
+
+    page = _record_page(client_for(AD), record)
+
+    assert "Its worker stopped while it ran: given up.<br>" in page
+
+
 def test_the_record_of_imports_deletes_the_first_errors_after_their_days_and_keeps_the_rest(
     client_for, administrator, settings
 ):
