@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
@@ -16,7 +16,6 @@ from cases.models import (
     Case,
     CaseStatus,
     CaseStatusChange,
-    DistinctPersons,
     Incident,
     IncidentPerson,
     Interview,
@@ -25,7 +24,7 @@ from cases.models import (
     SpecificNeed,
 )
 from cases.selectors import PERSON_SITES
-from cases.services import EditConflict, case_transition, incident_apply_effects
+from cases.services import EditConflict, case_transition, distinct_persons_renumber, incident_apply_effects
 from cases.workflow import TransitionRefused
 
 
@@ -236,20 +235,6 @@ class CaseAdmin(VersionedAdmin, SiteScopedAdmin, HistoryAdmin):
         return False
 
 
-def _renumber_marks(old: str, new: str) -> None:
-    """The pairs marked as different persons (the roster import's) follow a registration
-    number corrected here: they are kept by number."""
-    for marked in DistinctPersons.objects.filter(Q(first=old) | Q(second=old)).select_for_update():
-        other = marked.second if marked.first == old else marked.first
-        first, second = sorted((new, other))
-        marked.delete()
-        DistinctPersons.objects.get_or_create(
-            first=first,
-            second=second,
-            defaults={"decided_by_id": marked.decided_by_id, "decided_at": marked.decided_at},
-        )
-
-
 @admin.register(Person)
 class PersonAdmin(RosterImportAdminMixin, VersionedAdmin, SiteScopedAdmin, HistoryAdmin):
     site_paths = PERSON_SITES
@@ -309,7 +294,7 @@ class PersonAdmin(RosterImportAdminMixin, VersionedAdmin, SiteScopedAdmin, Histo
     def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and "registration_no" in form.changed_data:
-            _renumber_marks(form.initial["registration_no"], obj.registration_no)
+            distinct_persons_renumber(form.initial["registration_no"], obj.registration_no)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

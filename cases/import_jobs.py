@@ -126,7 +126,7 @@ def job_mark_different(job: RosterImportJob, *, actor: User, chosen: list[tuple[
         }
         if not shown.issuperset(chosen):
             raise JobRefused(_("The list of probable duplicates changed since the page was shown: look at it again."))
-        pairs = {(one, other) if one < other else (other, one) for one, other in chosen}
+        pairs = {DistinctPersons.pair(one, other) for one, other in chosen}
         DistinctPersons.objects.bulk_create(
             [DistinctPersons(first=first, second=second, decided_by=actor) for first, second in sorted(pairs)],
             ignore_conflicts=True,

@@ -1692,7 +1692,7 @@ class _Marked:
     def apart(self, one: str, other: str) -> bool:
         if not self.pairs:
             return False
-        pair = (one, other) if one < other else (other, one)
+        pair = DistinctPersons.pair(one, other)
         if pair in self.pairs:
             self.met.add(pair)
             return True

@@ -470,6 +470,11 @@ class DistinctPersons(models.Model):
     def __str__(self) -> str:
         return f"{self.first} ≠ {self.second}"
 
+    @staticmethod
+    def pair(one: str, other: str) -> tuple[str, str]:
+        """Two registration numbers in the order a pair is kept (first < second)."""
+        return (one, other) if one < other else (other, one)
+
 
 class RosterImportOutcome(models.TextChoices):
     IMPORTED = "imported", _("Imported")

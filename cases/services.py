@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connections, transaction
-from django.db.models import F, Max, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.dispatch import Signal
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -25,6 +25,7 @@ from cases.models import (
     CaseDocument,
     CaseStatus,
     CaseStatusChange,
+    DistinctPersons,
     DocumentKind,
     Incident,
     IncidentEffect,
@@ -396,6 +397,16 @@ def person_update(person: Person, *, actor: User, version: int, changes: dict[st
         derived=derived,
         then=None if needs is None else functools.partial(_set_needs, needs=list(needs)),
     )
+
+
+def distinct_persons_renumber(old: str, new: str) -> None:
+    """The pairs marked as different persons (by the roster import's check page) follow a
+    registration number corrected on the person's page: they are kept by number."""
+    for marked in DistinctPersons.objects.filter(Q(first=old) | Q(second=old)).select_for_update():
+        first, second = DistinctPersons.pair(new, marked.second if marked.first == old else marked.first)
+        marked.delete()
+        kept = {"decided_by_id": marked.decided_by_id, "decided_at": marked.decided_at}
+        DistinctPersons.objects.get_or_create(first=first, second=second, defaults=kept)
 
 
 # How many rows one INSERT writes when a transfer moves a whole site.
