@@ -40,6 +40,7 @@ IMPORT = reverse("admin:cases_person_import")
 QUERIES_IMPORT_PAGE = 4
 QUERIES_JOB_PAGE = 5
 QUERIES_RECORDS_PAGE = 7
+QUERIES_DIFFERENT_PERSONS_PAGE = 7
 TEMPLATE_CSV = reverse("admin:cases_person_import_template", args=["csv"])
 TEMPLATE_XLSX = reverse("admin:cases_person_import_template", args=["xlsx"])
 CHANGELIST = reverse("admin:cases_person_changelist")
@@ -375,6 +376,24 @@ def test_the_pairs_marked_as_different_persons_are_a_record_administrators_read_
     delete = reverse("admin:cases_distinctpersons_delete", args=[marked.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 302  # marked by mistake: listed again
     assert not DistinctPersons.objects.exists()
+
+
+@pytest.mark.parametrize("pairs", [1, 25])
+def test_the_list_of_different_persons_costs_the_same_queries_whatever_the_pairs_listed(
+    client_for, administrator, django_assert_num_queries, pairs
+):
+    for number in range(pairs):
+        DistinctPersons.objects.create(first=f"R-{number:02}", second=f"S-{number:02}", decided_by=administrator)
+    client = client_for(AD)
+    changelist = reverse("admin:cases_distinctpersons_changelist")
+    client.get(changelist)  # a first request may refresh the session
+
+    # session, user, permissions with groups and sites, the count, the pairs with who
+    # marked them, the date hierarchy's bounds and its days
+    with django_assert_num_queries(QUERIES_DIFFERENT_PERSONS_PAGE):
+        response = client.get(changelist)
+
+    assert response.content.decode().count('<td class="field-second">S-') == pairs
 
 
 def test_a_look_alike_on_record_links_to_their_page_for_the_administrator_to_compare(client_for):
