@@ -1567,8 +1567,6 @@ class _Known:
     case_no: str
     relationship: str
     native_name: str
-    # The native name's match key (Person.match_native).
-    native: str
 
     @property
     def birth(self) -> str:
@@ -1822,7 +1820,7 @@ class _DuplicateSearch:
             name = f"{family_name.upper()}, {given_name}"
             known = _Known(
                 *(None, registration_no, name, birth_year, birth_date),
-                *(sex, case_no, relationship, written_native, native_name),
+                *(sex, case_no, relationship, written_native),
             )
             if latin_name:
                 latin.setdefault((latin_name, birth_year), []).append(known)
