@@ -186,9 +186,8 @@ _MATCH_WORDS = {
     # ث written th or s in these names only (not Thamer/Samir, Haitham/Hossam, Thana/Sana).
     "othman": "osman",
     "uthman": "osman",
-    # ق written k or g in these names only (not Bakri/Bagheri, Kamil/Gamil, Raqib/Ragab).
-    "kasim": "qasim",
-    "kassim": "qasim",
+    # ق written g (Sudanese) in this name only (not Kamil/Gamil, Raqib/Ragab); q and k
+    # are one everywhere (_MATCH_SPELLINGS).
     "gasim": "qasim",
 }
 # The article, written as a word (Al Hashimi, Nour El Din, Zia ul Haq): left out. Written
@@ -299,10 +298,11 @@ for _source, _target in [
         if _source + _order != _folded:
             _NATIVE_MATCH_SPELLINGS[_source + _order] = chr(_folded)
 # Invisible format characters (Unicode category Cf) come in with pasted names. Direction
-# marks, zero-width spaces and joiners stand for a space (pasted beside one or for one);
-# any other (a soft hyphen) is left out where it is.
+# marks, zero-width spaces and the joiner stand for a space (pasted beside one or for
+# one); any other is left out where it is: a soft hyphen, and the zero-width non-joiner,
+# which Persian writes within a word (علی‌رضا is one name).
 _NATIVE_WORD_SEPARATORS = re.compile(
-    r"[\s\-‐‑–—_.,;/'،؛\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+"
+    r"[\s\-‐‑–—_.,;/'،؛\u061c\u200b\u200d-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+"
 )
 
 
@@ -359,10 +359,11 @@ def match_keys(family_name: str, given_name: str, native_name: str = "") -> tupl
     stays: Zia ul Haq is Ziaulhaq) and bin, ibn, ben, ould and wad are left out; Abd and
     its article are one (Abdul Rahman, Abd ar-Rahman, Abdurrahman, Abdirahman); Somali
     x and initial c (Maxamed, Cabdullahi, Cumar); dj (Djafar); Tigrinya Ghebre and
-    Ghirmay (Gebre, Girmay); a final -ie (Rezaie); and a few names by name: Mohd, Md
-    and Mehmet are Mohammad, Gamal Jamal, Gaafar Jafar, Othman Osman, Kasim Qasim.
-    Letters that are one in some names and two in others (th and s, g and k, q and k)
-    are not folded: Thamer is not Samir, Bagheri not Bakri.
+    Ghirmay (Gebre, Girmay); q, gh and k, all ق in some name (Tariq, Tarik; Sadeqi,
+    Sadeghi: so Bagheri and Bakri are look-alikes to decide on); a final -ie (Rezaie);
+    and a few names by name: Mohd, Md and Mehmet are Mohammad, Gamal Jamal, Gaafar
+    Jafar, Othman Osman, Gasim Qasim. Letters that are one in some names and two in
+    others (th and s, g and k) are not folded: Thamer is not Samir, Gamil not Kamil.
     The native key leaves out invisible format characters and folds Pashto, Kurdish and
     Urdu letters to their Persian and Arabic forms, and Ge'ez letters of one sound.
     """

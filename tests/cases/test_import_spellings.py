@@ -136,6 +136,19 @@ def test_a_native_name_of_one_word_does_not_pair_strangers_born_the_same_year():
     assert result.ok and result.duplicates == []
 
 
+def test_a_one_word_native_name_written_with_a_non_joiner_does_not_pair_strangers_born_the_same_year():
+    # علی‌رضا (Alireza) is one name: Persian writes the zero-width non-joiner within words.
+    rows = [
+        person_row(registration_no=f"R-{n}", case_no=f"C-{n}", family_name=family, given_name="Alireza",
+                   native_name="علی\u200cرضا", date_of_birth="1990")
+        for n, family in enumerate(["Rahimi", "Nazari"])
+    ]  # fmt: skip
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert result.ok and result.duplicates == []
+
+
 NOT_ALIKE = [
     (("Abbasi", "Karim", "کریم عباسی"), ("Karimi", "Abbas", "عباس کریمی"), "a family name made of the other's given"),
     (("Ahmadi", "Reza", ""), ("Rezaei", "Ahmad", ""), "Reza Ahmadi and Ahmad Rezaei"),
