@@ -83,6 +83,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django_countries import countries
 from simple_history.utils import bulk_update_with_history
 
+from cases import workflow
 from cases.countries import country_by_name
 from cases.models import (
     Case,
@@ -2384,23 +2385,15 @@ def _like_a_number_on_record(number: str, on_record: str) -> str:
     }
 
 
-# Case statuses in which an import adds no member to a case: the offer a case is
-# nominated to counts its persons (DESIGN.md's offer rules; a departure's manifest lists
-# them); a relocated case is final, a closed one is reopened first.
-_COUNTED_BY_AN_OFFER = frozenset({CaseStatus.NOMINATED, CaseStatus.ACCEPTED, CaseStatus.DEPARTURE_SCHEDULED})
-_NO_NEW_MEMBERS = _COUNTED_BY_AN_OFFER | {CaseStatus.RELOCATED, CaseStatus.CLOSED}
-
-
 def _no_new_member(case_no: str, status: str, held_from: str) -> str:
     """Why an import adds no member to a case on record in `status` (on hold from
-    `held_from`), or "" if it may."""
-    held = status == CaseStatus.ON_HOLD and held_from in _NO_NEW_MEMBERS
-    if status not in _NO_NEW_MEMBERS and not held:
+    `held_from`), or "" if it may (cases.workflow.takes_new_members)."""
+    if workflow.takes_new_members(status, held_from):
         return ""
-    if held:
+    if status == CaseStatus.ON_HOLD:
         message = _("Case %(case)s is on hold from %(status)s, to which it returns: an import adds no member to it.")
         status = held_from
-    elif status in _COUNTED_BY_AN_OFFER:
+    elif status in workflow.COUNTED_BY_AN_OFFER:
         message = _("Case %(case)s is %(status)s: its offer counts its persons, so an import adds no member to it.")
     elif status == CaseStatus.RELOCATED:
         message = _("Case %(case)s is relocated, a final status: an import adds no member to it.")
@@ -2485,6 +2478,8 @@ def _check_against_file_and_database(
         site_id = on_record[1] if on_record else members[0].site_id
         if on_record is None:
             plan.new_cases[case_no] = site_id
+        # Whether its new members may join it: once for the case.
+        refusal = _no_new_member(case_no, *on_record[2:]) if on_record else ""
 
         def case_moves(case_no: str = case_no, site_id: int = site_id) -> str:
             return _(
@@ -2525,7 +2520,7 @@ def _check_against_file_and_database(
                 continue
             if row.line not in new_lines:
                 continue
-            if on_record and (refusal := _no_new_member(case_no, *on_record[2:])):
+            if refusal:
                 errors.append(RowError(row.line, "case_no", refusal))
             if row.site_id != site_id:
                 if on_record:

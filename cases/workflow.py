@@ -55,6 +55,19 @@ FINAL = frozenset({S.RELOCATED})
 # status", the worklist's open cases and the dashboard's aging. A closed case can be
 # reopened, but until then it waits for nothing.
 ENDED = frozenset({S.RELOCATED, S.CLOSED})
+# Statuses in which an offer counts a case's persons as they are (DESIGN.md's offer
+# rules; a departure's manifest lists them): nobody joins the case then.
+COUNTED_BY_AN_OFFER = frozenset({S.NOMINATED, S.ACCEPTED, S.DEPARTURE_SCHEDULED})
+TAKES_NO_NEW_MEMBER = COUNTED_BY_AN_OFFER | ENDED
+
+
+def takes_new_members(status: str, held_from: str = "") -> bool:
+    """Whether a case in `status` (on hold from `held_from`) may have a member added: not
+    while an offer counts its persons, nor once it ended; on hold, as the status it
+    returns to."""
+    if status == S.ON_HOLD:
+        status = held_from
+    return status not in TAKES_NO_NEW_MEMBER
 
 
 class TransitionRefused(Exception):
