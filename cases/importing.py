@@ -737,7 +737,11 @@ def _map_header(line: int, values: list[str]) -> dict[str, int]:
                 RowError(
                     line,
                     column,
-                    _("“%(value)s” is not a column of the roster: is it %(column)s? Other columns are not read.")
+                    _(
+                        "“%(value)s” is not a column of the roster: is it %(column)s? If it is, name it"
+                        " %(column)s; if it is not, give it another name (columns that are not the roster's are"
+                        " not read)."
+                    )
                     % {"value": _shown(value), "column": column},
                 )
             )

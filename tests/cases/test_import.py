@@ -892,7 +892,8 @@ def test_a_column_spelt_almost_like_a_roster_column_is_refused_naming_it():
         (
             1,
             "specific_needs",
-            "“Specific need” is not a column of the roster: is it specific_needs? Other columns are not read.",
+            "“Specific need” is not a column of the roster: is it specific_needs? If it is, name it specific_needs;"
+            " if it is not, give it another name (columns that are not the roster's are not read).",
         )
     ]
 
@@ -923,7 +924,12 @@ def test_a_column_under_another_name_of_an_optional_roster_column_is_refused_nam
     result = run(csv_bytes(rows, columns=columns))
 
     assert [(error.line, error.column, error.message) for error in result.errors] == [
-        (1, column, f"“{header}” is not a column of the roster: is it {column}? Other columns are not read.")
+        (
+            1,
+            column,
+            f"“{header}” is not a column of the roster: is it {column}? If it is, name it {column}; if it is not,"
+            " give it another name (columns that are not the roster's are not read).",
+        )
     ]
     assert not Person.objects.exists()
 
@@ -941,7 +947,8 @@ def test_a_required_column_under_another_name_is_named_with_the_missing_column(h
     assert [(error.line, error.column) for error in result.errors] == [(1, ""), (1, column)]
     assert f"missing from the header row: {column}." in result.errors[0].message
     assert result.errors[1].message == (
-        f"“{header}” is not a column of the roster: is it {column}? Other columns are not read."
+        f"“{header}” is not a column of the roster: is it {column}? If it is, name it {column}; if it is not,"
+        " give it another name (columns that are not the roster's are not read)."
     )
     assert not Person.objects.exists()
 
