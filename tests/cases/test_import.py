@@ -323,6 +323,7 @@ def test_nationality_in_iso_3166_names_and_official_names_is_read(value, code):
 @pytest.mark.parametrize("value", ["Narnia", "XX", "XYZ", "364", "Korea", "Republic"])
 def test_unknown_nationalities_are_refused(value):
     assert errors_of(run(csv_bytes([person_row(nationality=value)]))) == {(2, "nationality")}
+    assert not Person.objects.exists()
 
 
 def test_relationships_must_be_one_of_the_roster_codes():
@@ -381,6 +382,7 @@ def test_other_values_with_an_e_and_a_plus_are_read(value):
     result = run(csv_bytes([person_row(registration_no=value, phone=value)]))
 
     assert result.ok, result.report_lines()
+    assert Person.objects.values_list("registration_no", "phone").get() == (value, value)
 
 
 def test_names_in_another_script_than_latin_are_refused_on_their_line_and_column():
@@ -1845,8 +1847,14 @@ def test_latin_look_alikes_whose_one_word_native_names_differ_are_not_flagged(or
     ]  # fmt: skip
     if order == "hussein first":
         rows.reverse()
+    # Without their native names, they are a pair.
+    plain = [{**row, "native_name": ""} for row in rows]
+    assert len(run(csv_bytes(plain), dry_run=True).duplicates) == 1
 
-    assert run(csv_bytes(rows), dry_run=True).duplicates == []
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert result.ok, result.report_lines()
+    assert result.duplicates == []
 
 
 def test_the_same_name_born_on_another_day_is_not_a_duplicate():
@@ -2376,6 +2384,7 @@ def test_a_csv_cell_is_never_taken_for_a_formula_without_its_result():
     result = run(csv_bytes(rows))
 
     assert result.ok, result.report_lines()
+    assert Person.objects.get(registration_no="R-1").notes == "\x1b"
 
 
 def test_a_row_of_formulas_without_their_results_is_refused_not_passed_over_as_empty():

@@ -201,12 +201,14 @@ def test_a_principal_applicant_typed_under_another_case_leaves_their_case_with_i
     assert run(csv_bytes(family())).ok
     rows = family()
     rows[0]["case_no"] = "C-9"
+    before = snapshot()
 
     result = run(csv_bytes(rows))
 
     assert shown(result) == [
         (2, "case_no", "R-1 is in case C-1 on record; an import does not move persons between cases.")
     ]
+    assert snapshot() == before
 
 
 def _zero_padded() -> list[dict[str, str]]:
@@ -267,11 +269,13 @@ def test_a_new_row_whose_number_is_another_rows_on_record_but_for_zeros_is_refus
         *_zero_padded(),
         person_row(registration_no="12343", case_no="000567", relationship="child", given_name="Ali"),
     ]
+    before = snapshot()
 
     result = run(csv_bytes(rows))
 
     assert [(line, column) for line, column, _message in shown(result)] == [(5, "registration_no")]
     assert result.errors[0].message.startswith("12343 is not on record, but 00012343 is:")
+    assert snapshot() == before
 
 
 def test_numbers_with_other_digits_or_zeros_inside_are_new_persons_and_cases():
