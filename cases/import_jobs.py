@@ -375,6 +375,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "summary": result.summary(),
         "sheet_line": result.sheet_line(),
         "not_read_line": result.not_read_line(),
+        "merged_line": result.merged_line(),
         "rows": result.rows,
         "new": result.new,
         "updated": result.updated,

@@ -108,7 +108,7 @@ from cases.names import (
     word_keys,
     words,
 )
-from cases.xlsx_reader import SPREADSHEET_ERRORS, UNSAVED_FORMULA
+from cases.xlsx_reader import MERGED_ACROSS, SPREADSHEET_ERRORS, UNSAVED_FORMULA
 
 User = Any
 
@@ -173,7 +173,10 @@ logger = logging.getLogger(__name__)
 RECORDED_ERRORS = 200
 _BATCH = 2000
 # What the XLSX reader gives for a cell whose formula has no value (xlsx_reader).
-_SHEET_NOT_VALUES = SPREADSHEET_ERRORS | {UNSAVED_FORMULA}
+_SHEET_NOT_VALUES = SPREADSHEET_ERRORS | {UNSAVED_FORMULA, MERGED_ACROSS}
+# The marks of a sheet's cells that hold no value of their own, read as empty outside the
+# roster's columns.
+_SHEET_MARKS = (UNSAVED_FORMULA, MERGED_ACROSS)
 # The new persons are written in this many statements, so that the progress bar moves
 # while they are. Few: the triggers of each statement (the dashboard's figures) join
 # the rows written to whole tables, by hashing them under the import's planner settings
@@ -288,6 +291,10 @@ def _grouped(number: int) -> str:
     return number_format(number, force_grouping=True)
 
 
+# The merged cells a result names at most (the count of the others follows).
+_MERGED_SHOWN = 10
+
+
 @dataclass
 class ImportResult:
     filename: str
@@ -313,6 +320,9 @@ class ImportResult:
     sheets: int = 0
     # The header's other columns, which are not read (as the header names them).
     not_read: list[str] = field(default_factory=list)
+    # The cells merged down a roster column, read as their value on each row they span
+    # (as a spreadsheet names them: "B2:B5").
+    merged: list[str] = field(default_factory=list)
     # The registration number and name written on each line with an error (for the
     # report, where an error is sorted or filtered by person).
     error_people: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -357,12 +367,30 @@ class ImportResult:
             return ""
         return _("Columns not read (not roster columns): %(columns)s.") % {"columns": ", ".join(self.not_read)}
 
+    def merged_line(self) -> str:
+        """The merged cells read as their value on each row they span ("" if none)."""
+        if not self.merged:
+            return ""
+        shown = ", ".join(self.merged[:_MERGED_SHOWN])
+        if len(self.merged) > _MERGED_SHOWN:
+            more = len(self.merged) - _MERGED_SHOWN
+            shown = ngettext("%(cells)s and %(n)s more", "%(cells)s and %(n)s more", more) % {
+                "cells": shown,
+                "n": _grouped(more),
+            }
+        return _(
+            "Merged cells were read as their value on each row they span (check that each of those rows"
+            " should have it): %(cells)s."
+        ) % {"cells": shown}
+
     def report_lines(self) -> list[str]:
         lines = [self.summary()]
         if self.sheet:
             lines.append(self.sheet_line())
         if self.not_read:
             lines.append(self.not_read_line())
+        if self.merged:
+            lines.append(self.merged_line())
         lines += [str(error) for error in self.errors]
         if self.duplicates:
             lines.append(
@@ -499,17 +527,80 @@ def _unreadable() -> _Refused:
     return _Refused(RowError(None, "", _("The file is not a readable XLSX workbook.")))
 
 
+@dataclass
+class _Merge:
+    top: int
+    left: int
+    bottom: int
+    right: int
+    cells: str  # as a spreadsheet names them: "B2:B5"
+    value: str = ""
+
+
+class _Merges:
+    """A sheet's merged cells, as a spreadsheet shows them, row by row.
+
+    Merged cells show the value of their first cell. Merged down one column (a case
+    number merged down a household), each row they span is given that value; `filled`
+    keeps which (cells, position, top row). Merged across columns, the other columns show
+    no value of their own: their cells are given as MERGED_ACROSS, refused on a roster
+    column. At most a sheet's width of them is open on any row."""
+
+    def __init__(self, ranges: list[list[Any]]) -> None:
+        self.waiting = sorted((_Merge(*merge) for merge in ranges), key=operator.attrgetter("top"), reverse=True)
+        self.open: list[_Merge] = []
+        self.filled: list[tuple[str, int, int]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.waiting or self.open)
+
+    def apply(self, row: int, values: list[str]) -> list[str]:
+        while self.waiting and self.waiting[-1].top <= row:
+            self.open.append(self.waiting.pop())
+        if not self.open:
+            return values
+        values = list(values)
+        values.extend([""] * (max(merge.right for merge in self.open) + 1 - len(values)))
+        for merge in self.open:
+            if merge.left < 0:  # before the sheet's first value: empty
+                continue
+            if row == merge.top:
+                merge.value = values[merge.left]
+                if merge.left == merge.right and merge.value.strip():
+                    self.filled.append((merge.cells, merge.left, merge.top))
+            if not merge.value.strip():
+                continue
+            if merge.left == merge.right:
+                if not values[merge.left].strip():
+                    values[merge.left] = merge.value
+                continue
+            for at in range(merge.left + (row == merge.top), merge.right + 1):
+                values[at] = MERGED_ACROSS
+        self.open = [merge for merge in self.open if merge.bottom > row]
+        return values
+
+    def below(self, row: int, positions: Iterable[int]) -> list[str]:
+        """The merged cells that span this row and the next in one of these positions."""
+        wanted = set(positions)
+        return [
+            merge.cells
+            for merge in self.open
+            if merge.top <= row < merge.bottom and wanted.intersection(range(merge.left, merge.right + 1))
+        ]
+
+
 class _SheetReader:
     """The rows of an XLSX sheet as cases.xlsx_reader, run as a child process, reads them.
 
-    Iterating gives (sheet row number, cell texts); close() stops the child (also when
-    the rows were never asked for)."""
+    Iterating gives (sheet row number, cell texts), the merged cells given as a spreadsheet
+    shows them (_Merges); close() stops the child (also when the rows were never asked for)."""
 
     def __init__(self, content: bytes) -> None:
         self.size = len(content)
         # The sheet read, and how many visible worksheets the workbook has (its first message).
         self.name = ""
         self.sheets = 0
+        self.merges = _Merges([])
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter and script, no shell
             [
                 sys.executable,
@@ -552,7 +643,7 @@ class _SheetReader:
             while isinstance(message := self.message(), list):
                 for values in message:
                     number += 1
-                    yield number, values
+                    yield number, self.merges.apply(number, values) if self.merges else values
             if not (isinstance(message, dict) and message.get("end")):
                 raise self.stopped() if message is None else _unreadable()
         finally:
@@ -599,16 +690,20 @@ def _xlsx_rows(content: bytes) -> tuple[int, _SheetReader]:
     first = sheet.message()
     if isinstance(first, dict) and "height" in first:
         sheet.name, sheet.sheets = str(first["sheet"]), int(first["sheets"])
+        sheet.merges = _Merges(first["merged"])
         return int(first["height"]), sheet
     sheet.close()
     if not isinstance(first, dict):
         raise sheet.stopped()
     if "too_far" in first:
-        if first["too_far"] == "rows":
+        advice = _("Delete what lies beyond the roster, or copy the roster into a new workbook.")
+        if first["too_far"] == "merged":
+            message = _("The sheet has %(n)s ranges of merged cells, far more than a roster has rows.")
+            advice = _("Unmerge them (select the whole sheet, then Unmerge Cells), or save the roster as CSV (UTF-8).")
+        elif first["too_far"] == "rows":
             message = _("The sheet has values down to row %(n)s, far beyond the roster's rows.")
         else:
             message = _("The sheet has values across %(n)s columns, far beyond the roster's columns.")
-        advice = _("Delete what lies beyond the roster, or copy the roster into a new workbook.")
         raise _Refused(RowError(None, "", f"{message % {'n': _grouped(int(first['n']))}} {advice}"))
     if "error_cell" in first:
         row, cell, code = first["error_cell"]
@@ -1165,6 +1260,11 @@ class _Checker:
                         "Holds a formula whose result the file does not hold (it was not saved by a spreadsheet):"
                         " open the file in a spreadsheet and save it again, or type the value."
                     )
+                elif values[at] == MERGED_ACROSS:
+                    message = _(
+                        "Merged with the cell to its left (or above it), whose value the merged cells show: unmerge"
+                        " them and type each column's value in its own cell."
+                    )
                 else:
                     message = _(
                         "Holds the spreadsheet error %(code)s, not a value: correct the formula, or type the value."
@@ -1451,9 +1551,10 @@ def _read(
         for line, values in records:
             if line >= progress.next:
                 progress.report(line)
-            if sheet and UNSAVED_FORMULA in values:
-                values = [value if value != UNSAVED_FORMULA or at in read else "" for at, value in enumerate(values)]
-                if checker is None and "".join(values).strip():
+            if sheet and (UNSAVED_FORMULA in values or MERGED_ACROSS in values):
+                unsaved = UNSAVED_FORMULA in values
+                values = [value if value not in _SHEET_MARKS or at in read else "" for at, value in enumerate(values)]
+                if unsaved and checker is None and "".join(values).strip():
                     message = _(
                         "A cell of the header holds a formula whose result the file does not hold: type the"
                         " column's name in it."
@@ -1488,6 +1589,13 @@ def _read(
                     garbled=sheet or any(part in content for part in _GARBLED_BYTES),
                 )
                 read = frozenset(checker.positions.values())
+                header_line = line
+                if isinstance(records, _SheetReader) and (down := records.merges.below(line, read)):
+                    message = _(
+                        "Cells of the header are merged with the cells below them (%(cells)s): unmerge them, so"
+                        " that the header row alone holds the columns' names."
+                    )
+                    raise _Refused(RowError(line, "", message % {"cells": ", ".join(down)}))
                 names = ((at, value.strip()) for at, value in enumerate(values))
                 result.not_read = [_shown(name) for at, name in names if name and at not in read]
                 continue
@@ -1514,6 +1622,9 @@ def _read(
         raise no_header
     if checker is None:
         raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
+    if isinstance(records, _SheetReader):
+        filled = records.merges.filled
+        result.merged = [cells for cells, at, top in filled if at in read and top > header_line]
     if refused_pa is not None:
         refused_pa |= checker.refused_pa
     if count == 0:

@@ -19,8 +19,9 @@ and those cells are given as the sheet shows them (format_kind).
 
 Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS MAX_ROW`, with the workbook on
 standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME,
-"sheets": HOW_MANY_VISIBLE_WORKSHEETS} — or
-one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns", "n": N},
+"sheets": HOW_MANY_VISIBLE_WORKSHEETS, "merged": [[TOP, LEFT, BOTTOM, RIGHT, "B2:B5"], …]}
+(the merged cells: sheet rows from 1, and positions in the rows' arrays) — or
+one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns"|"merged", "n": N},
 {"error_cell": [ROW, COLUMN_LETTERS, CODE]} — then one array of rows per line (each row
 an array of cell texts), then {"end": true} or {"error": TEXT}. Out of memory, it stops
 without a word (exit status 3, or calamine's abort). Only the standard library and
@@ -54,6 +55,9 @@ SPREADSHEET_ERRORS = frozenset(
 # file; calamine reads the cell as empty). A cell's text holds this character only
 # through the escape `_x001B_`, which no roster has; the mark counts in sheets only.
 UNSAVED_FORMULA = "\x1b"
+# What a cell is given as when merged cells cover it and show the value of a cell in
+# another column (a merge across columns): the sheet shows no value of its own there.
+MERGED_ACROSS = "\x1d"
 # The most columns a sheet may span (a roster has 13; an export may carry more).
 MAX_COLUMNS = 100
 # Parts of the workbook's own description larger than this are not parsed here.
@@ -539,12 +543,22 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
             raise
         # iter_rows starts at the sheet's first row, empty rows included (row numbers
         # hold), but at the first column that holds a value. The cells calamine reads as
-        # empty may lie beyond its last row or column: they are given too.
+        # empty may lie beyond its last row or column: they are given too ...
         first_row, first_column = sheet.start or (0, 0)
         height = max(first_row + sheet.height, max((row for row, _column in errors), default=0))
-        send({"height": height, "sheet": name, "sheets": len(visible)})
         # ... or before its first column: then every row is given from that column on.
         shift = max(0, first_column + 1 - min((column for _row, column in errors), default=first_column + 1))
+        ranges = sheet.merged_cell_ranges or []
+        if len(ranges) > 4 * max_row:
+            send({"too_far": "merged", "n": len(ranges)})
+            return
+        merged = [
+            [top + 1, left - first_column + shift, bottom + 1, right - first_column + shift]
+            + [f"{_column_letters(left + 1)}{top + 1}:{_column_letters(right + 1)}{bottom + 1}"]
+            for (top, left), (bottom, right) in ranges
+            if (top, left) != (bottom, right) and top < height
+        ]
+        send({"height": height, "sheet": name, "sheets": len(visible), "merged": merged})
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
             by_row.setdefault(row, []).append((column - 1 - first_column + shift, code))

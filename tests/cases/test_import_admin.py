@@ -178,6 +178,30 @@ def test_the_check_names_the_columns_that_are_not_read(client_for):
     assert not Person.objects.exists()
 
 
+def test_the_check_names_the_merged_cells_read_on_each_row_they_span(client_for):
+    rows = family()
+    for row in rows[1:]:
+        row["case_no"] = ""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(list(COLUMNS))
+    for row in rows:
+        sheet.append([row[column] or None for column in COLUMNS])
+    sheet.merge_cells("B2:B4")
+    out = io.BytesIO()
+    book.save(out)
+
+    response = check(client_for(AD), out.getvalue(), name="roster.xlsx")
+
+    assert response.context["result"]["ok"]
+    assert response.context["result"]["new"] == 3
+    assert (
+        "Merged cells were read as their value on each row they span (check that each of those rows should have"
+        " it): B2:B4." in response.content.decode()
+    )
+    assert not Person.objects.exists()
+
+
 def test_a_bad_file_shows_every_error_with_line_and_column_and_no_import_button(client_for):
     rows = family() + [person_row(registration_no="R-4", case_no="C-2", sex="Q", date_of_birth="1980-02-31")]
 
