@@ -18,9 +18,11 @@ formula cell is read as the value the spreadsheet last computed.
 
 Probable duplicates (same name in another transliteration or in native script, same
 birth date or year) are reported, never merged, each as strong (the same date of birth
-and sex) or possible (a year of birth alone, or another sex). Latin names alike whose
-native names, both written, differ are no pair: the native name is the name as the
-person writes it, and Hassan (حسن) and Hussein (حسین) only meet in the Latin key.
+and sex) or possible (a year of birth alone, or another sex, or two dates that may be
+one: 1 January, the date registrations write for a year alone, or a day and month
+swapped). Latin names alike whose native names, both written, differ are no pair: the
+native name is the name as the person writes it, and Hassan (حسن) and Hussein (حسین)
+only meet in the Latin key.
 
 On PostgreSQL the checked rows are copied (COPY) into a temporary table, and the
 database does the comparing and the writing: which rows are new, changed or unchanged
@@ -229,7 +231,8 @@ class ProbableDuplicate:
     """Two records that look like one person. Shown for a person to decide; never merged.
 
     strong when both have the same full date of birth and the same sex; possible when
-    either has a year of birth alone, or their sexes differ. Sex, case number,
+    either has a year of birth alone, or their sexes differ, or their dates differ but
+    may be one (1 January for a year alone, a day and month swapped). Sex, case number,
     relationship and native name are as written (the file's codes), for both sides."""
 
     line: int
@@ -1713,10 +1716,25 @@ _ON_RECORD = (
 _KEY_LOOKUPS = 20_000
 
 
+def _placeholder(born: datetime.date) -> bool:
+    """Whether a date of birth is 1 January: the date registrations write where only the
+    year is known."""
+    return born.month == born.day == 1
+
+
+def _loosely_one(one: datetime.date, other: datetime.date) -> bool:
+    """Whether two dates of birth of the same year may be one person's written twice: the
+    same, or one is 1 January (a year alone, written as a date), or the day and month of
+    one are the other's month and day (a date typed the other way round)."""
+    if one == other or _placeholder(one) or _placeholder(other):
+        return True
+    return (one.day, one.month) == (other.month, other.day)
+
+
 def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
-    """Of two records with the same name key: the same birth (the date when both have
-    one, else the year, which is part of the key), and not the same registration number."""
-    if row.birth_date and other.birth_date and row.birth_date != other.birth_date:
+    """Of two records with the same name key: the same birth (the year, which is part of
+    the key, and dates that may be one: _loosely_one), and not the same registration number."""
+    if row.birth_date and other.birth_date and not _loosely_one(row.birth_date, other.birth_date):
         return False
     return other.registration_no != row.registration_no
 
@@ -1736,8 +1754,9 @@ def _written_apart(row: _Row, other: _Row | _Known) -> bool:
 
 def _rank(row: _Row, other: _Row | _Known) -> int:
     """How strongly a look-alike may be the row's person: 0 the same date of birth and
-    sex (strong), 1 the same date and another sex, 2 a year of birth alone on a side."""
-    if row.birth_date and other.birth_date:
+    sex (strong), 1 the same date and another sex, 2 a year of birth alone on a side, or
+    dates that differ but may be one (_loosely_one)."""
+    if row.birth_date and row.birth_date == other.birth_date:
         return 0 if row.sex == other.sex else 1
     return 2
 
@@ -1779,11 +1798,20 @@ def _by_rank(row: _Row, others: list[Any], by_birth: _ByBirth, order: str) -> It
         return iter(others)
     born = row.birth_date
     same_date = [by_birth[born, sex] for sex in Sex.values if sex != row.sex and (born, sex) in by_birth]
-    year_alone = [by_birth[None, sex] for sex in Sex.values if (None, sex) in by_birth]
+    if _placeholder(born):
+        # 1 January may be any date of that year too: every other record after those.
+        loosely: Iterable[Any] = (other for other in others if other.birth_date != born)
+    else:
+        # A year alone, 1 January, and the day and month swapped.
+        dates: list[datetime.date | None] = [None, born.replace(month=1, day=1)]
+        if born.day <= 12 and born.day != born.month:
+            dates.append(born.replace(month=born.day, day=born.month))
+        near = [by_birth[date, sex] for date in dates for sex in Sex.values if (date, sex) in by_birth]
+        loosely = heapq.merge(*near, key=operator.attrgetter(order))
     return itertools.chain(
         by_birth.get((row.birth_date, row.sex), ()),
         heapq.merge(*same_date, key=operator.attrgetter(order)),
-        heapq.merge(*year_alone, key=operator.attrgetter(order)),
+        loosely,
     )
 
 

@@ -1903,6 +1903,38 @@ def test_a_pair_born_the_same_day_of_the_same_sex_is_strong_and_shows_both_perso
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("on_record", "in_file", "listed"),
+    [
+        (datetime.date(1985, 1, 1), "1985-03-21", True),  # 1 January: a year alone, as registrations write it
+        (datetime.date(1985, 3, 21), "1985-01-01", True),
+        (datetime.date(1985, 7, 3), "1985-03-07", True),  # the day and month swapped
+        (datetime.date(1985, 7, 3), "1985-03-08", False),  # another date
+        (datetime.date(1985, 3, 22), "1985-03-21", False),
+        (datetime.date(1985, 1, 2), "1985-03-21", False),  # 2 January is a date
+    ],
+)
+def test_dates_of_birth_that_may_be_one_written_otherwise_are_a_possible_pair(site, on_record, in_file, listed):
+    _on_record(site, "Hosseyni", "Mohamad", on_record)
+    rows = [
+        person_row(date_of_birth=in_file),
+        # The same two dates within the file.
+        person_row(registration_no="R-2", case_no="C-2", given_name="Muhammad", date_of_birth=on_record.isoformat()),
+    ]
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    pairs = [
+        (d.registration_no, d.other_registration_no, d.strength, d.birth, d.other_birth) for d in result.duplicates
+    ]
+    expected = [
+        ("R-1", "R-OLD", "possible", in_file, on_record.isoformat()),
+        ("R-2", "R-OLD", "strong", on_record.isoformat(), on_record.isoformat()),
+        ("R-2", "R-1", "possible", on_record.isoformat(), in_file),
+    ]
+    assert pairs == (expected if listed else expected[1:2])
+
+
 def test_twins_of_another_sex_whose_latin_names_are_alike_are_only_a_possible_pair():
     rows = family() + [
         person_row(registration_no="R-4", relationship="child", given_name="Amin", native_name="",

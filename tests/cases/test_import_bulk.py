@@ -296,7 +296,20 @@ def reference_duplicates(rows, db_people):
     seen = set()
 
     def same_birth(a_date, a_year, b_date, b_year):
-        return a_date == b_date if a_date and b_date else a_year == b_year
+        if a_year != b_year:
+            return False
+        if not (a_date and b_date):
+            return True
+        # The same date, or 1 January on a side (a year alone), or the day and month swapped.
+        return (
+            a_date == b_date
+            or (1, 1) in ((a_date.month, a_date.day), (b_date.month, b_date.day))
+            or (
+                a_date.day,
+                a_date.month,
+            )
+            == (b_date.month, b_date.day)
+        )
 
     for index, row in enumerate(rows):
         latin, native = match_keys(row.family_name, row.given_name, row.native_name or "")
@@ -318,7 +331,7 @@ def reference_duplicates(rows, db_people):
                         continue
                     if reg == row.registration_no or not same_birth(row.birth_date, row.birth_year, born, year):
                         continue
-                    rank = (0 if sex == row.sex else 1) if row.birth_date and born else 2
+                    rank = (0 if sex == row.sex else 1) if row.birth_date and born == row.birth_date else 2
                     alike.append((rank, reg, family_name, given_name))
                 for _rank, reg, family_name, given_name in sorted(alike, key=lambda other: other[0]):
                     if (reg, row.registration_no) in seen:
@@ -339,13 +352,19 @@ def reference_duplicates(rows, db_people):
 
 def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order():
     rows = demo_rows(700, seed=11)
-    # Look-alikes within the file: other spellings, a year for a date, another birthday.
+    # Look-alikes within the file: other spellings, a year for a date, 1 January for a
+    # date (a year alone, as registrations write it), the day and month swapped.
     for index, row in enumerate(rows[:60:4]):
         variant = {**row, "registration_no": f"X-{index}", "family_name": row["family_name"].replace("i", "ee")}
-        if index % 3 == 1:
-            variant["date_of_birth"] = row["date_of_birth"][:4]
-        if index % 3 == 2:
-            variant["date_of_birth"] = row["date_of_birth"][:4] + "-01-01"
+        born = row["date_of_birth"]
+        if index % 4 == 1:
+            variant["date_of_birth"] = born[:4]
+        if index % 4 == 2:
+            variant["date_of_birth"] = born[:4] + "-01-01"
+        if index % 4 == 3 and len(born) == 10:
+            # Swapped where that is a date; else another day of the month (no pair).
+            month, day = born[5:7], born[8:]
+            variant["date_of_birth"] = f"{born[:4]}-{day}-{month}" if int(day) <= 12 else f"{born[:8]}{int(day) - 1}"
         rows.insert(100 + index * 7, variant)
     checker = importing._Checker({column: index for index, column in enumerate(COLUMNS)}, [])
     parsed = [checker.row(line, [row[column] for column in COLUMNS]) for line, row in enumerate(rows, start=2)]
@@ -376,11 +395,17 @@ def test_the_duplicate_search_lists_what_the_plain_definition_lists_in_its_order
     )
     assert any(d.other_line is None for d in found) and any(d.other_line for d in found)
     assert {d.reason for d in found} == {"same name", "same name in another spelling"}
+    # Pairs of two full dates that differ: 1 January against a date, a day and month swapped.
+    loose = [
+        (d.birth, d.other_birth) for d in found if len(d.birth) == len(d.other_birth) == 10 and d.birth != d.other_birth
+    ]
+    assert any("-01-01" in pair[0] + pair[1] for pair in loose)
+    assert any(one[5:7] == other[8:] and one[8:] == other[5:7] for one, other in loose)
 
 
 def test_a_name_written_on_many_rows_lists_each_rows_first_look_alikes_as_the_plain_definition():
     # Beyond a few rows a key's rows are kept by date of birth too: the same pairs.
-    births = ["1990", "1990-05-01", "1990-05-02", "1990-05-01", "1990"]
+    births = ["1990", "1990-05-01", "1990-05-02", "1990-05-01", "1990", "1990-01-01", "1990-01-05", "1990-02-05"]
     rows = [
         person_row(registration_no=f"R-{n}", case_no=f"C-{n}", given_name="Ali", native_name="",
                    date_of_birth=births[n % len(births)])
