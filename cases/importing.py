@@ -1907,8 +1907,10 @@ class _DuplicateSearch:
     by Latin name (on record, then earlier in the file), then by native name.
     """
 
-    def __init__(self, rows: list[_Row]) -> None:
+    def __init__(self, rows: list[_Row], match: list[tuple[str, str]] | None = None) -> None:
         self.rows = rows
+        # The rows' match keys, if worked out already (_stage).
+        self.match = match
         # Each row's keys, and the earlier rows it may be one with (by row index).
         self.keys: list[tuple[_Key | None, _Key | None]] = []
         self.matches: dict[int, tuple[list[_Row], list[_Row]]] = {}
@@ -1932,8 +1934,9 @@ class _DuplicateSearch:
         latin_dated: dict[_Key, _ByBirth] = {}
         native_dated: dict[_Key, _ByBirth] = {}
         keys = self.keys
+        match = self.match or [match_keys(row.family_name, row.given_name, row.native_name or "") for row in self.rows]
         for index, row in enumerate(self.rows):
-            latin_name, native_name = match_keys(row.family_name, row.given_name, row.native_name or "")
+            latin_name, native_name = match[index]
             key = (latin_name, row.birth_year) if latin_name else None
             key2 = (native_name, row.birth_year) if native_name else None
             marked = self.marked
@@ -2157,10 +2160,11 @@ def _copy_line(fields: tuple[str, ...]) -> str:
     return "\t".join(field if field is _NULL else field.translate(_COPY_ESCAPES) for field in fields)
 
 
-def _stage(rows: list[_Row], progress: _Progress) -> None:
+def _stage(rows: list[_Row], progress: _Progress) -> list[tuple[str, str]]:
     """Copy the checked rows into a temporary table of this connection (the first half
-    of the checking stage's progress)."""
+    of the checking stage's progress); returns their match keys, staged with them."""
     needs_literal: dict[frozenset[int] | None, str] = {None: _NULL}
+    keys: list[tuple[str, str]] = []
     with connection.cursor() as cursor:
         # Set back by _unstage. Right after a large import (or while one is written)
         # the planner's statistics can say a table of 100,000 rows is empty: it would
@@ -2188,6 +2192,8 @@ def _stage(rows: list[_Row], progress: _Progress) -> None:
                     if needs is None:
                         needs = needs_literal[row.needs] = "{" + ",".join(map(str, sorted(row.needs or ()))) + "}"
                     native_name, phone, notes = row.native_name, row.phone, row.notes
+                    match = match_keys(row.family_name, row.given_name, native_name or "")
+                    keys.append(match)
                     lines.append(
                         _copy_line(
                             (
@@ -2206,12 +2212,13 @@ def _stage(rows: list[_Row], progress: _Progress) -> None:
                                 _NULL if phone is None else phone,
                                 _NULL if notes is None else notes,
                                 needs,
-                                *match_keys(row.family_name, row.given_name, native_name or ""),
+                                *match,
                             )
                         )
                     )
                 lines.append("")
                 copy.write("\n".join(lines))
+    return keys
 
 
 def _unstage() -> None:
@@ -3039,11 +3046,10 @@ def _check(
     how many pairs marked as different persons it leaves out. Errors are appended to
     `errors`."""
     progress.start("checking", len(rows))
-    if staged:
-        _stage(rows, progress)
+    match = _stage(rows, progress) if staged else None
     # The file's own probable duplicates are looked for in a thread of its own: it
     # runs while this one waits for the database to compare the file with it.
-    search = _DuplicateSearch(rows)
+    search = _DuplicateSearch(rows, match)
     search.marked = _Marked(_marked_different([row.registration_no for row in rows]))
     searching = threading.Thread(target=search.in_file, name="roster-import-duplicates", daemon=True)
     searching.start()
