@@ -18,6 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -26,6 +27,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from accounts.middleware import AUTO_REFRESH
@@ -90,6 +92,26 @@ class RosterFileForm(forms.Form):
     )
 
 
+class UploadCap(FileUploadHandler):
+    """Keeps no more of an uploaded file than the roster import's byte limit: beyond it,
+    the rest of the file is read and dropped, never written to a temporary file or held
+    in memory, and `too_large` says so (the other fields of the form are read as usual)."""
+
+    def __init__(self, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        self.limit = max_bytes()
+        self.too_large = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            self.too_large = True
+            raise SkipFile
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
 class RosterImportAdminMixin:
     """Adds the import screens and import/template.<csv|xlsx> to a ModelAdmin of Person."""
 
@@ -108,7 +130,7 @@ class RosterImportAdminMixin:
         name = f"{self.opts.app_label}_{self.opts.model_name}_import"
         view = self.admin_site.admin_view
         return [
-            path("import/", view(self.import_view), name=name),
+            path("import/", view(csrf_exempt(self.capped_import_view)), name=name),
             path("import/template.<str:kind>", view(self.import_template_view), name=f"{name}_template"),
             path("import/<int:job_id>/", view(self.import_job_view), name=f"{name}_job"),
             path("import/<int:job_id>/confirm/", view(require_POST(self.import_confirm_view)), name=f"{name}_confirm"),
@@ -160,7 +182,14 @@ class RosterImportAdminMixin:
     def _job_url(self, job: RosterImportJob) -> str:
         return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import_job", args=[job.pk])
 
-    def import_view(self, request: HttpRequest) -> HttpResponse:
+    def capped_import_view(self, request: HttpRequest) -> HttpResponse:
+        """import_view, with the upload capped (UploadCap) before the request's body is
+        read: by the CSRF check first, so that is made here, after the cap is in place."""
+        cap = UploadCap(request)
+        request.upload_handlers.insert(0, cap)
+        return csrf_protect(functools.partial(self.import_view, cap=cap))(request)
+
+    def import_view(self, request: HttpRequest, cap: UploadCap) -> HttpResponse:
         """The upload form; a valid upload starts the job that checks the file."""
         if not self.has_import_permission(request):
             self._refuse(request)
@@ -171,21 +200,21 @@ class RosterImportAdminMixin:
                 content = read_content(upload)
             finally:
                 upload.close()
-            if len(content) > max_bytes():
-                too_large = _(
-                    "The file is larger than the limit of %(mb)d MB; split it and import the parts one by one."
-                ) % {"mb": max_bytes() // (1024 * 1024)}
-                form.add_error("file", too_large)
-                record_attempt(
-                    actor=request.user,
-                    filename=upload.name or "",
-                    dry_run=True,
-                    outcome=RosterImportOutcome.REFUSED,
-                    reason=too_large,
-                )
-            else:
-                job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
-                return HttpResponseRedirect(self._job_url(job))
+            job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
+            return HttpResponseRedirect(self._job_url(job))
+        if request.method == "POST" and cap.too_large:
+            # The file was sent, and not kept: its field is not "required".
+            too_large = _(
+                "The file is larger than the limit of %(mb)d MB; split it and import the parts one by one."
+            ) % {"mb": max_bytes() // (1024 * 1024)}
+            form.errors["file"] = form.error_class([too_large])
+            record_attempt(
+                actor=request.user,
+                filename=cap.file_name or "",
+                dry_run=True,
+                outcome=RosterImportOutcome.REFUSED,
+                reason=too_large,
+            )
         recent = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result", "report")
         jobs = [as_pruned(job) for job in recent.select_related("record")[:RECENT_JOBS]]
         return TemplateResponse(request, "admin/cases/person/import.html", self._context(request, form=form, jobs=jobs))

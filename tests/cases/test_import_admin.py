@@ -10,6 +10,7 @@ import re
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.db.models import F
 from django.test import Client
 from django.urls import reverse
@@ -749,6 +750,59 @@ def test_an_oversized_file_refused_on_upload_is_in_the_record_of_imports(client_
         True,
     )
     assert record.errors == ["The file is larger than the limit of 2 MB; split it and import the parts one by one."]
+
+
+def test_an_oversized_upload_is_dropped_past_the_limit_never_written_to_disk(
+    client_for, settings, tmp_path, monkeypatch
+):
+    # Every upload goes to a temporary file here: what reaches one is counted.
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.ROSTER_IMPORT_MAX_BYTES = 1024 * 1024
+    kept = []
+    receive = TemporaryFileUploadHandler.receive_data_chunk
+
+    def counted(handler, raw_data, start):
+        kept.append(len(raw_data))
+        return receive(handler, raw_data, start)
+
+    monkeypatch.setattr(TemporaryFileUploadHandler, "receive_data_chunk", counted)
+    content = csv_bytes(family()) + b"\r\n" * 3 * 1024 * 1024  # 6 MB and more
+
+    response = client_for(AD).post(IMPORT, {"file": upload(content, name="big.csv"), "check": "1"})
+
+    assert response.context["form"].errors == {
+        "file": ["The file is larger than the limit of 1 MB; split it and import the parts one by one."]
+    }
+    assert sum(kept) <= 1024 * 1024
+    assert list(tmp_path.iterdir()) == []
+    assert not RosterImportJob.objects.exists()
+    assert RosterImport.objects.get().filename == "big.csv"
+
+
+def test_a_file_at_the_limit_is_checked(client_for, settings):
+    content = csv_bytes(family())
+    settings.ROSTER_IMPORT_MAX_BYTES = len(content)
+
+    response = check(client_for(AD), content)
+
+    assert response.context["result"]["ok"]
+    assert response.context["result"]["new"] == 3
+
+
+def test_an_upload_without_the_csrf_token_is_refused_and_nothing_kept(administrator):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(administrator)
+
+    response = client.post(IMPORT, {"file": upload(csv_bytes(family())), "check": "1"})
+
+    assert response.status_code == 403
+    assert not RosterImportJob.objects.exists() and not RosterImport.objects.exists()
+    # With its token, the same upload is taken.
+    token = client.get(IMPORT).context["csrf_token"]
+    response = client.post(IMPORT, {"file": upload(csv_bytes(family())), "check": "1", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert RosterImportJob.objects.count() == 1
 
 
 def test_the_csv_template_has_the_exact_headers_and_an_example_row_that_is_valid_but_not_imported(client_for):
