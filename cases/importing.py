@@ -544,10 +544,12 @@ class _Merges:
     """A sheet's merged cells, as a spreadsheet shows them, row by row.
 
     Merged cells show the value of their first cell. Merged down one column (a case
-    number merged down a household), each row they span is given that value; `filled`
-    keeps which (cells, position, top row). Merged across columns, the other columns show
-    no value of their own: their cells are given as MERGED_ACROSS, refused on a roster
-    column. At most a sheet's width of them is open on any row."""
+    number merged down a household), each row they span that holds a value of its own in
+    the roster's columns is given that value (a blank row, or a total beside the roster,
+    stays as empty as it is); `filled` keeps which (cells, position, top row). Merged
+    across columns, the other columns show no value of their own: their cells are given
+    as MERGED_ACROSS, refused on a roster column. At most a sheet's width of them is open
+    on any row."""
 
     def __init__(self, ranges: list[list[Any]]) -> None:
         self.waiting = sorted((_Merge(*merge) for merge in ranges), key=operator.attrgetter("top"), reverse=True)
@@ -557,13 +559,15 @@ class _Merges:
     def __bool__(self) -> bool:
         return bool(self.waiting or self.open)
 
-    def apply(self, row: int, values: list[str]) -> list[str]:
+    def apply(self, row: int, values: list[str], read: AbstractSet[int]) -> list[str]:
+        """The row's values as the sheet shows them; `read` are the roster's positions."""
         while self.waiting and self.waiting[-1].top <= row:
             self.open.append(self.waiting.pop())
         if not self.open:
             return values
         values = list(values)
         values.extend([""] * (max(merge.right for merge in self.open) + 1 - len(values)))
+        held = any(values[at].strip() for at in read if at < len(values))
         for merge in self.open:
             if merge.left < 0:  # before the sheet's first value: empty
                 continue
@@ -574,7 +578,7 @@ class _Merges:
             if not merge.value.strip():
                 continue
             if merge.left == merge.right:
-                if not values[merge.left].strip():
+                if held and not values[merge.left].strip():
                     values[merge.left] = merge.value
                 continue
             for at in range(merge.left + (row == merge.top), merge.right + 1):
@@ -595,8 +599,8 @@ class _Merges:
 class _SheetReader:
     """The rows of an XLSX sheet as cases.xlsx_reader, run as a child process, reads them.
 
-    Iterating gives (sheet row number, cell texts), the merged cells given as a spreadsheet
-    shows them (_Merges); close() stops the child (also when the rows were never asked for)."""
+    Iterating gives (sheet row number, cell texts); `merges` gives them as the sheet shows
+    its merged cells. close() stops the child (also when the rows were never asked for)."""
 
     def __init__(self, content: bytes) -> None:
         self.size = len(content)
@@ -646,7 +650,7 @@ class _SheetReader:
             while isinstance(message := self.message(), list):
                 for values in message:
                     number += 1
-                    yield number, self.merges.apply(number, values) if self.merges else values
+                    yield number, values
             if not (isinstance(message, dict) and message.get("end")):
                 raise self.stopped() if message is None else _unreadable()
         finally:
@@ -1537,8 +1541,10 @@ def _read(
     count = 0
     lines, records = _rows(content, result.filename)
     sheet = False
+    merges: _Merges | None = None
     if isinstance(records, _SheetReader):
         sheet = True
+        merges = records.merges or None
         if records.sheets > 1:
             result.sheet, result.sheets = records.name, records.sheets
     # The cells a formula without its result counts in (the roster's columns): elsewhere
@@ -1554,6 +1560,8 @@ def _read(
         for line, values in records:
             if line >= progress.next:
                 progress.report(line)
+            if merges is not None:
+                values = merges.apply(line, values, read)
             if sheet and (UNSAVED_FORMULA in values or MERGED_ACROSS in values):
                 unsaved = UNSAVED_FORMULA in values
                 values = [value if value not in _SHEET_MARKS or at in read else "" for at, value in enumerate(values)]
@@ -1593,7 +1601,7 @@ def _read(
                 )
                 read = frozenset(checker.positions.values())
                 header_line = line
-                if isinstance(records, _SheetReader) and (down := records.merges.below(line, read)):
+                if merges is not None and (down := merges.below(line, read)):
                     message = _(
                         "Cells of the header are merged with the cells below them (%(cells)s): unmerge them, so"
                         " that the header row alone holds the columns' names."
@@ -1625,9 +1633,8 @@ def _read(
         raise no_header
     if checker is None:
         raise _Refused(RowError(None, "", _("The file is empty: it has no header row.")))
-    if isinstance(records, _SheetReader):
-        filled = records.merges.filled
-        result.merged = [cells for cells, at, top in filled if at in read and top > header_line]
+    if merges is not None:
+        result.merged = [cells for cells, at, top in merges.filled if at in read and top > header_line]
     if refused_pa is not None:
         refused_pa |= checker.refused_pa
     if count == 0:

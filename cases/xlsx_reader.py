@@ -57,7 +57,8 @@ SPREADSHEET_ERRORS = frozenset(
 UNSAVED_FORMULA = "\x1b"
 # What a cell is given as when merged cells cover it and show the value of a cell in
 # another column (a merge across columns): the sheet shows no value of its own there.
-MERGED_ACROSS = "\x1d"
+# (Not a character str.isspace counts: a row of them is no empty row.)
+MERGED_ACROSS = "\x18"
 # The most columns a sheet may span (a roster has 13; an export may carry more).
 MAX_COLUMNS = 100
 # Parts of the workbook's own description larger than this are not parsed here.

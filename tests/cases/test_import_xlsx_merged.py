@@ -77,6 +77,28 @@ def test_the_same_rows_unmerged_lack_their_case_numbers():
     assert not Person.objects.exists()
 
 
+def test_a_blank_row_under_a_merged_case_number_stays_blank_and_is_skipped():
+    # A spacer row between households, inside the first household's merge.
+    rows = household(2, "C-1", 1) + [{}] + household(2, "C-2", 4)
+    cases = letter("case_no")
+
+    result = run(workbook(rows, merged=(f"{cases}2:{cases}4", f"{cases}5:{cases}6")), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert (result.rows, Case.objects.get(case_no="C-1").members.count()) == (4, 2)
+
+
+def test_a_total_beside_the_roster_under_a_merged_case_number_is_no_person():
+    columns = [*COLUMNS, "count"]
+    rows = [*household(3, "C-1", 1), {"count": "3 persons"}]
+    cases = letter("case_no")
+
+    result = run(workbook(rows, merged=(f"{cases}2:{cases}5",), columns=columns), filename="roster.xlsx")
+
+    assert result.ok, result.report_lines()
+    assert (result.rows, Person.objects.count()) == (3, 3)
+
+
 def test_a_merged_cell_typed_under_by_hand_keeps_what_was_typed():
     # A value left under a merge (a spreadsheet shows the first cell's only; a file made
     # otherwise may hold more) is the row's own.
@@ -123,6 +145,18 @@ def test_a_block_of_merged_cells_is_refused_on_every_cell_but_its_first():
         (4, "sex", MERGED_ACROSS),
         (4, "date_of_birth", MERGED_ACROSS),
     ]
+    assert not Person.objects.exists()
+
+
+def test_a_row_merged_whole_into_the_row_above_is_refused_not_skipped():
+    last = letter(COLUMNS[-1])
+    rows = [*family(), person_row(registration_no="R-4", case_no="C-2", given_name="Karim")]
+
+    result = run(workbook(rows, merged=(f"A3:{last}4",)), filename="roster.xlsx")
+
+    lines = {error.line for error in result.errors}
+    assert lines == {3, 4}
+    assert {error.message for error in result.errors if error.line == 4} == {MERGED_ACROSS}
     assert not Person.objects.exists()
 
 
