@@ -17,10 +17,10 @@ white space, tabs and line breaks included, is stripped from every cell. An XLSX
 formula cell is read as the value the spreadsheet last computed.
 
 Probable duplicates (same name in another transliteration or in native script, same
-birth date or year) are reported, never merged, each as strong (the same date of birth
-and sex) or possible (a year of birth alone, or another sex, or two dates that may be
-one: 1 January, the date registrations write for a year alone, or a day and month
-swapped). Latin names alike whose native names, both written, differ are no pair: the
+birth date or year) are reported, never merged, each as strong (the same date of birth,
+other than 1 January, and sex) or possible (a year of birth alone, or another sex, or
+1 January, the date registrations write for a year alone, or a day and month swapped).
+Latin names alike whose native names, both written, differ are no pair: the
 native name is the name as the person writes it, and Hassan (حسن) and Hussein (حسین)
 only meet in the Latin key.
 
@@ -230,7 +230,8 @@ STRENGTH_LINES = {
 class ProbableDuplicate:
     """Two records that look like one person. Shown for a person to decide; never merged.
 
-    strong when both have the same full date of birth and the same sex; possible when
+    strong when both have the same full date of birth (not 1 January, which registrations
+    write for a year alone) and the same sex; possible when
     either has a year of birth alone, or their sexes differ, or their dates differ but
     may be one (1 January for a year alone, a day and month swapped). Sex, case number,
     relationship and native name are as written (the file's codes), for both sides."""
@@ -1762,8 +1763,9 @@ def _written_apart(row: _Row, other: _Row | _Known) -> bool:
 def _rank(row: _Row, other: _Row | _Known) -> int:
     """How strongly a look-alike may be the row's person: 0 the same date of birth and
     sex (strong), 1 the same date and another sex, 2 a year of birth alone on a side, or
-    dates that differ but may be one (_loosely_one)."""
-    if row.birth_date and row.birth_date == other.birth_date:
+    1 January (a year alone as registrations write it), or dates that differ but may be
+    one (_loosely_one)."""
+    if row.birth_date and row.birth_date == other.birth_date and not _placeholder(row.birth_date):
         return 0 if row.sex == other.sex else 1
     return 2
 
@@ -1800,25 +1802,21 @@ def _by_rank(row: _Row, others: list[Any], by_birth: _ByBirth, order: str) -> It
     """Of `others` (one key's records, in `order`), those that may be the row's person,
     strongest first (_rank) and in `order` within a rank, from `by_birth`: the same
     records by date of birth (None: a year alone) and sex."""
-    if row.birth_date is None:
-        # A year alone may be any date of that year: every record with the key.
-        return iter(others)
     born = row.birth_date
+    if born is None or _placeholder(born):
+        # A year alone (or 1 January, as registrations write one) may be any date of
+        # that year: every record with the key, all of one rank.
+        return iter(others)
     same_date = [by_birth[born, sex] for sex in Sex.values if sex != row.sex and (born, sex) in by_birth]
-    if _placeholder(born):
-        # 1 January may be any date of that year too: every other record after those.
-        loosely: Iterable[Any] = (other for other in others if other.birth_date != born)
-    else:
-        # A year alone, 1 January, and the day and month swapped.
-        dates: list[datetime.date | None] = [None, born.replace(month=1, day=1)]
-        if born.day <= 12 and born.day != born.month:
-            dates.append(born.replace(month=born.day, day=born.month))
-        near = [by_birth[date, sex] for date in dates for sex in Sex.values if (date, sex) in by_birth]
-        loosely = heapq.merge(*near, key=operator.attrgetter(order))
+    # A year alone, 1 January, and the day and month swapped.
+    dates: list[datetime.date | None] = [None, born.replace(month=1, day=1)]
+    if born.day <= 12 and born.day != born.month:
+        dates.append(born.replace(month=born.day, day=born.month))
+    loosely = [by_birth[date, sex] for date in dates for sex in Sex.values if (date, sex) in by_birth]
     return itertools.chain(
-        by_birth.get((row.birth_date, row.sex), ()),
+        by_birth.get((born, row.sex), ()),
         heapq.merge(*same_date, key=operator.attrgetter(order)),
-        loosely,
+        heapq.merge(*loosely, key=operator.attrgetter(order)),
     )
 
 

@@ -1927,9 +1927,11 @@ def test_dates_of_birth_that_may_be_one_written_otherwise_are_a_possible_pair(si
     pairs = [
         (d.registration_no, d.other_registration_no, d.strength, d.birth, d.other_birth) for d in result.duplicates
     ]
+    # The same date is a strong pair, but for 1 January: a year alone, as registrations write it.
+    same = "possible" if (on_record.month, on_record.day) == (1, 1) else "strong"
     expected = [
         ("R-1", "R-OLD", "possible", in_file, on_record.isoformat()),
-        ("R-2", "R-OLD", "strong", on_record.isoformat(), on_record.isoformat()),
+        ("R-2", "R-OLD", same, on_record.isoformat(), on_record.isoformat()),
         ("R-2", "R-1", "possible", on_record.isoformat(), in_file),
     ]
     assert pairs == (expected if listed else expected[1:2])

@@ -331,7 +331,8 @@ def reference_duplicates(rows, db_people):
                         continue
                     if reg == row.registration_no or not same_birth(row.birth_date, row.birth_year, born, year):
                         continue
-                    rank = (0 if sex == row.sex else 1) if row.birth_date and born == row.birth_date else 2
+                    same_date = row.birth_date and born == row.birth_date and (born.month, born.day) != (1, 1)
+                    rank = (0 if sex == row.sex else 1) if same_date else 2
                     alike.append((rank, reg, family_name, given_name))
                 for _rank, reg, family_name, given_name in sorted(alike, key=lambda other: other[0]):
                     if (reg, row.registration_no) in seen:
