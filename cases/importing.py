@@ -99,6 +99,7 @@ from cases.models import (
     Sex,
     Site,
     SpecificNeed,
+    full_name,
 )
 from cases.names import (
     NAME_KEY_LENGTH,
@@ -942,7 +943,7 @@ class _Row:
 
     @property
     def name(self) -> str:
-        return f"{self.family_name.upper()}, {self.given_name}"
+        return full_name(self.family_name, self.given_name)
 
     @property
     def birth(self) -> str:
@@ -974,12 +975,16 @@ def _identifier(value: str) -> str:
     """A registration or case number without invisible characters (a zero-width space
     pasted with it), its letters in one Unicode form (é typed or composed), its digits
     ASCII digits (R-۱۲۳ is R-123)."""
-    value = unicodedata.normalize("NFC", value)
     return "".join(
         str(unicodedata.decimal(char)) if char.isdecimal() and not char.isascii() else char
-        for char in value
-        if unicodedata.category(char) != "Cf"
+        for char in _visible(unicodedata.normalize("NFC", value))
     )
+
+
+def _visible(value: str, kept: AbstractSet[str] | str = "") -> str:
+    """The text without its invisible format characters (Unicode category Cf: direction
+    marks, zero-width spaces, a soft hyphen), but those `kept`."""
+    return "".join(char for char in value if char in kept or unicodedata.category(char) != "Cf")
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -993,8 +998,7 @@ def _cleaned(value: str) -> str:
     """A coded cell (a code, date, country or site) as it was meant: in one Unicode
     form, without invisible characters (right-to-left marks, zero-width spaces), its
     spaces (non-breaking ones too) one plain space."""
-    value = unicodedata.normalize("NFC", value)
-    return " ".join("".join(char for char in value if unicodedata.category(char) != "Cf").split())
+    return " ".join(_visible(unicodedata.normalize("NFC", value)).split())
 
 
 def _windows_1252(byte: int) -> str:
@@ -1126,7 +1130,7 @@ class _Checker:
             values[self.positions[column]].strip() if self.positions[column] < len(values) else ""
             for column in ("registration_no", "family_name", "given_name")
         )
-        name = f"{family_name.upper()}, {given_name}" if family_name or given_name else ""
+        name = full_name(family_name, given_name) if family_name or given_name else ""
         return _shown(registration_no), _shown(name)
 
     def blank(self, values: list[str]) -> bool:
@@ -1208,9 +1212,7 @@ class _Checker:
                 )
                 % {"code": ord(control)},
             )
-        return " ".join(
-            "".join(char for char in value if char in spelling or unicodedata.category(char) != "Cf").split()
-        )
+        return " ".join(_visible(value, spelling).split())
 
     def text(self, line: int, column: str, value: str) -> str:
         if value[:1] in _FORMULA_STARTS:
@@ -1969,7 +1971,7 @@ class _DuplicateSearch:
                 # The file's row stands for this person now.
                 continue
             sex, relationship, written_native, _case_id, case_no = person[7:]
-            name = f"{family_name.upper()}, {given_name}"
+            name = full_name(family_name, given_name)
             known = _Known(
                 *(None, registration_no, name, birth_year, birth_date),
                 *(sex, case_no, relationship, written_native),

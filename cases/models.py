@@ -189,6 +189,11 @@ class Case(models.Model):
         return None
 
 
+def full_name(family_name: str, given_name: str) -> str:
+    """A person's name as every page and list shows it: FAMILY, Given."""
+    return f"{family_name.upper()}, {given_name}"
+
+
 class Person(models.Model):
     registration_no = models.CharField(_("registration number"), max_length=40, unique=True)
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="members", verbose_name=_("case"))
@@ -290,7 +295,7 @@ class Person(models.Model):
 
     @property
     def full_name(self) -> str:
-        return f"{self.family_name.upper()}, {self.given_name}"
+        return full_name(self.family_name, self.given_name)
 
     @property
     def date_of_birth_display(self) -> str:
