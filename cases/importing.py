@@ -2474,6 +2474,12 @@ def _number_key(number: str) -> str:
     return _LEADING_ZEROS.sub("", number.lower())
 
 
+def _number_sieve(number: str) -> str:
+    """Looser than _number_key (every zero out, letters lowered), and cheap to compare
+    in the database too: only the numbers through it are compared by key."""
+    return number.lower().replace("0", "")
+
+
 def _on_record_but_for_zeros_or_case(
     model: type[models.Model], field: str, numbers: AbstractSet[str], staged: bool
 ) -> dict[str, str]:
@@ -2488,22 +2494,23 @@ def _on_record_but_for_zeros_or_case(
         table = _table(model)
 
         def sieve(value: str) -> str:
-            return f"replace(lower({value}), '0', '')"
+            return f"replace(lower({value}), '0', '')"  # as _number_sieve
 
         def key(value: str) -> str:
-            return f"regexp_replace(lower({value}), '(?<![0-9])0+(?=[0-9])', '', 'g')"
+            return f"regexp_replace(lower({value}), %(zeros)s, '', 'g')"  # as _number_key
 
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT DISTINCT s.{field}, t.{field} FROM {_STAGING} s JOIN {table} t"  # noqa: S608 - our names
                 f" ON {sieve(f't.{field}')} = {sieve(f's.{field}')} AND t.{field} <> s.{field}"
-                f" AND {key(f't.{field}')} = {key(f's.{field}')}"
+                f" AND {key(f't.{field}')} = {key(f's.{field}')}",
+                {"zeros": _LEADING_ZEROS.pattern},
             )
             found = cursor.fetchall()
     else:
         by_sieve: dict[str, list[str]] = {}
         for number in numbers:
-            by_sieve.setdefault(number.lower().replace("0", ""), []).append(number)
+            by_sieve.setdefault(_number_sieve(number), []).append(number)
         objects = model._default_manager.all()
         on_record: Iterable[str]
         if len(by_sieve) <= 900:
@@ -2517,7 +2524,7 @@ def _on_record_but_for_zeros_or_case(
         found = (
             (number, other)
             for other in on_record
-            for number in by_sieve.get(other.lower().replace("0", ""), ())
+            for number in by_sieve.get(_number_sieve(other), ())
             if number != other and _number_key(number) == _number_key(other)
         )
     near: dict[str, str] = {}
