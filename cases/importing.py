@@ -1781,14 +1781,16 @@ def _strongest(row: _Row, found: list[Any]) -> list[Any]:
 
 
 # A row lists this many look-alikes of each kind at the most, and a file this many pairs
-# at the most: a file that writes thousands alike (a placeholder name, a year of birth
-# alone) would otherwise list millions of pairs, and hold them all in memory.
+# at the most (the strong ones first, then the possible ones in file order): a file that
+# writes thousands alike (a placeholder name, a year of birth alone) would otherwise list
+# millions of pairs, and hold them all in memory.
 _LOOK_ALIKES = 10
 MAX_DUPLICATES = 50_000
 # Up to this many earlier rows with a key are looked at one by one.
 _SCANNED = 32
 CAPPED_MESSAGE = gettext_lazy(
-    "The first %(n)s probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
+    "The list stops at %(n)s probable duplicates, keeping strong pairs over possible ones, and there are more:"
+    " does the file repeat a placeholder name?"
 )
 CUT_MESSAGE = gettext_lazy(
     "Rows with more than %(n)s look-alikes list their first %(n)s: a common name with a year of birth alone"
@@ -1988,6 +1990,9 @@ class _DuplicateSearch:
         self._by_birth: dict[tuple[int, _Key], _ByBirth] = {}
 
         found: dict[tuple[str, str], ProbableDuplicate] = {}
+        # The possible pairs found, in order: beyond MAX_DUPLICATES, the last of them
+        # leaves its place to a strong one.
+        possible: list[tuple[str, str]] = []
         reasons = (_("same name in another spelling"), _("same name in native script"))
         same_name = _("same name")
 
@@ -1996,6 +2001,15 @@ class _DuplicateSearch:
                 pair = (other.registration_no, row.registration_no)
                 if pair in found:
                     continue
+                strength = DuplicateStrength.POSSIBLE if _rank(row, other) else DuplicateStrength.STRONG
+                if len(found) >= MAX_DUPLICATES:
+                    # Full: a strong pair takes the place of the last possible one.
+                    self.capped = True
+                    if strength == DuplicateStrength.POSSIBLE or not possible:
+                        continue
+                    del found[possible.pop()]
+                if strength == DuplicateStrength.POSSIBLE:
+                    possible.append(pair)
                 name = row.name
                 found[pair] = ProbableDuplicate(
                     line=row.line,
@@ -2008,7 +2022,7 @@ class _DuplicateSearch:
                     # Latin names written alike are no "other spelling".
                     reason=same_name if reason == reasons[0] and other.name.casefold() == name.casefold() else reason,
                     other_birth=other.birth,
-                    strength=DuplicateStrength.POSSIBLE if _rank(row, other) else DuplicateStrength.STRONG,
+                    strength=strength,
                     sex=row.sex,
                     other_sex=other.sex,
                     case_no=row.case_no,
@@ -2023,8 +2037,8 @@ class _DuplicateSearch:
         indexes: Iterable[int] = range(len(self.rows)) if latin or native else sorted(self.matches)
         no_match: tuple[list[_Row], list[_Row]] = ([], [])
         for index in indexes:
-            if len(found) > MAX_DUPLICATES:
-                break
+            if self.capped and not possible:
+                break  # full of strong pairs
             row = self.rows[index]
             key, key2 = self.keys[index]
             in_file_latin, in_file_native = self.matches.get(index, no_match)
@@ -2036,8 +2050,7 @@ class _DuplicateSearch:
                 if on_record2 := native.get(key2):
                     flag(row, self._first(row, (1, key2), on_record2, False), reasons[1])
                 flag(row, in_file_native, reasons[1])
-        self.capped = len(found) > MAX_DUPLICATES
-        return list(found.values())[:MAX_DUPLICATES]
+        return list(found.values())
 
     def _first(self, row: _Row, key: tuple[int, _Key], on_record: list[_Known], latin: bool) -> list[_Known]:
         by_birth = self._by_birth.get(key)

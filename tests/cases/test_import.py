@@ -15,7 +15,7 @@ from django.utils import timezone
 from openpyxl.utils import get_column_letter
 
 from cases import importing, xlsx_reader
-from cases.importing import COLUMNS, REQUIRED_COLUMNS, roster_import
+from cases.importing import COLUMNS, REQUIRED_COLUMNS, roster_import, strongest_first
 from cases.models import (
     Case,
     CaseStatus,
@@ -1804,7 +1804,30 @@ def test_a_file_with_more_look_alikes_than_can_be_listed_says_so(monkeypatch):
 
     assert len(result.duplicates) == 100
     assert result.report_lines()[-1].endswith(
-        "The first 100 probable duplicates are listed, and there are more: does the file repeat a placeholder name?"
+        "The list stops at 100 probable duplicates, keeping strong pairs over possible ones, and there are more:"
+        " does the file repeat a placeholder name?"
+    )
+
+
+def test_a_file_with_more_look_alikes_than_can_be_listed_keeps_a_strong_pair_found_after_the_cap(monkeypatch):
+    monkeypatch.setattr(importing, "MAX_DUPLICATES", 20)
+    # 40 namesakes born in 2000 (a year alone) fill the list with possible pairs; two
+    # persons born the same day, after them in the file, are a strong pair.
+    rows = _namesakes(40) + [
+        person_row(registration_no=f"T-{n}", case_no=f"T-{n}", family_name="Rahimi", given_name="Sara", sex="F",
+                   native_name="", date_of_birth="1999-04-12")
+        for n in range(2)
+    ]  # fmt: skip
+
+    result = run(csv_bytes(rows), dry_run=True)
+
+    assert len(result.duplicates) == 20
+    assert [(d.registration_no, d.other_registration_no, d.strength) for d in strongest_first(result.duplicates)][
+        0
+    ] == ("T-1", "T-0", "strong")
+    assert result.duplicates_notice.endswith(
+        "The list stops at 20 probable duplicates, keeping strong pairs over possible ones, and there are more:"
+        " does the file repeat a placeholder name?"
     )
 
 
