@@ -52,6 +52,7 @@ from cases.importing import (
     max_rows,
     read_content,
     record_attempt,
+    size_limit,
     template_csv,
     template_xlsx,
     value_rules,
@@ -93,18 +94,24 @@ class RosterFileForm(forms.Form):
 
 
 class UploadCap(FileUploadHandler):
-    """Keeps no more of an uploaded file than the roster import's byte limit: beyond it,
+    """Keeps no more of the uploaded roster file than the import's byte limit: beyond it,
     the rest of the file is read and dropped, never written to a temporary file or held
-    in memory, and `too_large` says so (the other fields of the form are read as usual)."""
+    in memory, and `too_large` holds its name (the form's other fields are read as
+    usual). A file sent under another name than the form's is dropped whole."""
 
     def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
         self.limit = max_bytes()
-        self.too_large = False
+        self.too_large: str | None = None
+
+    def new_file(self, field_name: str, *args: Any, **kwargs: Any) -> None:
+        super().new_file(field_name, *args, **kwargs)
+        if field_name != "file":
+            raise SkipFile
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > self.limit:
-            self.too_large = True
+            self.too_large = self.file_name or ""
             raise SkipFile
         return raw_data
 
@@ -171,7 +178,7 @@ class RosterImportAdminMixin:
             "required_columns": REQUIRED_COLUMNS,
             "value_rules": value_rules(),
             "max_rows": max_rows(),
-            "max_megabytes": max_bytes() // (1024 * 1024),
+            "max_size": size_limit(),
             "confirm_minutes": settings.ROSTER_IMPORT_CONFIRM_MINUTES,
             "report_days": settings.ROSTER_IMPORT_REPORT_DAYS,
             "stalled_minutes": settings.ROSTER_IMPORT_STALLED_MINUTES,
@@ -202,15 +209,15 @@ class RosterImportAdminMixin:
                 upload.close()
             job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
             return HttpResponseRedirect(self._job_url(job))
-        if request.method == "POST" and cap.too_large:
+        if request.method == "POST" and cap.too_large is not None:
             # The file was sent, and not kept: its field is not "required".
             too_large = _(
-                "The file is larger than the limit of %(mb)d MB; split it and import the parts one by one."
-            ) % {"mb": max_bytes() // (1024 * 1024)}
+                "The file is larger than the limit of %(size)s; split it and import the parts one by one."
+            ) % {"size": size_limit()}
             form.errors["file"] = form.error_class([too_large])
             record_attempt(
                 actor=request.user,
-                filename=cap.file_name or "",
+                filename=cap.too_large,
                 dry_run=True,
                 outcome=RosterImportOutcome.REFUSED,
                 reason=too_large,

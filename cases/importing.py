@@ -77,6 +77,7 @@ from django.db import DatabaseError, IntegrityError, connection, models, transac
 from django.db.models import Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower, Replace
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -194,6 +195,11 @@ def max_rows() -> int:
 
 def max_bytes() -> int:
     return settings.ROSTER_IMPORT_MAX_BYTES
+
+
+def size_limit() -> str:
+    """max_bytes as people read it: 50.0 MB, 200 bytes."""
+    return filesizeformat(max_bytes()).replace("\N{NO-BREAK SPACE}", " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1534,8 +1540,8 @@ def _read(
             RowError(
                 None,
                 "",
-                _("The file is larger than the limit of %(max)s MB for one import. Split it into smaller files.")
-                % {"max": f"{max_bytes() / 1_048_576:.1f}"},
+                _("The file is larger than the limit of %(size)s for one import. Split it into smaller files.")
+                % {"size": size_limit()},
             )
         )
     rows: list[_Row] = []

@@ -749,7 +749,7 @@ def test_an_oversized_file_refused_on_upload_is_in_the_record_of_imports(client_
         "big.csv",
         True,
     )
-    assert record.errors == ["The file is larger than the limit of 2 MB; split it and import the parts one by one."]
+    assert record.errors == ["The file is larger than the limit of 2.0 MB; split it and import the parts one by one."]
 
 
 def test_an_oversized_upload_is_dropped_past_the_limit_never_written_to_disk(
@@ -772,12 +772,39 @@ def test_an_oversized_upload_is_dropped_past_the_limit_never_written_to_disk(
     response = client_for(AD).post(IMPORT, {"file": upload(content, name="big.csv"), "check": "1"})
 
     assert response.context["form"].errors == {
-        "file": ["The file is larger than the limit of 1 MB; split it and import the parts one by one."]
+        "file": ["The file is larger than the limit of 1.0 MB; split it and import the parts one by one."]
     }
     assert sum(kept) <= 1024 * 1024
     assert list(tmp_path.iterdir()) == []
     assert not RosterImportJob.objects.exists()
     assert RosterImport.objects.get().filename == "big.csv"
+
+
+def test_files_sent_under_other_names_are_dropped_and_the_roster_files_name_is_recorded(client_for, settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 1000
+    big = upload(csv_bytes(family()) + b"\r\n" * 2000, name="big.csv")
+
+    response = client_for(AD).post(IMPORT, {"file": big, "other": upload(b"hi", name="small.txt"), "check": "1"})
+
+    assert "larger than the limit of 1000 bytes" in response.content.decode()
+    assert RosterImport.objects.get().filename == "big.csv"
+
+
+def test_a_large_file_under_another_name_than_the_forms_is_no_roster_file(client_for, settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 1000
+
+    response = client_for(AD).post(IMPORT, {"attachment": upload(b"x" * 5000, name="other.bin"), "check": "1"})
+
+    assert response.context["form"].errors == {"file": ["This field is required."]}
+    assert not RosterImport.objects.exists() and not RosterImportJob.objects.exists()
+
+
+def test_the_upload_page_states_the_limits_as_read(client_for, settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 1536 * 1024
+
+    page = client_for(AD).get(IMPORT).content.decode()
+
+    assert "Limits: 200,000 rows, 1.5 MB." in page
 
 
 def test_a_file_at_the_limit_is_checked(client_for, settings):
