@@ -18,7 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.core.files.uploadhandler import FileUploadHandler
 from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -103,17 +103,19 @@ class UploadCap(FileUploadHandler):
         super().__init__(request)
         self.limit = max_bytes()
         self.too_large: str | None = None
+        self.dropping = False
 
     def new_file(self, field_name: str, *args: Any, **kwargs: Any) -> None:
         super().new_file(field_name, *args, **kwargs)
-        if field_name != "file":
-            raise SkipFile
+        self.dropping = field_name != "file"
 
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
-        if start + len(raw_data) > self.limit:
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        # Dropped chunks are handed to no later handler (Django's SkipFile would
+        # close the files already received as well).
+        if not self.dropping and start + len(raw_data) > self.limit:
             self.too_large = self.file_name or ""
-            raise SkipFile
-        return raw_data
+            self.dropping = True
+        return None if self.dropping else raw_data
 
     def file_complete(self, file_size: int) -> None:
         return None
@@ -201,16 +203,8 @@ class RosterImportAdminMixin:
         if not self.has_import_permission(request):
             self._refuse(request)
         form = RosterFileForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                content = read_content(upload)
-            finally:
-                upload.close()
-            job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
-            return HttpResponseRedirect(self._job_url(job))
         if request.method == "POST" and cap.too_large is not None:
-            # The file was sent, and not kept: its field is not "required".
+            # What was kept of the file stops at the limit: it is not read.
             too_large = _(
                 "The file is larger than the limit of %(size)s; split it and import the parts one by one."
             ) % {"size": size_limit()}
@@ -222,6 +216,14 @@ class RosterImportAdminMixin:
                 outcome=RosterImportOutcome.REFUSED,
                 reason=too_large,
             )
+        elif request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                content = read_content(upload)
+            finally:
+                upload.close()
+            job = job_start(actor=request.user, filename=upload.name or "", content=content)  # type: ignore[arg-type]
+            return HttpResponseRedirect(self._job_url(job))
         recent = RosterImportJob.objects.filter(actor_id=request.user.pk).defer("content", "result", "report")
         jobs = [as_pruned(job) for job in recent.select_related("record")[:RECENT_JOBS]]
         return TemplateResponse(request, "admin/cases/person/import.html", self._context(request, form=form, jobs=jobs))

@@ -790,6 +790,30 @@ def test_files_sent_under_other_names_are_dropped_and_the_roster_files_name_is_r
     assert RosterImport.objects.get().filename == "big.csv"
 
 
+def test_a_file_under_another_name_after_the_roster_file_is_ignored(client_for, settings, tmp_path):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # uploads go to temporary files
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+
+    response = client_for(AD).post(
+        IMPORT, {"file": upload(csv_bytes(family())), "other": upload(b"hi", name="x.txt"), "check": "1"}
+    )
+
+    assert response.status_code == 302
+    assert bytes(RosterImportJob.objects.get().content) == csv_bytes(family())
+
+
+def test_a_second_roster_file_past_the_limit_refuses_the_upload(client_for, settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 1000
+    small, big = upload(csv_bytes(family())), upload(csv_bytes(family()) + b"\r\n" * 2000, name="big.csv")
+
+    response = client_for(AD).post(IMPORT, {"file": [small, big], "check": "1"})
+
+    assert response.context["form"].errors == {
+        "file": ["The file is larger than the limit of 1000 bytes; split it and import the parts one by one."]
+    }
+    assert not RosterImportJob.objects.exists()
+
+
 def test_a_large_file_under_another_name_than_the_forms_is_no_roster_file(client_for, settings):
     settings.ROSTER_IMPORT_MAX_BYTES = 1000
 
