@@ -3,6 +3,7 @@
 across columns, the other columns show no value of their own and are refused there."""
 
 import io
+import subprocess
 
 import openpyxl
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from cases.importing import COLUMNS
 from cases.models import Case, Person
 from tests.cases.test_import import errors_of, family, needs, person_row, run, site  # noqa: F401 - fixtures
+from tests.reports.test_libreoffice import soffice  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -255,3 +257,42 @@ def test_far_more_merged_cells_than_rows_are_refused_before_the_rows_are_read(se
         "The sheet has 4,018 ranges of merged cells, far more than a roster has rows. Unmerge them (select the whole"
         " sheet, then Unmerge Cells), or save the roster as CSV (UTF-8)."
     ]
+
+
+def saved_by_libreoffice(program: str, content: bytes, folder) -> bytes:
+    """The workbook as a real spreadsheet program saves it again (LibreOffice headless)."""
+    (folder / "in").mkdir()
+    (folder / "in" / "roster.xlsx").write_bytes(content)
+    subprocess.run(
+        [
+            program,
+            f"-env:UserInstallation={(folder / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            "xlsx:Calc MS Excel 2007 XML",
+            "--outdir",
+            str(folder / "out"),
+            str(folder / "in" / "roster.xlsx"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    return (folder / "out" / "roster.xlsx").read_bytes()
+
+
+@pytest.mark.libreoffice
+def test_merged_cells_are_read_alike_from_a_workbook_a_spreadsheet_saved(soffice, tmp_path):  # noqa: F811
+    # LibreOffice writes the cells a merge covers as empty styled cells of their own.
+    rows = household(3, "C-1", 1) + household(2, "C-2", 4)
+    rows[4]["family_name"], rows[4]["given_name"] = "Hosseini Ali", ""
+    cases, names = letter("case_no"), f"{letter('family_name')}6:{letter('given_name')}6"
+    content = saved_by_libreoffice(
+        soffice, workbook(rows, merged=(f"{cases}2:{cases}4", f"{cases}5:{cases}6", names)), tmp_path
+    )
+
+    result = run(content, filename="roster.xlsx")
+
+    assert result.merged == [f"{cases}2:{cases}4", f"{cases}5:{cases}6"]
+    assert [(error.line, error.column, error.message) for error in result.errors] == [(6, "given_name", MERGED_ACROSS)]
+    assert not Person.objects.exists()
