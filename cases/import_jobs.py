@@ -376,6 +376,7 @@ def result_summary(result: ImportResult) -> dict[str, Any]:
         "sheet_line": result.sheet_line(),
         "not_read_line": result.not_read_line(),
         "merged_line": result.merged_line(),
+        "hidden_line": result.hidden_line(),
         "rows": result.rows,
         "new": result.new,
         "updated": result.updated,

@@ -302,8 +302,20 @@ def _grouped(number: int) -> str:
     return number_format(number, force_grouping=True)
 
 
-# The merged cells a result names at most (the count of the others follows).
-_MERGED_SHOWN = 10
+# The merged cells or hidden rows a result names at most (the count of the others follows).
+_SHOWN_AT_MOST = 10
+
+
+def _first_and_more(items: list[str]) -> str:
+    """ "B2:B4, B5:B6" or, beyond _SHOWN_AT_MOST, the first ones "and 2 more"."""
+    shown = ", ".join(items[:_SHOWN_AT_MOST])
+    if len(items) <= _SHOWN_AT_MOST:
+        return shown
+    more = len(items) - _SHOWN_AT_MOST
+    return ngettext("%(items)s and %(n)s more", "%(items)s and %(n)s more", more) % {
+        "items": shown,
+        "n": _grouped(more),
+    }
 
 
 @dataclass
@@ -334,6 +346,8 @@ class ImportResult:
     # The cells merged down a roster column, read as their value on each row they span
     # (as a spreadsheet names them: "B2:B5").
     merged: list[str] = field(default_factory=list)
+    # The rows of persons hidden in the sheet (by hand, or by a filter), read like the others.
+    hidden: list[int] = field(default_factory=list)
     # The registration number and name written on each line with an error (for the
     # report, where an error is sorted or filtered by person).
     error_people: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -382,17 +396,22 @@ class ImportResult:
         """The merged cells read as their value on each row they span ("" if none)."""
         if not self.merged:
             return ""
-        shown = ", ".join(self.merged[:_MERGED_SHOWN])
-        if len(self.merged) > _MERGED_SHOWN:
-            more = len(self.merged) - _MERGED_SHOWN
-            shown = ngettext("%(cells)s and %(n)s more", "%(cells)s and %(n)s more", more) % {
-                "cells": shown,
-                "n": _grouped(more),
-            }
         return _(
             "Merged cells were read as their value on each row they span (check that each of those rows"
             " should have it): %(cells)s."
-        ) % {"cells": shown}
+        ) % {"cells": _first_and_more(self.merged)}
+
+    def hidden_line(self) -> str:
+        """The rows hidden in the sheet and read like the others ("" if none)."""
+        if not self.hidden:
+            return ""
+        return ngettext(
+            "A row hidden in the sheet (by hand or by a filter) was read like the others: line %(lines)s."
+            " Delete it from the file if it is not to be imported.",
+            "Rows hidden in the sheet (by hand or by a filter) were read like the others: lines %(lines)s."
+            " Delete those that are not to be imported.",
+            len(self.hidden),
+        ) % {"lines": _first_and_more([str(line) for line in self.hidden])}
 
     def report_lines(self) -> list[str]:
         lines = [self.summary()]
@@ -402,6 +421,8 @@ class ImportResult:
             lines.append(self.not_read_line())
         if self.merged:
             lines.append(self.merged_line())
+        if self.hidden:
+            lines.append(self.hidden_line())
         lines += [str(error) for error in self.errors]
         if self.duplicates:
             lines.append(
@@ -616,6 +637,8 @@ class _SheetReader:
         self.name = ""
         self.sheets = 0
         self.merges = _Merges([])
+        # The sheet's hidden rows (by hand, or by a filter).
+        self.hidden: frozenset[int] = frozenset()
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter and script, no shell
             [
                 sys.executable,
@@ -706,6 +729,7 @@ def _xlsx_rows(content: bytes) -> tuple[int, _SheetReader]:
     if isinstance(first, dict) and "height" in first:
         sheet.name, sheet.sheets = str(first["sheet"]), int(first["sheets"])
         sheet.merges = _Merges(first["merged"])
+        sheet.hidden = frozenset(first["hidden"])
         return int(first["height"]), sheet
     sheet.close()
     if not isinstance(first, dict):
@@ -1551,9 +1575,11 @@ def _read(
     lines, records = _rows(content, result.filename)
     sheet = False
     merges: _Merges | None = None
+    hidden: AbstractSet[int] = frozenset()
     if isinstance(records, _SheetReader):
         sheet = True
         merges = records.merges or None
+        hidden = records.hidden
         if records.sheets > 1:
             result.sheet, result.sheets = records.name, records.sheets
     # The cells a formula without its result counts in (the roster's columns): elsewhere
@@ -1633,6 +1659,8 @@ def _read(
                         % {"max": limit},
                     )
                 )
+            if line in hidden:
+                result.hidden.append(line)
             row = checker.row(line, values)
             if row is not None:
                 rows.append(row)

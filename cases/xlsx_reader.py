@@ -19,8 +19,9 @@ and those cells are given as the sheet shows them (format_kind).
 
 Run as `python -I xlsx_reader.py MEMORY_BYTES CPU_SECONDS MAX_ROW`, with the workbook on
 standard input. Standard output is JSON lines: first {"height": N, "sheet": NAME,
-"sheets": HOW_MANY_VISIBLE_WORKSHEETS, "merged": [[TOP, LEFT, BOTTOM, RIGHT, "B2:B5"], …]}
-(the merged cells: sheet rows from 1, and positions in the rows' arrays) — or
+"sheets": HOW_MANY_VISIBLE_WORKSHEETS, "merged": [[TOP, LEFT, BOTTOM, RIGHT, "B2:B5"], …],
+"hidden": [ROW, …]} (the merged cells: sheet rows from 1, and positions in the rows'
+arrays; the hidden rows) — or
 one of {"error": TEXT}, {"no_sheet": true}, {"too_far": "rows"|"columns"|"merged", "n": N},
 {"error_cell": [ROW, COLUMN_LETTERS, CODE]} — then one array of rows per line (each row
 an array of cell texts), then {"end": true} or {"error": TEXT}. Out of memory, it stops
@@ -91,6 +92,9 @@ _ROW_OR_CELL_START = re.compile(rb"<(?:[\w.-]{1,50}:)?(?:row|c)(?=[\s/>])")
 _VALUE = re.compile(rb"<(?:[\w.-]{1,50}:)?v(?:\s[^>]{0,1000})?>([^<]{0,50})<")
 _CHARACTER_REFERENCE = re.compile(r"&#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
 _REFERENCE = re.compile(rb"""(?:^|\s)r\s{0,10}=\s{0,10}["']([A-Za-z]{0,10})([0-9]{0,10})["']""")
+# A row hidden (by hand, or by a filter): as spreadsheets write it, and as an attribute.
+_HIDDEN_ROW = re.compile(rb'<row r="([0-9]{1,7})"[^>]{0,1000}?\shidden="(?:1|true)"')
+_HIDDEN = re.compile(rb"""(?:^|\s)hidden\s{0,10}=\s{0,10}["'](?:1|true)["']""")
 
 
 # A spreadsheet keeps 15 significant digits of a number: from here on, a whole number's
@@ -335,6 +339,8 @@ class Reach(NamedTuple):
     errors: dict[Cell, str]
     # The cells whose number format changes their text (format_kind), by (row, column).
     formats: dict[Cell, Kind]
+    # The rows hidden in the sheet (by hand, or by a filter).
+    hidden: set[int]
 
 
 def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int, styles: dict[int, Kind] | None = None) -> Reach:
@@ -345,6 +351,7 @@ def reach(archive: zipfile.ZipFile, paths: list[str], max_row: int, styles: dict
         max((r.last_column for r in reaches), default=0),
         {cell: code for r in reaches for cell, code in r.errors.items()},
         {cell: kind for r in reaches for cell, kind in r.formats.items()},
+        set().union(*(r.hidden for r in reaches)),
     )
 
 
@@ -387,11 +394,14 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int, styles: dict[int, Ki
     last_row = last_column = 0
     errors: dict[Cell, str] = {}
     formats: dict[Cell, Kind] = {}
+    hidden: set[int] = set()
     styled = _styled_cells(styles)
     timed = any(kind[0] == "date" for kind in styles.values())
     for body in _pieces(archive, name):
         if _ODD_CELL.search(body) or _PREFIXED_CELL.search(body):
             return _reach_tag_by_tag(archive, name, styles)
+        if b"hidden=" in body:
+            hidden.update(int(row) for row in _HIDDEN_ROW.findall(body))
         for letters, row_digits in far.findall(body):
             last_column = max(last_column, column_number(letters))
             if (row := int(row_digits)) > limit:
@@ -408,7 +418,7 @@ def _reach(archive: zipfile.ZipFile, name: str, limit: int, styles: dict[int, Ki
                 formats[int(row_digits), column_number(letters)] = styles[int(style)]
         if timed:
             formats.update(_timed_cells(body, styles))
-    return Reach(last_row, last_column, errors, formats)
+    return Reach(last_row, last_column, errors, formats, hidden)
 
 
 def _unsaved(body: bytes, end: int, attributes: bytes) -> bool:
@@ -438,6 +448,7 @@ def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str, styles: dict[int, Kin
     last_row = last_column = row = column = 0
     errors: dict[Cell, str] = {}
     formats: dict[Cell, Kind] = {}
+    hidden: set[int] = set()
     for body in _pieces(archive, name):
         for tag in _ROW_OR_CELL.finditer(body):
             element, attributes = tag.groups()
@@ -445,6 +456,8 @@ def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str, styles: dict[int, Kin
             letters, digits = reference.groups() if reference else (b"", b"")
             if element == b"row":
                 row, column = (int(digits) if digits else row + 1), 0
+                if _HIDDEN.search(attributes):
+                    hidden.add(row)
                 continue
             column = column_number(letters.upper()) if letters else column + 1
             row = int(digits) if digits else row
@@ -456,7 +469,7 @@ def _reach_tag_by_tag(archive: zipfile.ZipFile, name: str, styles: dict[int, Kin
                     errors[row, column] = UNSAVED_FORMULA
                 elif styles and (style := _STYLE.search(attributes)) and int(style.group(1)) in styles:
                     formats[row, column] = styles[int(style.group(1))]
-    return Reach(last_row, last_column, errors, formats)
+    return Reach(last_row, last_column, errors, formats, hidden)
 
 
 def _pieces(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
@@ -528,7 +541,7 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
             path = plain.get(name)
             # A workbook laid out otherwise: every XML part is looked through.
             paths = [path] if path in archive.namelist() else [n for n in archive.namelist() if n.endswith(".xml")]
-            last_row, last_column, errors, formats = reach(archive, paths, max_row, number_formats(archive))
+            last_row, last_column, errors, formats, hidden = reach(archive, paths, max_row, number_formats(archive))
         if last_row > max_row or last_column > MAX_COLUMNS:
             too_far = "rows" if last_row > max_row else "columns"
             send({"too_far": too_far, "n": last_row if too_far == "rows" else last_column})
@@ -559,7 +572,8 @@ def read(content: bytes, max_row: int, out: IO[bytes]) -> None:
             for (top, left), (bottom, right) in ranges
             if (top, left) != (bottom, right) and top < height
         ]
-        send({"height": height, "sheet": name, "sheets": len(visible), "merged": merged})
+        shown = {"height": height, "sheet": name, "sheets": len(visible), "merged": merged}
+        send({**shown, "hidden": sorted(row for row in hidden if row <= height)})
         by_row: dict[int, list[tuple[int, str]]] = {}
         for (row, column), code in errors.items():
             by_row.setdefault(row, []).append((column - 1 - first_column + shift, code))
