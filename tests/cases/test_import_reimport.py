@@ -9,7 +9,7 @@ from django.db import connection
 from cases import importing
 from cases.models import Case, CaseStatus, Person, ResidenceStatus, SiteHistory, SiteTransfer
 from cases.services import site_transfer
-from tests.cases.test_import import csv_bytes, family, needs, person_row, run, site  # noqa: F401 (fixtures)
+from tests.cases.test_import import csv_bytes, errors_seen, family, needs, person_row, run, site  # noqa: F401 (fixtures)
 from tests.factories import SiteFactory
 
 pytestmark = pytest.mark.django_db
@@ -24,10 +24,6 @@ def path(request, monkeypatch):
     if request.param == "joins":
         monkeypatch.setattr(importing, "_KEY_LOOKUPS", 0)
     return request.param
-
-
-def shown(result) -> list[tuple[int | None, str, str]]:
-    return [(error.line, error.column, error.message) for error in result.errors]
 
 
 def snapshot() -> tuple[list[tuple], int, int, int]:
@@ -63,7 +59,7 @@ def test_an_import_does_not_move_a_present_person_to_their_cases_site(administra
 
     result = run(csv_bytes(rows))
 
-    assert shown(result) == [
+    assert errors_seen(result) == [
         (
             4,
             "site",
@@ -97,7 +93,7 @@ def test_a_whole_case_moved_to_another_site_is_refused_saying_an_import_does_not
         "Case C-1 is at Camp Liberty on record; an import does not move cases between sites:"
         f" a site transfer does ({TRANSFER_PAGE})."
     )
-    assert shown(result) == [(2, "site", message), (3, "site", message), (4, "site", message)]
+    assert errors_seen(result) == [(2, "site", message), (3, "site", message), (4, "site", message)]
     assert snapshot() == before
 
 
@@ -108,7 +104,7 @@ def test_a_new_member_at_another_site_than_their_case_on_record_is_refused(hope)
 
     result = run(csv_bytes(rows))
 
-    assert shown(result) == [
+    assert errors_seen(result) == [
         (
             5,
             "site",
@@ -143,7 +139,7 @@ def test_a_new_member_of_a_case_whose_status_counts_its_persons_or_is_final_is_r
 
     result = run(csv_bytes(rows))
 
-    assert shown(result) == [(5, "case_no", said)]
+    assert errors_seen(result) == [(5, "case_no", said)]
     assert snapshot() == before
 
 
@@ -180,7 +176,7 @@ def test_a_case_on_hold_takes_new_members_as_the_status_it_returns_to_would(held
     result = run(csv_bytes(rows))
 
     if refused:
-        assert shown(result) == [(5, "case_no", refused)]
+        assert errors_seen(result) == [(5, "case_no", refused)]
         assert snapshot() == before
     else:
         assert result.ok, result.report_lines()
@@ -205,7 +201,7 @@ def test_a_principal_applicant_typed_under_another_case_leaves_their_case_with_i
 
     result = run(csv_bytes(rows))
 
-    assert shown(result) == [
+    assert errors_seen(result) == [
         (2, "case_no", "R-1 is in case C-1 on record; an import does not move persons between cases.")
     ]
     assert snapshot() == before
@@ -230,7 +226,7 @@ def test_numbers_a_spreadsheet_dropped_the_leading_zeros_of_are_refused_naming_t
             " spreadsheet drops when the column is not formatted as Text. Write the number as it is on record.",
         )
 
-    assert shown(result) == [
+    assert errors_seen(result) == [
         zeros(2, "registration_no", "12341"),
         zeros(2, "case_no", "567"),
         zeros(3, "registration_no", "12342"),
@@ -248,7 +244,7 @@ def test_numbers_differing_only_in_letter_case_from_those_on_record_are_refused(
 
     result = run(csv_bytes(rows))
 
-    assert [(line, column) for line, column, _message in shown(result)] == [
+    assert [(line, column) for line, column, _message in errors_seen(result)] == [
         (2, "registration_no"),
         (2, "case_no"),
         (3, "registration_no"),
@@ -273,7 +269,7 @@ def test_a_new_row_whose_number_is_another_rows_on_record_but_for_zeros_is_refus
 
     result = run(csv_bytes(rows))
 
-    assert [(line, column) for line, column, _message in shown(result)] == [(5, "registration_no")]
+    assert [(line, column) for line, column, _message in errors_seen(result)] == [(5, "registration_no")]
     assert result.errors[0].message.startswith("12343 is not on record, but 00012343 is:")
     assert snapshot() == before
 

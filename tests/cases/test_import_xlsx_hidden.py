@@ -1,36 +1,16 @@
 """Rows hidden in a workbook (by hand, or by a filter) are read like the others: the result
 names them, so that a person filtering a roster before importing it sees what goes in."""
 
-import io
-
-import openpyxl
 import pytest
 
-from cases.importing import COLUMNS
 from cases.models import Person
 from tests.cases.test_import import family, needs, person_row, run, site  # noqa: F401 - fixtures
 from tests.cases.test_import_admin import AD, check
 from tests.cases.test_import_xlsx_formats import read_tag_by_tag
-from tests.cases.test_import_xlsx_merged import saved_by_libreoffice
+from tests.cases.test_import_xlsx_merged import saved_by_libreoffice, workbook
 from tests.reports.test_libreoffice import soffice  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
-
-
-def workbook(rows: list[dict[str, str]], hidden: tuple[int, ...], above: int = 0) -> bytes:
-    """An XLSX of the header and `rows` below `above` empty rows, the sheet rows `hidden` hidden."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    for _ in range(above):
-        sheet.append([])
-    sheet.append(list(COLUMNS))
-    for row in rows:
-        sheet.append([row.get(column) or None for column in COLUMNS])
-    for number in hidden:
-        sheet.row_dimensions[number].hidden = True
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("layout", [lambda content: content, read_tag_by_tag], ids=["plain", "tag_by_tag"])

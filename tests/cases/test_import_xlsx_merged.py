@@ -10,7 +10,8 @@ import pytest
 
 from cases.importing import COLUMNS
 from cases.models import Case, Person
-from tests.cases.test_import import errors_of, family, needs, person_row, run, site  # noqa: F401 - fixtures
+from tests.cases.test_import import errors_of, errors_seen, family, needs, person_row, rewritten, run, site  # noqa: F401
+from tests.cases.test_import_admin import AD, check
 from tests.reports.test_libreoffice import soffice  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
@@ -25,17 +26,28 @@ def letter(column: str) -> str:
     return openpyxl.utils.get_column_letter(COLUMNS.index(column) + 1)
 
 
-def workbook(rows: list[dict[str, str]], merged: tuple[str, ...] = (), columns=COLUMNS, origin: int = 1) -> bytes:
-    """An XLSX of the roster's header and `rows`, from column `origin` on, with the cells
-    `merged` (each as "B3:B5") merged. As a spreadsheet merges them, the cells a merge
-    covers are emptied: only the first keeps its value."""
+def workbook(
+    rows: list[dict[str, str]],
+    merged: tuple[str, ...] = (),
+    columns=COLUMNS,
+    origin: int = 1,
+    above: int = 0,
+    hidden: tuple[int, ...] = (),
+) -> bytes:
+    """An XLSX of the roster's header and `rows`, below `above` empty rows and from column
+    `origin` on, with the cells `merged` (each as "B3:B5") merged and the sheet rows
+    `hidden` hidden. As a spreadsheet merges cells, those a merge covers are emptied:
+    only the first keeps its value."""
     book = openpyxl.Workbook()
     sheet = book.active
-    for number, values in enumerate([list(columns), *([row.get(c, "") for c in columns] for row in rows)], start=1):
+    lines = [list(columns), *([row.get(c, "") for c in columns] for row in rows)]
+    for number, values in enumerate(lines, start=1 + above):
         for at, value in enumerate(values, start=origin):
             sheet.cell(row=number, column=at, value=value or None)
     for cells in merged:
         sheet.merge_cells(cells)
+    for number in hidden:
+        sheet.row_dimensions[number].hidden = True
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -75,7 +87,24 @@ def test_a_case_number_merged_down_a_household_is_each_of_its_rows_case_number()
 def test_the_same_rows_unmerged_lack_their_case_numbers():
     result = run(workbook(household(3, "C-1", 1)), filename="roster.xlsx")
 
-    assert errors_of(result) == {(3, "case_no"), (4, "case_no")}
+    assert errors_seen(result) == [
+        (3, "case_no", "A value is required."),
+        (4, "case_no", "A value is required."),
+    ]
+    assert not Person.objects.exists()
+
+
+def test_the_check_page_names_the_merged_cells_read_on_each_row_they_span(client_for):
+    rows = household(3, "C-1", 1)
+
+    response = check(client_for(AD), workbook(rows, merged=("B2:B4",)), name="roster.xlsx")
+
+    assert response.context["result"]["ok"]
+    assert response.context["result"]["new"] == 3
+    assert (
+        "Merged cells were read as their value on each row they span (check that each of those rows should have"
+        " it): B2:B4." in response.content.decode()
+    )
     assert not Person.objects.exists()
 
 
@@ -101,17 +130,27 @@ def test_a_total_beside_the_roster_under_a_merged_case_number_is_no_person():
     assert (result.rows, Person.objects.count()) == (3, 3)
 
 
-def test_a_merged_cell_typed_under_by_hand_keeps_what_was_typed():
-    # A value left under a merge (a spreadsheet shows the first cell's only; a file made
-    # otherwise may hold more) is the row's own.
+def test_a_value_left_under_a_merged_cell_is_its_rows_own():
+    # A spreadsheet empties the cells it merges and shows the first one's value; a file
+    # written otherwise may hold a value under the merge: R-3's own case, C-2.
     rows = household(3, "C-1", 1)
-    rows[2]["case_no"] = "C-1"
+    rows[2]["case_no"], rows[2]["relationship"] = "C-2", "PA"
     cases = letter("case_no")
+    merge = f'<mergeCells count="1"><mergeCell ref="{cases}2:{cases}4"/></mergeCells>'.encode()
+    content = rewritten(
+        workbook(rows),
+        lambda name, data: data.replace(b"</sheetData>", b"</sheetData>" + merge) if "worksheets/" in name else data,
+    )
 
-    result = run(workbook(rows, merged=(f"{cases}2:{cases}4",)), filename="roster.xlsx")
+    result = run(content, filename="roster.xlsx")
 
     assert result.ok, result.report_lines()
-    assert Person.objects.filter(case__case_no="C-1").count() == 3
+    assert dict(Person.objects.values_list("registration_no", "case__case_no")) == {
+        "R-1": "C-1",
+        "R-2": "C-1",
+        "R-3": "C-2",
+    }
+    assert result.merged == [f"{cases}2:{cases}4"]
 
 
 def test_a_roster_further_right_has_its_merged_cells_placed_where_they_are():
@@ -142,7 +181,7 @@ def test_a_block_of_merged_cells_is_refused_on_every_cell_but_its_first():
 
     result = run(workbook(rows, merged=(f"{first}3:{last}4",)), filename="roster.xlsx")
 
-    assert [(error.line, error.column, error.message) for error in result.errors] == [
+    assert errors_seen(result) == [
         (3, "date_of_birth", MERGED_ACROSS),
         (4, "sex", MERGED_ACROSS),
         (4, "date_of_birth", MERGED_ACROSS),
@@ -180,10 +219,11 @@ def test_merged_cells_left_empty_are_empty():
 
     result = run(workbook(rows, merged=(f"{first}3:{last}3",)), filename="roster.xlsx")
 
-    assert [(error.line, error.column, error.message) for error in result.errors] == [
+    assert errors_seen(result) == [
         (3, "sex", "A value is required."),
         (3, "date_of_birth", "A value is required."),
     ]
+    assert not Person.objects.exists()
 
 
 def test_cells_merged_down_a_column_that_is_not_read_are_not_named():
@@ -225,6 +265,7 @@ def test_header_cells_merged_across_name_no_column_beyond_the_first():
     assert [(error.line, error.message.split(". ")[0]) for error in result.errors] == [
         (1, "Required column(s) missing from the header row: family_name, given_name")
     ]
+    assert not Person.objects.exists()
 
 
 def test_the_merged_cells_named_are_the_first_ten_and_a_count():
@@ -245,7 +286,8 @@ def test_far_more_merged_cells_than_rows_are_refused_before_the_rows_are_read(se
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.append(list(COLUMNS))
-    for row in range(2, 100):
+    sheet.append([person_row(sex="Q")[column] for column in COLUMNS])  # its error is never read
+    for row in range(3, 101):
         for column in range(1, 83, 2):
             sheet.merge_cells(start_row=row, start_column=column, end_row=row, end_column=column + 1)
     out = io.BytesIO()
@@ -253,9 +295,12 @@ def test_far_more_merged_cells_than_rows_are_refused_before_the_rows_are_read(se
 
     result = run(out.getvalue(), filename="roster.xlsx")
 
-    assert [error.message for error in result.errors] == [
-        "The sheet has 4,018 ranges of merged cells, far more than a roster has rows. Unmerge them (select the whole"
-        " sheet, then Unmerge Cells), or save the roster as CSV (UTF-8)."
+    assert [(error.line, error.message) for error in result.errors] == [
+        (
+            None,
+            "The sheet has 4,018 ranges of merged cells, far more than a roster has rows. Unmerge them (select the"
+            " whole sheet, then Unmerge Cells), or save the roster as CSV (UTF-8).",
+        )
     ]
 
 
@@ -294,5 +339,5 @@ def test_merged_cells_are_read_alike_from_a_workbook_a_spreadsheet_saved(soffice
     result = run(content, filename="roster.xlsx")
 
     assert result.merged == [f"{cases}2:{cases}4", f"{cases}5:{cases}6"]
-    assert [(error.line, error.column, error.message) for error in result.errors] == [(6, "given_name", MERGED_ACROSS)]
+    assert errors_seen(result) == [(6, "given_name", MERGED_ACROSS)]
     assert not Person.objects.exists()

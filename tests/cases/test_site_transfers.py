@@ -6,8 +6,10 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import ADMINISTRATOR
 from cases.models import Case, CaseStatus, Person, ResidenceStatus, SiteHistory, SiteTransfer
 from cases.services import SiteTransferRefused, site_transfer
+from tests.cases.test_import_admin import admin_form
 from tests.factories import CaseFactory, SiteFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +66,24 @@ def test_a_moved_case_and_its_moved_members_are_each_a_new_version(staff, old_ca
     assert case.version == 1
     assert set(case.members.values_list("version", flat=True)) == {1}
     assert set(case.members.first().history.values_list("version", flat=True)) == {0, 1}
+
+
+def test_an_admin_form_opened_before_a_site_transfer_is_refused_not_saved_over_it(
+    client_for, staff, old_camp, new_camp
+):
+    case = CaseFactory(size=1, site=old_camp)
+    person = case.members.get()
+    client = client_for(ADMINISTRATOR)
+    url = reverse("admin:cases_person_change", args=[person.pk])
+    opened = admin_form(client, url, notes="Tent 9")  # shows the person at the old camp
+    site_transfer(actor=staff, cases=[case], to_site=new_camp, date=_today(), reason="Camp closed")
+
+    response = client.post(url, opened)
+
+    assert response.status_code == 200
+    assert "Someone else saved this record while you were editing it." in response.text
+    person.refresh_from_db()
+    assert (person.site, person.notes) == (new_camp, "")
 
 
 def test_the_transfer_records_where_when_why_who_and_how_many(staff, old_camp, new_camp):

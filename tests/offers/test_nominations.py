@@ -4,8 +4,10 @@ import time
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import ADMINISTRATOR
 from cases.models import CaseStatus, IncidentEffect, IncidentKind, Person, ResidenceStatus
 from cases.services import case_transition, incident_record
 from cases.workflow import TransitionRefused
@@ -20,6 +22,7 @@ from offers.services import (
     offer_nominate,
     offer_places_taken,
 )
+from tests.cases.test_import_admin import admin_form
 from tests.factories import CaseFactory, OfferFactory, PersonFactory
 
 
@@ -208,6 +211,25 @@ def test_a_person_relocated_by_a_departure_is_a_new_version_so_an_older_edit_is_
 
     after = dict(accepted.case.members.values_list("pk", "version"))
     assert after == {pk: version + 1 for pk, version in versions.items()}
+
+
+@pytest.mark.django_db
+def test_an_admin_form_opened_before_the_departure_is_refused_not_saved_over_it(
+    departure, accepted, supervisor, client_for
+):
+    departure.manifest.update(travel_document=True, medical_clearance=True, exit_permission=True)
+    person = accepted.case.members.first()
+    client = client_for(ADMINISTRATOR)
+    url = reverse("admin:cases_person_change", args=[person.pk])
+    opened = admin_form(client, url, notes="Tent 9")  # shows the person present
+    departure_mark_departed(departure, actor=supervisor)
+
+    response = client.post(url, opened)
+
+    assert response.status_code == 200
+    assert "Someone else saved this record while you were editing it." in response.text
+    person.refresh_from_db()
+    assert (person.residence_status, person.notes) == (ResidenceStatus.RELOCATED, "")
 
 
 @pytest.mark.django_db
