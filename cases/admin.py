@@ -67,6 +67,23 @@ class VersionedForm(forms.ModelForm):
 RELOAD = _("Your changes were not saved: open the page again to see theirs, then make yours again.")
 
 
+class PersonForm(VersionedForm):
+    """A person's admin form: a person added joins a case only while it takes new members
+    (cases.workflow.takes_new_members), as in a roster import."""
+
+    def clean_case(self) -> Case:
+        case = self.cleaned_data["case"]
+        if self.instance.pk is None and case and not workflow.takes_new_members(case.status, case.status_before_hold):
+            raise forms.ValidationError(
+                _(
+                    "Case %(case)s is %(status)s: it takes no new member (an offer counts its persons, or the case"
+                    " has ended)."
+                )
+                % {"case": case.case_no, "status": case.get_status_display().lower()}
+            )
+        return case
+
+
 class VersionedAdmin:
     """Mixed into a ModelAdmin: saves through VersionedForm, each save a new version of the record."""
 
@@ -254,6 +271,7 @@ class PersonAdmin(RosterImportAdminMixin, VersionedAdmin, SiteScopedAdmin, Histo
     list_filter = ["site", "residence_status", "sex", "relationship"]
     search_fields = ["registration_no", "family_name", "given_name", "native_name", "case__case_no"]
     list_select_related = ["case", "site"]
+    form = PersonForm
     autocomplete_fields = ["case", "site"]
     readonly_fields = ["created_at", "updated_at"]
     show_full_result_count = False

@@ -3,7 +3,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from accounts.models import AccessKind, AccessLog
-from cases.models import Case, CaseStatus
+from cases.models import Case, CaseStatus, Person
 from tests.factories import CaseFactory, PersonFactory, SiteFactory
 
 CHANGELIST = reverse("admin:cases_case_changelist")
@@ -126,3 +126,52 @@ def test_the_admins_pages_of_a_person_or_a_case_are_in_the_access_log(client_for
         (AccessKind.VIEW, str(person.pk), 200),
         (AccessKind.VIEW, str(person.case_id), 200),
     ]
+
+
+@pytest.mark.parametrize(
+    ("status", "held_from", "added"),
+    [
+        (CaseStatus.REGISTERED, "", True),
+        (CaseStatus.ELIGIBLE, "", True),
+        (CaseStatus.NOMINATED, "", False),
+        (CaseStatus.DEPARTURE_SCHEDULED, "", False),
+        (CaseStatus.CLOSED, "", False),
+        (CaseStatus.ON_HOLD, CaseStatus.ACCEPTED, False),
+        (CaseStatus.ON_HOLD, CaseStatus.ELIGIBLE, True),
+    ],
+)
+def test_a_person_added_in_the_admin_joins_only_a_case_that_takes_new_members(
+    client_for, administrator, status, held_from, added
+):
+    # The rule of a roster import (cases.workflow.takes_new_members): an offer counts the
+    # persons of a nominated case as they are; an ended case waits for nobody.
+    case = CaseFactory(size=1)
+    Case.objects.filter(pk=case.pk).update(status=status, status_before_hold=held_from)
+    client = client_for("Administrator")
+    url = reverse("admin:cases_person_add")
+    values = {
+        "registration_no": "R-NEW",
+        "case": case.pk,
+        "relationship": "child",
+        "family_name": "Karimi",
+        "given_name": "Sara",
+        "sex": "F",
+        "birth_year": 2020,
+        "nationality": "AF",
+        "site": case.site_id,
+        "residence_status": "present",
+    }
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None} | values
+
+    response = client.post(url, data)
+
+    assert Person.objects.filter(registration_no="R-NEW").exists() is added
+    if not added:
+        label = CaseStatus(status).label.lower()
+        assert response.context["adminform"].form.errors == {
+            "case": [
+                f"Case {case.case_no} is {label}: it takes no new member (an offer counts its persons, or the case"
+                " has ended)."
+            ]
+        }
