@@ -55,6 +55,7 @@ from cases.importing import (
     size_limit,
     template_csv,
     template_xlsx,
+    too_large,
     value_rules,
 )
 from cases.models import (
@@ -205,16 +206,14 @@ class RosterImportAdminMixin:
         form = RosterFileForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and cap.too_large is not None:
             # What was kept of the file stops at the limit: it is not read.
-            too_large = _(
-                "The file is larger than the limit of %(size)s; split it and import the parts one by one."
-            ) % {"size": size_limit()}
-            form.errors["file"] = form.error_class([too_large])
+            refusal = too_large()
+            form.errors["file"] = form.error_class([refusal])
             record_attempt(
                 actor=request.user,
                 filename=cap.too_large,
                 dry_run=True,
                 outcome=RosterImportOutcome.REFUSED,
-                reason=too_large,
+                reason=refusal,
             )
         elif request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]

@@ -202,6 +202,13 @@ def size_limit() -> str:
     return filesizeformat(max_bytes()).replace("\N{NO-BREAK SPACE}", " ")
 
 
+def too_large() -> str:
+    """The refusal of a file over the byte limit (on upload, or by the import itself)."""
+    return _(
+        "The file is larger than the limit of %(size)s for one import; split it and import the parts one by one."
+    ) % {"size": size_limit()}
+
+
 @dataclass(frozen=True, slots=True)
 class RowError:
     """A reason for refusing the file. line is None for the file as a whole."""
@@ -1135,7 +1142,6 @@ class _Checker:
         sites = list(Site.objects.values_list("pk", "name", "code"))
         self.sites = {name: pk for pk, name, _code in sites} | {name.casefold(): pk for pk, name, _code in sites}
         self.sites.update({code.casefold(): pk for pk, _name, code in sites if code.casefold() not in self.sites})
-        self.site_names = {pk: name for pk, name, _code in sites}
         needs = list(SpecificNeed.objects.values_list("pk", "code", "label"))
         # A need is written as its code or as its label ("Medical condition").
         self.needs = {label.casefold(): pk for pk, _code, label in needs} | {
@@ -1564,8 +1570,7 @@ def _read(
             RowError(
                 None,
                 "",
-                _("The file is larger than the limit of %(size)s for one import. Split it into smaller files.")
-                % {"size": size_limit()},
+                too_large(),
             )
         )
     rows: list[_Row] = []
@@ -1766,13 +1771,21 @@ def _placeholder(born: datetime.date) -> bool:
     return born.month == born.day == 1
 
 
+def _written_otherwise(born: datetime.date) -> list[datetime.date]:
+    """The other dates of birth of its year that `born` may be written as: 1 January (a
+    year alone, written as a date), and its day and month swapped (a date typed the
+    other way round)."""
+    dates = [born.replace(month=1, day=1)]
+    if born.day <= 12 and born.day != born.month:
+        dates.append(born.replace(month=born.day, day=born.month))
+    return dates
+
+
 def _loosely_one(one: datetime.date, other: datetime.date) -> bool:
     """Whether two dates of birth of the same year may be one person's written twice: the
-    same, or one is 1 January (a year alone, written as a date), or the day and month of
-    one are the other's month and day (a date typed the other way round)."""
-    if one == other or _placeholder(one) or _placeholder(other):
-        return True
-    return (one.day, one.month) == (other.month, other.day)
+    same, or one is the other written otherwise (_written_otherwise), or is 1 January,
+    which may stand for any date of its year."""
+    return one == other or _placeholder(one) or other in _written_otherwise(one)
 
 
 def _may_be_one(row: _Row, other: _Row | _Known) -> bool:
@@ -1846,10 +1859,8 @@ def _by_rank(row: _Row, others: list[Any], by_birth: _ByBirth, order: str) -> It
         # that year: every record with the key, all of one rank.
         return iter(others)
     same_date = [by_birth[born, sex] for sex in Sex.values if sex != row.sex and (born, sex) in by_birth]
-    # A year alone, 1 January, and the day and month swapped.
-    dates: list[datetime.date | None] = [None, born.replace(month=1, day=1)]
-    if born.day <= 12 and born.day != born.month:
-        dates.append(born.replace(month=born.day, day=born.month))
+    # A year alone, and the date written otherwise.
+    dates: list[datetime.date | None] = [None, *_written_otherwise(born)]
     loosely = [by_birth[date, sex] for date in dates for sex in Sex.values if (date, sex) in by_birth]
     return itertools.chain(
         by_birth.get((born, row.sex), ()),
@@ -1950,10 +1961,14 @@ class _DuplicateSearch:
     by Latin name (on record, then earlier in the file), then by native name.
     """
 
-    def __init__(self, rows: list[_Row], match: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, rows: list[_Row], match: list[tuple[str, str]] | None = None, marked: _Marked | None = None
+    ) -> None:
         self.rows = rows
         # The rows' match keys, if worked out already (_stage).
         self.match = match
+        # The pairs marked as different persons.
+        self.marked = marked or _Marked()
         # Each row's keys, and the earlier rows it may be one with (by row index).
         self.keys: list[tuple[_Key | None, _Key | None]] = []
         self.matches: dict[int, tuple[list[_Row], list[_Row]]] = {}
@@ -1962,8 +1977,6 @@ class _DuplicateSearch:
         # look-alikes of a kind than _LOOK_ALIKES.
         self.capped = False
         self.cut = False
-        # The pairs marked as different persons: set before the search starts.
-        self.marked = _Marked()
 
     def in_file(self) -> None:
         try:
@@ -3110,8 +3123,7 @@ def _check(
     match = _stage(rows, progress) if staged else None
     # The file's own probable duplicates are looked for in a thread of its own: it
     # runs while this one waits for the database to compare the file with it.
-    search = _DuplicateSearch(rows, match)
-    search.marked = _Marked(_marked_different([row.registration_no for row in rows]))
+    search = _DuplicateSearch(rows, match, _Marked(_marked_different([row.registration_no for row in rows])))
     searching = threading.Thread(target=search.in_file, name="roster-import-duplicates", daemon=True)
     searching.start()
     try:
