@@ -49,7 +49,8 @@ from cases.importing import (
     strength_line,
     strongest_first,
 )
-from cases.models import DistinctPersons, RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
+from cases.models import RosterImport, RosterImportJob, RosterImportJobStatus, RosterImportOutcome
+from cases.services import distinct_persons_mark
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +127,7 @@ def job_mark_different(job: RosterImportJob, *, actor: User, chosen: list[tuple[
         }
         if not shown.issuperset(chosen):
             raise JobRefused(_("The list of probable duplicates changed since the page was shown: look at it again."))
-        pairs = {DistinctPersons.pair(one, other) for one, other in chosen}
-        DistinctPersons.objects.bulk_create(
-            [DistinctPersons(first=first, second=second, decided_by=actor) for first, second in sorted(pairs)],
-            ignore_conflicts=True,
-        )
+        pairs = distinct_persons_mark(chosen, actor=actor)
         _set(locked, status=Status.QUEUED, dry_run=True, stage="", done=0, total=0)
         run_roster_import_job.enqueue(locked.pk)
         _prune_later(_queued_for())

@@ -399,6 +399,18 @@ def person_update(person: Person, *, actor: User, version: int, changes: dict[st
     )
 
 
+def distinct_persons_mark(pairs: list[tuple[str, str]], *, actor: User) -> set[tuple[str, str]]:
+    """Record pairs of registration numbers (probable duplicates of a roster import) as
+    different persons, decided by `actor`; a pair recorded already is kept as it was.
+    Returns the pairs, each in the order it is kept (DistinctPersons.pair)."""
+    kept = {DistinctPersons.pair(one, other) for one, other in pairs}
+    DistinctPersons.objects.bulk_create(
+        [DistinctPersons(first=first, second=second, decided_by=actor) for first, second in sorted(kept)],
+        ignore_conflicts=True,
+    )
+    return kept
+
+
 def distinct_persons_renumber(old: str, new: str) -> None:
     """The pairs marked as different persons (by the roster import's check page) follow a
     registration number corrected on the person's page: they are kept by number."""

@@ -4,7 +4,8 @@ import pytest
 
 from cases.models import Case, CaseStatus, CaseStatusChange
 from cases.services import case_transition
-from cases.workflow import NOMINATION_DRIVEN, TRANSITIONS, TransitionRefused
+from cases.workflow import COUNTED_BY_AN_OFFER, NOMINATION_DRIVEN, TRANSITIONS, TransitionRefused
+from offers.models import LIVE_NOMINATION_STATUSES, NominationStatus
 from tests.factories import CaseFactory
 
 S = CaseStatus
@@ -151,3 +152,10 @@ def test_a_long_reason_is_kept_whole_in_the_timeline_and_the_history(staff):
     case_transition(case, to=S.ON_HOLD, actor=staff, reason=reason)
     assert case.status_changes.get().reason == reason.strip()
     assert case.history.first().history_change_reason == reason.strip()
+
+
+def test_the_case_statuses_an_offer_counts_are_those_of_its_live_nominations_before_relocation():
+    # Two enumerations of one rule: a live nomination holds places on its offer
+    # (offers.models), and its case takes no new member meanwhile (cases.workflow).
+    live = {status.value for status in LIVE_NOMINATION_STATUSES if status != NominationStatus.RELOCATED}
+    assert live == {status.value for status in COUNTED_BY_AN_OFFER}
